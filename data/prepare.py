@@ -1,0 +1,43 @@
+"""Rebuild the compact market data shipped in ``data/`` from the raw public sets in ``../shared/data``.
+
+Run from the repository root: ``python data/prepare.py [SHARED_DATA_DIR]``. Provenance is in ``data/SOURCE.md``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+
+
+def main(shared: Path) -> None:
+    rt = pd.read_parquet(shared / "ercot" / "ercot_rtm_spp_hubs_hourly_2020_2024.parquet")
+    rt.to_parquet(HERE / "ercot_rt_hourly.parquet", index=False, compression="zstd")
+
+    rt15 = pd.read_parquet(shared / "ercot" / "ercot_rtm_spp_hubs_15min_2020_2024.parquet")
+    rt15.to_parquet(HERE / "ercot_rt_15min.parquet", index=False, compression="zstd")
+
+    da = pd.read_parquet(shared / "ercot" / "ercot_dam_spp_hourly.parquet")
+    da = da[["timestamp_utc", "settlement_point", "price_usd_per_mwh"]]
+    da["settlement_point"] = da["settlement_point"].astype("category")
+    da.to_parquet(HERE / "ercot_da_hourly.parquet", index=False, compression="zstd")
+
+    btc = pd.read_parquet(shared / "bitcoin" / "btc_daily_network_2010_2024.parquet")
+    btc = btc[btc["date"] >= "2019-01-01"]
+    hp = pd.DataFrame(
+        {
+            "date": pd.to_datetime(btc["date"]).dt.date,
+            "hashprice_usd_per_ph_day": btc["hashprice_usd_per_ph_day"],
+            "btc_price_usd": btc["PriceUSD"],
+            "network_hashrate_eh_s": btc["HashRate"] / 1e6,
+            "fee_share": btc["fee_share"],
+        }
+    )
+    hp.to_parquet(HERE / "hashprice_daily.parquet", index=False, compression="zstd")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE.parent.parent / "shared" / "data")

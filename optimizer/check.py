@@ -1,0 +1,173 @@
+"""Independent schedule checker: recomputes every hard limit and the accounting from a written schedule alone.
+
+It reads only the flat table (:func:`optimizer.results.to_frame` or a file read back), the site model, the
+hashprice and the initial state; it shares no code with the model, so a modelling bug cannot hide itself.
+Used by the tests on every schedule they produce, and by ``curtail schedule`` before it writes anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from optimizer.site import Commitment, Site
+from optimizer.state import UnitState
+
+TOL_MW = 1e-4          # power tolerance, MW (HiGHS's feasibility tolerance is 1e-7 on MW-scaled rows)
+TOL_USD = 1e-3         # accounting tolerance, USD per hour, relative to magnitude
+ON_FLOOR_FRACTION = 1e-3   # documented in docs/formulation.md: "on" means at least this share of capacity
+
+
+@dataclass(frozen=True)
+class Violation:
+    rule: str
+    asset: str
+    hour: int            # 0-based row of the schedule
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.rule} [{self.asset}] hour {self.hour}: {self.detail}"
+
+
+def check_schedule(site: Site, frame: pd.DataFrame, *, hashprice_usd_per_ph_day: float,
+                   initial_state: Mapping[str, UnitState] | None = None) -> list[Violation]:
+    """Every violated hard limit or accounting identity of ``frame`` (empty when the schedule is valid).
+
+    ``initial_state`` is the state the schedule started from (missing assets: on at full power, long ago).
+    Minimum on/off times are checked for runs that end inside the schedule, and for the hold the initial
+    state imposes; a run touching the last hour may go on past it.
+    """
+    out: list[Violation] = []
+    state = dict(initial_state or {})
+    n = len(frame)
+    _check_hours(frame, out)
+
+    fleet_cols, cluster_cols = [], []
+    for f in site.mining:
+        col = f"mining_mw__{f.name}"
+        if _need(frame, col, out):
+            p = frame[col].to_numpy(float)
+            fleet_cols.append(p)
+            s = state.get(f.name, UnitState())
+            p0 = (f.capacity_mw if s.power_mw is None else s.power_mw) if s.on else 0.0
+            _check_unit(out, f.name, p, f.capacity_mw, f.commitment, p0, s)
+    for g in site.gpu:
+        col = f"ai_mw__{g.name}"
+        if _need(frame, col, out):
+            p = frame[col].to_numpy(float)
+            cluster_cols.append(p)
+            below = np.flatnonzero(p < g.committed_mw - TOL_MW)
+            for t in below:
+                out.append(Violation("sla_floor", g.name, int(t), f"{p[t]:.4f} MW < committed {g.committed_mw:.4f} MW"))
+            s = state.get(g.name, UnitState())
+            p0 = (g.flexible_mw if s.power_mw is None else s.power_mw) if s.on else 0.0
+            _check_unit(out, g.name, p - g.committed_mw, g.flexible_mw, g.commitment, p0, s)
+    if len(fleet_cols) != len(site.mining) or len(cluster_cols) != len(site.gpu):
+        return out
+
+    mining = np.sum(fleet_cols, axis=0) if fleet_cols else np.zeros(n)
+    ai = np.sum(cluster_cols, axis=0) if cluster_cols else np.zeros(n)
+    load = mining + ai
+    grid = load - site.contract.block_mw
+    sold = np.clip(-grid, 0, None) if site.contract.sellback else np.zeros(n)
+    for name, want in (("mining_mw", mining), ("ai_mw", ai), ("load_mw", load), ("grid_mw", grid),
+                       ("sellback_mw", sold)):
+        if _need(frame, name, out):
+            _close(out, "balance", name, frame[name].to_numpy(float), want, TOL_MW)
+    for t in np.flatnonzero(load > site.grid.import_limit_mw + TOL_MW):
+        out.append(Violation("import_limit", "site", int(t), f"load {load[t]:.4f} MW > {site.grid.import_limit_mw:g} MW"))
+
+    if not _need(frame, "price_usd_per_mwh", out):
+        return out
+    price = frame["price_usd_per_mwh"].to_numpy(float)
+    mining_rev = sum(f.value_usd_per_mwh(hashprice_usd_per_ph_day) * c for f, c in zip(site.mining, fleet_cols))
+    ai_rev = sum(g.committed_revenue_usd_per_hour + g.spot_value_usd_per_mwh * (c - g.committed_mw)
+                 for g, c in zip(site.gpu, cluster_cols))
+    exposed = site.contract.sellback or site.contract.block_mw == 0
+    energy_cost = price * np.clip(grid, 0, None) if exposed else np.zeros(n)
+    credit = price * sold
+    contract = np.full(n, site.contract.block_mw * site.contract.price_usd_per_mwh)
+    restart = np.zeros(n)
+    for unit, col, floor in ([(f, c, 0.0) for f, c in zip(site.mining, fleet_cols)]
+                             + [(g, c, g.committed_mw) for g, c in zip(site.gpu, cluster_cols)]):
+        s = state.get(unit.name, UnitState())
+        on = (col - floor) > TOL_MW
+        prev = np.concatenate([[s.on and (s.power_mw is None or s.power_mw > TOL_MW)], on[:-1]])
+        restart += unit.restart_cost_usd * (on & ~prev)
+    want = {"mining_revenue_usd": mining_rev + np.zeros(n), "ai_revenue_usd": ai_rev + np.zeros(n),
+            "energy_cost_usd": energy_cost, "sellback_credit_usd": credit, "contract_cost_usd": contract,
+            "restart_cost_usd": restart}
+    want["profit_usd"] = (want["mining_revenue_usd"] + want["ai_revenue_usd"] - energy_cost + credit - contract
+                          - restart)
+    for name, w in want.items():
+        if _need(frame, name, out):
+            _close(out, "accounting", name, frame[name].to_numpy(float), w, TOL_USD, relative=True)
+    return out
+
+
+def _check_unit(out, name, p, cap, c: Commitment, p0, s: UnitState) -> None:
+    n = len(p)
+    min_on, min_off = c.min_on_hours, c.min_off_hours
+    for t in np.flatnonzero((p < -TOL_MW) | (p > cap + TOL_MW)):
+        out.append(Violation("capacity", name, int(t), f"{p[t]:.4f} MW outside [0, {cap:g}]"))
+    on = p > TOL_MW
+    switched = c.min_load_fraction > 0 or min_on > 1 or min_off > 1 or c.restart_cost_usd > 0
+    floor = max(c.min_load_fraction, ON_FLOOR_FRACTION) * cap if switched else 0.0
+    for t in np.flatnonzero(on & (p < floor - TOL_MW)):
+        out.append(Violation("min_load", name, int(t), f"{p[t]:.4f} MW on but below minimum {floor:.4f} MW"))
+    # Ramps: a step between hours may not exceed the ramp, except a start (from 0) or a stop (to 0), which may
+    # jump up to max(ramp, minimum load).
+    ramp = min(c.ramp_mw_per_hour, cap)
+    jump = max(ramp, floor)
+    prev = np.concatenate([[p0], p[:-1]])
+    was_on = np.concatenate([[p0 > TOL_MW], on[:-1]])
+    step = p - prev
+    limit = np.where(on & ~was_on, jump, np.where(~on & was_on, jump, ramp))
+    for t in np.flatnonzero(np.abs(step) > limit + TOL_MW):
+        out.append(Violation("ramp", name, int(t), f"change {step[t]:+.4f} MW exceeds {limit[t]:.4f} MW/h"))
+    # Minimum on/off times: runs that end inside the schedule; the initial run counts its earlier hours.
+    s_on = p0 > TOL_MW
+    runs = _runs(on)
+    for k, (value, start, length) in enumerate(runs):
+        ends_inside = start + length < n
+        before = s.hours_in_state if (k == 0 and bool(value) == s_on) else 0
+        need = min_on if value else min_off
+        if ends_inside and before + length < need:
+            out.append(Violation("min_on" if value else "min_off", name, int(start),
+                                 f"{'on' if value else 'off'} for {before + length} h < {need} h"))
+
+
+def _runs(on: np.ndarray) -> list[tuple[bool, int, int]]:
+    out, start = [], 0
+    for t in range(1, len(on) + 1):
+        if t == len(on) or on[t] != on[start]:
+            out.append((bool(on[start]), start, t - start))
+            start = t
+    return out
+
+
+def _check_hours(frame: pd.DataFrame, out: list[Violation]) -> None:
+    if "timestamp" not in frame.columns:
+        out.append(Violation("columns", "site", 0, "missing column 'timestamp'"))
+        return
+    ts = pd.to_datetime(frame["timestamp"], utc=True)
+    steps = np.diff(ts.to_numpy()).astype("timedelta64[s]").astype(int)
+    for t in np.flatnonzero(steps != 3600):
+        out.append(Violation("hours", "site", int(t) + 1, f"step of {steps[t]} s between rows (3600 expected)"))
+
+
+def _need(frame: pd.DataFrame, col: str, out: list[Violation]) -> bool:
+    if col in frame.columns:
+        return True
+    out.append(Violation("columns", col, 0, f"missing column {col!r}"))
+    return False
+
+
+def _close(out, rule, name, got, want, tol, relative=False) -> None:
+    scale = np.maximum(1.0, np.abs(want)) if relative else 1.0
+    bad = np.flatnonzero(np.abs(got - want) > tol * scale)
+    for t in bad[:5]:
+        out.append(Violation(rule, name, int(t), f"written {got[t]:.6f}, recomputed {want[t]:.6f}"))

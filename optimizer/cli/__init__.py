@@ -1,0 +1,23 @@
+"""The ``curtail`` command: a thin layer that parses options, calls the library and prints.
+
+Exit codes (for cron): 0 done; 2 bad input; 3 infeasible; 4 no valid solution; 1 internal error.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from optimizer.cli import schedule as schedule_cmd
+
+app = typer.Typer(help="Power-market-aware curtailment optimizer for hybrid Bitcoin-mining / AI-compute sites.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+app.command("schedule")(schedule_cmd.schedule)
+
+
+@app.callback()
+def _root() -> None:
+    """curtail: decide, hour by hour, how many MW go to mining, to AI and back to the grid."""
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,173 @@
+"""Market data: the real ERCOT and Bitcoin series shipped with curtail, and users' own price files.
+
+Every loader returns tz-aware UTC-indexed pandas objects (interval start). The shipped files live in the
+repository's ``data/`` folder and are packaged into the wheel, so they work after a plain ``pip install .``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from optimizer.errors import InputError
+
+#: Sanity range for a price (USD/MWh): outside it a value is an error, not a market price.
+PRICE_SANE_RANGE = (-10_000.0, 20_000.0)
+
+
+def resource_dir(name: str) -> Path:
+    """Folder of shipped resources (``data`` or ``models``): inside the installed wheel, else the repo."""
+    embedded = resources.files("optimizer") / "_embedded" / name
+    if embedded.is_dir():
+        return Path(str(embedded))
+    repo = Path(__file__).resolve().parent.parent / name
+    if repo.is_dir():
+        return repo
+    raise FileNotFoundError(f"shipped {name!r} folder not found (looked in {embedded} and {repo})")
+
+
+def default_site_path() -> Path:
+    """The embedded default site model."""
+    return resource_dir("models") / "west-texas-200.toml"
+
+
+@functools.cache
+def _rt_hourly() -> pd.DataFrame:
+    return pd.read_parquet(resource_dir("data") / "ercot_rt_hourly.parquet").set_index("timestamp_utc")
+
+
+@functools.cache
+def _rt_15min() -> pd.DataFrame:
+    return pd.read_parquet(resource_dir("data") / "ercot_rt_15min.parquet").set_index("interval_start_utc")
+
+
+@functools.cache
+def _da_hourly() -> pd.DataFrame:
+    df = pd.read_parquet(resource_dir("data") / "ercot_da_hourly.parquet")
+    return df.pivot(index="timestamp_utc", columns="settlement_point", values="price_usd_per_mwh")
+
+
+@functools.cache
+def _hashprice() -> pd.Series:
+    df = pd.read_parquet(resource_dir("data") / "hashprice_daily.parquet")
+    return pd.Series(df["hashprice_usd_per_ph_day"].to_numpy(), index=pd.DatetimeIndex(df["date"]),
+                     name="hashprice_usd_per_ph_day")
+
+
+def settlement_points(market: str = "rt") -> list[str]:
+    """Settlement points with shipped prices: ``rt`` real-time, ``da`` day-ahead."""
+    return list((_rt_hourly() if market == "rt" else _da_hourly()).columns)
+
+
+def ercot_prices(settlement_point: str, market: str = "rt", resolution: str = "1h") -> pd.Series:
+    """Shipped ERCOT settlement point prices (USD/MWh), UTC interval-start index, no gaps inside coverage.
+
+    ``market`` is ``"rt"`` (real-time, 2020-2024) or ``"da"`` (day-ahead: 2022 all hubs, 2024 HB_HUBAVG only);
+    ``resolution`` ``"1h"`` or, for real-time only, ``"15min"``.
+    """
+    if market == "rt":
+        table = _rt_15min() if resolution == "15min" else _rt_hourly()
+    elif market == "da" and resolution == "1h":
+        table = _da_hourly()
+    else:
+        raise InputError(f"no shipped {market!r} prices at resolution {resolution!r}", field="market")
+    if settlement_point not in table.columns:
+        raise InputError(f"no shipped {market} prices for {settlement_point!r}; available: "
+                         f"{', '.join(table.columns)}", field="settlement_point")
+    s = table[settlement_point].dropna().astype("float64")
+    s.index.name = "timestamp"
+    return s.rename("price_usd_per_mwh")
+
+
+def hashprice_series() -> pd.Series:
+    """Daily hashprice (USD per PH/s per day), indexed by UTC calendar day (naive dates), 2019-2024."""
+    return _hashprice()
+
+
+def hashprice_known_on(day: dt.date) -> tuple[float, dt.date]:
+    """The latest daily hashprice published before ``day`` starts: the value a nightly run for ``day`` knows.
+
+    Returns (value in USD/PH/day, the date of that value).
+    """
+    s = _hashprice()
+    known = s[s.index < pd.Timestamp(day)]
+    if known.empty:
+        raise InputError(f"no shipped hashprice before {day} (data covers {s.index[0].date()} .. "
+                         f"{s.index[-1].date()}); pass --hashprice", field="hashprice")
+    return float(known.iloc[-1]), known.index[-1].date()
+
+
+def read_price_file(path: str | Path) -> pd.Series:
+    """Read a user price file: CSV or Parquet with columns ``timestamp`` (ISO 8601 with UTC offset) and
+    ``price_usd_per_mwh``. Returns a float Series with a UTC DatetimeIndex, sorted.
+
+    Errors name the file, the row (1-based data row for CSV) and the value.
+    """
+    path = Path(path)
+    src = str(path)
+    try:
+        if path.suffix.lower() == ".parquet":
+            df = pd.read_parquet(path)
+        elif path.suffix.lower() in (".csv", ".gz"):
+            df = pd.read_csv(path, dtype={"timestamp": str}, keep_default_na=True)
+        else:
+            raise InputError(f"unsupported price file type {path.suffix!r} (expected .csv or .parquet)", source=src)
+    except InputError:
+        raise
+    except FileNotFoundError:
+        raise InputError("price file not found", source=src) from None
+    except Exception as exc:  # noqa: BLE001 - any reader failure is a bad file, reported as such
+        raise InputError(f"cannot read price file ({type(exc).__name__}: {exc})", source=src) from None
+    missing = {"timestamp", "price_usd_per_mwh"} - set(df.columns)
+    if missing:
+        raise InputError(f"missing column(s) {', '.join(sorted(missing))}; found {', '.join(map(str, df.columns))}",
+                         source=src)
+    ts = _parse_timestamps(df["timestamp"], src)
+    prices = pd.to_numeric(df["price_usd_per_mwh"], errors="coerce")
+    bad = prices.isna() | ~np.isfinite(prices.to_numpy(dtype=float, na_value=np.nan))
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise InputError(f"row {i + 1}: price {df['price_usd_per_mwh'].iloc[i]!r} is not a finite number",
+                         source=src, field="price_usd_per_mwh")
+    lo, hi = PRICE_SANE_RANGE
+    out = (prices < lo) | (prices > hi)
+    if out.any():
+        i = int(np.flatnonzero(out.to_numpy())[0])
+        raise InputError(f"row {i + 1}: price {prices.iloc[i]:g} is outside the sane range [{lo:g}, {hi:g}] USD/MWh",
+                         source=src, field="price_usd_per_mwh")
+    s = pd.Series(prices.to_numpy(dtype=float), index=ts, name="price_usd_per_mwh")
+    dup = s.index.duplicated()
+    if dup.any():
+        i = int(np.flatnonzero(dup)[0])
+        raise InputError(f"row {i + 1}: timestamp {s.index[i].isoformat()} appears twice", source=src,
+                         field="timestamp")
+    s = s.sort_index()
+    s.index.name = "timestamp"
+    s.attrs["source"] = src
+    return s
+
+
+def _parse_timestamps(col: pd.Series, src: str) -> pd.DatetimeIndex:
+    if isinstance(col.dtype, pd.DatetimeTZDtype):
+        return pd.DatetimeIndex(col).tz_convert("UTC")
+    if pd.api.types.is_datetime64_any_dtype(col.dtype):
+        raise InputError("timestamps have no UTC offset (expected ISO 8601 with offset, e.g. "
+                         "2022-07-20T05:00:00Z)", source=src, field="timestamp")
+    text = col.astype("string")
+    has_offset = text.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True, na=False)
+    if not has_offset.all():
+        i = int(np.flatnonzero(~has_offset.to_numpy())[0])
+        raise InputError(f"row {i + 1}: timestamp {col.iloc[i]!r} has no UTC offset (expected ISO 8601 with offset, "
+                         "e.g. 2022-07-20T05:00:00Z)", source=src, field="timestamp")
+    try:
+        return pd.DatetimeIndex(pd.to_datetime(text, utc=True, format="ISO8601"))
+    except (ValueError, TypeError):
+        parsed = pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce")
+        i = int(np.flatnonzero(parsed.isna().to_numpy())[0])
+        raise InputError(f"row {i + 1}: timestamp {col.iloc[i]!r} is not ISO 8601", source=src,
+                         field="timestamp") from None

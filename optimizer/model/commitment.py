@@ -1,0 +1,117 @@
+"""Switchable unit: power with on/off, minimum load, ramps, minimum on/off times and restarts.
+
+Shared by the mining fleets and the flexible part of the GPU clusters. Adds to a Pyomo block ``b``:
+
+| component | index | kind | unit | meaning |
+|---|---|---|---|---|
+| ``mw`` | T | Var >= 0 | MW | power drawn in hour t |
+| ``on`` | T | Var binary | - | 1 when running (only when a commitment decision is live) |
+| ``start`` / ``stop`` | T | Var in [0, 1] | - | the unit starts / stops in hour t (integral given ``on``) |
+| ``init_mw`` | - | mutable Param | MW | power in the hour before the horizon |
+| ``init_on`` | - | mutable Param | - | 1 when running in the hour before the horizon |
+| ``must_on`` / ``must_off`` | T | mutable Param | - | 1 in the first hours the initial state still binds |
+
+A commitment decision is live when the unit has a minimum load, a minimum on or off time above one hour, or a
+restart cost; otherwise the unit is a pure continuous power with ramp limits (and the model can be an LP).
+"When on" means drawing at least ``max(min_load_fraction, ON_FLOOR_FRACTION) x capacity``: a unit cannot be
+"on" at zero power to dodge a restart cost.
+"""
+
+from __future__ import annotations
+
+
+import pyomo.environ as pyo
+
+from optimizer.site import Commitment
+from optimizer.state import UnitState
+
+#: Smallest share of capacity a unit draws when it counts as on (a restart is charged when it rises from zero).
+ON_FLOOR_FRACTION = 1e-3
+
+
+def is_switched(c: Commitment) -> bool:
+    """True when the unit needs on/off binaries."""
+    return c.min_load_fraction > 0 or c.min_on_hours > 1 or c.min_off_hours > 1 or c.restart_cost_usd > 0
+
+
+def on_floor_mw(capacity_mw: float, c: Commitment) -> float:
+    """Least power when on (MW)."""
+    return max(c.min_load_fraction, ON_FLOOR_FRACTION) * capacity_mw
+
+
+def add(b: pyo.Block, T: pyo.Set, capacity_mw: float, c: Commitment) -> None:
+    """Add the unit's variables, parameters and constraints to block ``b`` over hours ``T``."""
+    b.mw = pyo.Var(T, bounds=(0.0, capacity_mw), doc="power drawn, MW")
+    b.init_mw = pyo.Param(mutable=True, initialize=capacity_mw, doc="power before the horizon, MW")
+    ramp = min(c.ramp_mw_per_hour, capacity_mw)
+    limited = ramp < capacity_mw
+
+    if not is_switched(c):
+        if limited:
+            b.ramp_up = pyo.Constraint(T, rule=lambda b, t: b.mw[t] - _prev(b, t) <= ramp)
+            b.ramp_down = pyo.Constraint(T, rule=lambda b, t: _prev(b, t) - b.mw[t] <= ramp)
+        return
+
+    floor = on_floor_mw(capacity_mw, c)
+    jump = max(ramp, floor)                                 # start-up / shut-down ramp, MW
+    b.on = pyo.Var(T, within=pyo.Binary, doc="running")
+    b.start = pyo.Var(T, bounds=(0, 1), doc="starts in hour t")
+    b.stop = pyo.Var(T, bounds=(0, 1), doc="stops in hour t")
+    b.init_on = pyo.Param(mutable=True, initialize=1, within=pyo.Binary)
+    b.must_on = pyo.Param(T, mutable=True, initialize=0, within=pyo.Binary)
+    b.must_off = pyo.Param(T, mutable=True, initialize=0, within=pyo.Binary)
+
+    b.max_load = pyo.Constraint(T, rule=lambda b, t: b.mw[t] <= capacity_mw * b.on[t])
+    b.min_load = pyo.Constraint(T, rule=lambda b, t: b.mw[t] >= floor * b.on[t])
+    b.transition = pyo.Constraint(T, rule=lambda b, t: b.start[t] - b.stop[t] == b.on[t] - _prev_on(b, t))
+    b.initial_on = pyo.Constraint(T, rule=lambda b, t: b.on[t] >= b.must_on[t])
+    b.initial_off = pyo.Constraint(T, rule=lambda b, t: b.on[t] <= 1 - b.must_off[t])
+
+    if c.min_on_hours > 1:
+        b.min_on = pyo.Constraint(T, rule=lambda b, t: sum(
+            b.start[k] for k in T if t - c.min_on_hours < k <= t) <= b.on[t])
+    if c.min_off_hours > 1:
+        b.min_off = pyo.Constraint(T, rule=lambda b, t: sum(
+            b.stop[k] for k in T if t - c.min_off_hours < k <= t) <= 1 - b.on[t])
+    if limited or jump < capacity_mw:
+        b.ramp_up = pyo.Constraint(T, rule=lambda b, t: b.mw[t] - _prev(b, t)
+                                   <= ramp * _prev_on(b, t) + jump * b.start[t])
+        b.ramp_down = pyo.Constraint(T, rule=lambda b, t: _prev(b, t) - b.mw[t]
+                                     <= ramp * b.on[t] + jump * b.stop[t])
+
+
+def set_state(b: pyo.Block, T: pyo.Set, c: Commitment, s: UnitState) -> None:
+    """Load the initial state into the block's mutable parameters."""
+    b.init_mw.set_value(float(s.power_mw or 0.0) if s.on else 0.0)
+    if not is_switched(c):
+        return
+    b.init_on.set_value(int(s.on))
+    hold_on = max(c.min_on_hours - s.hours_in_state, 0) if s.on else 0
+    hold_off = max(c.min_off_hours - s.hours_in_state, 0) if not s.on else 0
+    for t in T:
+        b.must_on[t].set_value(int(t < hold_on))
+        b.must_off[t].set_value(int(t < hold_off))
+
+
+def starts(b: pyo.Block, T: pyo.Set) -> list[float]:
+    """Starts per hour, read from the solution (0 or 1)."""
+    if hasattr(b, "start"):
+        return [round(pyo.value(b.start[t])) for t in T]
+    mw = [pyo.value(b.mw[t]) for t in T]
+    prev = [pyo.value(b.init_mw)] + mw[:-1]
+    return [int(p <= 1e-6 < m) for p, m in zip(prev, mw, strict=True)]
+
+
+def restart_cost_expr(b: pyo.Block, t: int, c: Commitment):
+    """Restart cost incurred in hour t (USD)."""
+    return c.restart_cost_usd * b.start[t] if hasattr(b, "start") and c.restart_cost_usd else 0.0
+
+
+def _prev(b: pyo.Block, t: int):
+    return b.init_mw if t == 0 else b.mw[t - 1]
+
+
+def _prev_on(b: pyo.Block, t: int):
+    return b.init_on if t == 0 else b.on[t - 1]
+
+

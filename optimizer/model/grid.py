@@ -1,0 +1,44 @@
+"""Grid connection and contract: energy balance, import limit, fixed-price block and market settlement.
+
+| component | index | kind | unit | meaning |
+|---|---|---|---|---|
+| ``price`` | T | mutable Param | USD/MWh | market price at the site's settlement point |
+| ``load_mw`` | T | Expression | MW | mining + GPU load |
+| ``grid_mw`` | T | Expression | MW | load minus contract block: > 0 bought, < 0 sold back |
+| ``import_limit`` | T | Constraint | MW | ``load_mw[t] <= import_limit_mw`` |
+
+Settlement in hour t: the block costs ``block_mw * contract price`` whatever is used (take-or-pay); with
+sell-back, ``grid_mw[t]`` is settled at ``price[t]`` (bought above the block, credited below it). Without
+sell-back the block equals the import limit (validated), so nothing is bought and unused power is forfeited.
+"""
+
+from __future__ import annotations
+
+import pyomo.environ as pyo
+
+from optimizer.model import gpu, mining
+from optimizer.site import Site
+
+
+def add(m: pyo.ConcreteModel, site: Site) -> None:
+    m.price = pyo.Param(m.T, mutable=True, initialize=0.0, doc="market price, USD/MWh")
+    m.load_mw = pyo.Expression(m.T, rule=lambda m, t: mining.load_mw(m, t) + gpu.load_mw(m, t))
+    m.grid_mw = pyo.Expression(m.T, rule=lambda m, t: m.load_mw[t] - site.contract.block_mw)
+    m.import_limit = pyo.Constraint(m.T, rule=lambda m, t: m.load_mw[t] <= site.grid.import_limit_mw)
+
+
+def set_data(m: pyo.ConcreteModel, prices_usd_per_mwh) -> None:
+    for t, p in zip(m.T, prices_usd_per_mwh, strict=True):
+        m.price[t].set_value(float(p))
+
+
+def market_exposed(site: Site) -> bool:
+    """True when the hour's grid position is settled at the market price."""
+    return site.contract.sellback or site.contract.block_mw == 0
+
+
+def profit(m: pyo.ConcreteModel, site: Site, t: int):
+    """Contract cost and market settlement in hour t (USD; negative: a cost)."""
+    contract = site.contract.block_mw * site.contract.price_usd_per_mwh
+    market = m.price[t] * m.grid_mw[t] if market_exposed(site) else 0.0
+    return -contract - market

@@ -1,0 +1,50 @@
+"""Mining fleets: switchable loads that earn the hashprice.
+
+| component | index | kind | unit | meaning |
+|---|---|---|---|---|
+| ``FLEETS`` | - | Set | - | fleet names |
+| ``mining[f]`` | FLEETS | Block | - | a switchable unit (see :mod:`optimizer.model.commitment`) |
+| ``mining[f].value_usd_per_mwh`` | - | mutable Param | USD/MWh | mining revenue of one MWh at this hashprice |
+
+Revenue of fleet f in hour t: ``value_usd_per_mwh[f] * mining[f].mw[t] * 1 h``, where the value is
+``hashprice / 24 * 1000 / (J/TH * (1 + cooling overhead)) * (1 - pool fee)``.
+"""
+
+from __future__ import annotations
+
+import pyomo.environ as pyo
+
+from optimizer.model import commitment
+from optimizer.site import Site
+from optimizer.state import UnitState
+
+
+def add(m: pyo.ConcreteModel, site: Site) -> None:
+    fleets = {f.name: f for f in site.mining}
+    m.FLEETS = pyo.Set(initialize=list(fleets), ordered=True)
+
+    def unit(b, name):
+        f = fleets[name]
+        commitment.add(b, m.T, f.capacity_mw, f.commitment)
+        b.value_usd_per_mwh = pyo.Param(mutable=True, initialize=0.0, doc="mining value, USD/MWh")
+
+    m.mining = pyo.Block(m.FLEETS, rule=unit)
+
+
+def set_data(m: pyo.ConcreteModel, site: Site, hashprice_usd_per_ph_day: float,
+             state: dict[str, UnitState]) -> None:
+    for f in site.mining:
+        b = m.mining[f.name]
+        b.value_usd_per_mwh.set_value(f.value_usd_per_mwh(hashprice_usd_per_ph_day))
+        commitment.set_state(b, m.T, f.commitment, state[f.name])
+
+
+def load_mw(m: pyo.ConcreteModel, t: int):
+    """Site power drawn by all fleets in hour t (MW)."""
+    return sum(m.mining[f].mw[t] for f in m.FLEETS)
+
+
+def profit(m: pyo.ConcreteModel, site: Site, t: int):
+    """Mining revenue minus restart costs in hour t (USD)."""
+    return sum(m.mining[f.name].value_usd_per_mwh * m.mining[f.name].mw[t]
+               - commitment.restart_cost_expr(m.mining[f.name], t, f.commitment) for f in site.mining)

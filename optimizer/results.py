@@ -1,0 +1,207 @@
+"""Read a solved model back into an ``xarray.Dataset``, turn it into a flat table, and write it out.
+
+Dataset layout (dims ``time``: UTC hour starts, ``asset``: fleet and cluster names):
+
+| variable | dims | unit |
+|---|---|---|
+| ``price_usd_per_mwh`` | time | USD/MWh |
+| ``power_mw``, ``on``, ``start`` | time, asset | MW, -, - |
+| ``mining_mw``, ``ai_mw``, ``load_mw``, ``grid_mw``, ``sellback_mw`` | time | MW |
+| ``mining_revenue_usd``, ``ai_revenue_usd``, ``energy_cost_usd``, ``sellback_credit_usd``, ``contract_cost_usd``, ``restart_cost_usd``, ``profit_usd`` | time | USD |
+
+``energy_cost_usd`` is what is bought above the block at the market price; ``sellback_credit_usd`` what unused
+block power earns (negative when the price is negative). ``profit_usd`` = mining + AI revenue - energy cost +
+sell-back credit - contract cost - restart cost.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyomo.environ as pyo
+import xarray as xr
+
+from optimizer.errors import InputError
+from optimizer.model import commitment, grid
+from optimizer.site import Site
+
+MONEY = ("mining_revenue_usd", "ai_revenue_usd", "energy_cost_usd", "sellback_credit_usd", "contract_cost_usd",
+         "restart_cost_usd", "profit_usd")
+UNITS = {"price_usd_per_mwh": "USD/MWh", "power_mw": "MW", "on": "1", "start": "1", "mining_mw": "MW",
+         "ai_mw": "MW", "load_mw": "MW", "grid_mw": "MW", "sellback_mw": "MW"} | {k: "USD" for k in MONEY}
+OUTPUT_SUFFIXES = (".csv", ".parquet", ".json", ".nc")
+
+
+def read(m: pyo.ConcreteModel, site: Site, times: pd.DatetimeIndex) -> xr.Dataset:
+    """The solution of a solved model over its whole horizon (one entry of ``times`` per model hour)."""
+    T = list(m.T)
+    val = np.vectorize(lambda x: pyo.value(x), otypes=[float])
+    power, on, start, restart = [], [], [], []
+    for f in site.mining:
+        b = m.mining[f.name]
+        power.append(val([b.mw[t] for t in T]))
+        restart.append(f.restart_cost_usd)
+        on.append(_on(b, T, power[-1]))
+        start.append(np.asarray(commitment.starts(b, m.T), dtype=float))
+    for g in site.gpu:
+        b = m.gpu[g.name]
+        flex = val([b.mw[t] for t in T])
+        power.append(g.committed_mw + flex)
+        restart.append(g.restart_cost_usd)
+        on.append(_on(b, T, flex))
+        start.append(np.asarray(commitment.starts(b, m.T), dtype=float))
+    power = np.clip(np.array(power).T, 0.0, None)
+    price = val([m.price[t] for t in T])
+
+    is_mining = np.array([True] * len(site.mining) + [False] * len(site.gpu))
+    mining_value = np.array([pyo.value(m.mining[f.name].value_usd_per_mwh) for f in site.mining])
+    mining_rev = power[:, is_mining] @ mining_value if site.mining else np.zeros(len(T))
+    ai_rev = np.zeros(len(T))
+    for j, g in enumerate(site.gpu):
+        b = m.gpu[g.name]
+        flex = power[:, len(site.mining) + j] - g.committed_mw
+        ai_rev += pyo.value(b.committed_usd_per_hour) + pyo.value(b.spot_value_usd_per_mwh) * flex
+    return assemble(site, times, price, power, np.array(on).T, np.array(start).T, mining_rev, ai_rev,
+                    np.array(start).T @ np.array(restart))
+
+
+def assemble(site: Site, times: pd.DatetimeIndex, price: np.ndarray, power: np.ndarray, on: np.ndarray,
+             start: np.ndarray, mining_rev: np.ndarray, ai_rev: np.ndarray, restart_cost: np.ndarray) -> xr.Dataset:
+    """Build the result dataset from per-hour arrays; every derived quantity (balance, settlement) is computed
+    here once, from power and price."""
+    n_mining = len(site.mining)
+    load = power.sum(axis=1)
+    grid_mw = load - site.contract.block_mw
+    exposed = grid.market_exposed(site)
+    bought = np.clip(grid_mw, 0.0, None) if exposed else np.zeros_like(load)
+    sold = np.clip(-grid_mw, 0.0, None) if site.contract.sellback else np.zeros_like(load)
+    energy_cost = price * bought
+    credit = price * sold
+    contract = np.full(len(load), site.contract.block_mw * site.contract.price_usd_per_mwh)
+    profit = mining_rev + ai_rev - energy_cost + credit - contract - restart_cost
+    time = pd.DatetimeIndex(times).tz_convert("UTC").tz_localize(None)
+    th, ta = ("time",), ("time", "asset")
+    ds = xr.Dataset(
+        {
+            "price_usd_per_mwh": (th, price),
+            "power_mw": (ta, power),
+            "on": (ta, on.astype("int8")),
+            "start": (ta, start.astype("int8")),
+            "mining_mw": (th, power[:, :n_mining].sum(axis=1)),
+            "ai_mw": (th, power[:, n_mining:].sum(axis=1)),
+            "load_mw": (th, load),
+            "grid_mw": (th, grid_mw),
+            "sellback_mw": (th, sold),
+            "mining_revenue_usd": (th, mining_rev),
+            "ai_revenue_usd": (th, ai_rev),
+            "energy_cost_usd": (th, energy_cost),
+            "sellback_credit_usd": (th, credit),
+            "contract_cost_usd": (th, contract),
+            "restart_cost_usd": (th, restart_cost),
+            "profit_usd": (th, profit),
+        },
+        coords={"time": time, "asset": list(site.asset_names),
+                "asset_kind": ("asset", ["mining"] * n_mining + ["gpu"] * len(site.gpu))},
+    )
+    for name, unit in UNITS.items():
+        ds[name].attrs["units"] = unit
+    ds["time"].attrs["timezone"] = "UTC"
+    ds["time"].attrs["meaning"] = "hour start"
+    return ds
+
+
+def _on(b: pyo.Block, T: list[int], mw: np.ndarray) -> np.ndarray:
+    if hasattr(b, "on"):
+        return np.array([round(pyo.value(b.on[t])) for t in T], dtype=float)
+    return (mw > 1e-6).astype(float)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Flat table and files
+
+
+def to_frame(ds: xr.Dataset) -> pd.DataFrame:
+    """One row per hour: ``timestamp`` (ISO 8601 UTC), totals, money, and ``mining_mw__<fleet>`` /
+    ``ai_mw__<cluster>`` per asset."""
+    times = pd.DatetimeIndex(ds["time"].values).tz_localize("UTC")
+    df = pd.DataFrame({"timestamp": times.strftime("%Y-%m-%dT%H:%M:%SZ")})
+    for name in ("price_usd_per_mwh", "mining_mw", "ai_mw", "load_mw", "grid_mw", "sellback_mw", *MONEY):
+        df[name] = ds[name].values
+    for asset, kind in zip(ds["asset"].values, ds["asset_kind"].values, strict=True):
+        prefix = "mining_mw" if kind == "mining" else "ai_mw"
+        df[f"{prefix}__{asset}"] = ds["power_mw"].sel(asset=asset).values
+    return df
+
+
+def summary(ds: xr.Dataset) -> dict[str, Any]:
+    """The run's summary: the dataset's attributes (JSON-decoded where stored as JSON)."""
+    out: dict[str, Any] = {}
+    for k, v in ds.attrs.items():
+        if k.endswith("_json"):
+            out[k[: -len("_json")]] = json.loads(v)
+        else:
+            out[k] = v.item() if isinstance(v, np.generic) else v
+    return out
+
+
+def check_output_path(path: str | Path) -> Path:
+    """Fail early (before solving) on an output path that cannot be written."""
+    path = Path(path)
+    if path.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise InputError(f"unsupported output format {path.suffix!r} (expected one of {', '.join(OUTPUT_SUFFIXES)})",
+                         source=str(path))
+    if not path.parent.is_dir():
+        raise InputError("output folder does not exist", source=str(path.parent))
+    return path
+
+
+def write(ds: xr.Dataset, path: str | Path) -> Path:
+    """Write a schedule by suffix (.csv, .parquet, .json, .nc), atomically: a temporary file in the same
+    folder, then a rename, so a reader never sees half a file and a failed write leaves the old one intact."""
+    path = check_output_path(path)
+    suffix = path.suffix.lower()
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        frame = to_frame(ds)
+        if suffix == ".csv":
+            frame.to_csv(tmp, index=False, float_format="%.6f")
+        elif suffix == ".parquet":
+            frame.to_parquet(tmp, index=False)
+        elif suffix == ".json":
+            payload = {"summary": summary(ds), "schedule": frame.to_dict(orient="records")}
+            Path(tmp).write_text(json.dumps(payload, indent=1, allow_nan=False) + "\n")
+        else:
+            ds.to_netcdf(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def read_schedule(path: str | Path) -> pd.DataFrame:
+    """Read a schedule written by :func:`write` back as its flat table."""
+    path = Path(path)
+    try:
+        suffix = path.suffix.lower()
+        if suffix == ".csv":
+            return pd.read_csv(path)
+        if suffix == ".parquet":
+            return pd.read_parquet(path)
+        if suffix == ".json":
+            return pd.DataFrame(json.loads(path.read_text())["schedule"])
+        if suffix == ".nc":
+            with xr.open_dataset(path) as ds:
+                return to_frame(ds.load())
+    except FileNotFoundError:
+        raise InputError("schedule file not found", source=str(path)) from None
+    except Exception as exc:  # noqa: BLE001
+        raise InputError(f"cannot read schedule ({type(exc).__name__}: {exc})", source=str(path)) from None
+    raise InputError(f"unsupported schedule format {path.suffix!r}", source=str(path))

@@ -1,0 +1,225 @@
+"""One day-ahead schedule: gather inputs for an operating day, build, solve, read back, check.
+
+The operating day is the site's local calendar day (23, 24 or 25 hours); the model also sees a lookahead
+(default 24 h) that shapes decisions but is not part of the schedule.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from optimizer import data, model, results, solve
+from optimizer.errors import InfeasibleError, InputError, NoSolutionError
+from optimizer.site import Site, load_site
+from optimizer.state import UnitState, resolve, state_to_json
+
+#: Default operating day of ``curtail schedule`` with no ``--day``: a real summer day with day-ahead prices.
+DEFAULT_DAY = dt.date(2022, 7, 20)
+
+
+def operating_hours(day: dt.date, timezone: str) -> pd.DatetimeIndex:
+    """UTC start of every hour of the local calendar day ``day`` (23, 24 or 25 of them)."""
+    tz = ZoneInfo(timezone)
+    start = pd.Timestamp(dt.datetime.combine(day, dt.time(), tz)).tz_convert("UTC")
+    end = pd.Timestamp(dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tz)).tz_convert("UTC")
+    return pd.date_range(start, end, freq="1h", inclusive="left", name="timestamp")
+
+
+@dataclass(frozen=True)
+class PriceInput:
+    """Hourly prices over the horizon and where they came from."""
+
+    prices: pd.Series          # USD/MWh, UTC hour-start index, exactly the horizon
+    source: str
+    lookahead_hours: int
+
+
+def horizon_prices(site: Site, day: dt.date, prices: pd.Series | None, lookahead_hours: int,
+                   source: str | None = None) -> PriceInput:
+    """Prices for the operating day plus lookahead.
+
+    Given ``prices``, they must cover the whole horizon hourly. Without, the shipped ERCOT day-ahead prices are
+    used where they cover the horizon, else real-time; when shipped data ends inside the lookahead, the
+    lookahead is shortened to what exists (said in ``source``).
+    """
+    hours = operating_hours(day, site.timezone)
+    full = pd.date_range(hours[0], periods=len(hours) + lookahead_hours, freq="1h")
+    if prices is not None:
+        name = source or prices.attrs.get("source", "prices given")
+        return PriceInput(_cover(prices, full, name), name, lookahead_hours)
+    for market, label in (("da", "ERCOT day-ahead"), ("rt", "ERCOT real-time")):
+        try:
+            s = data.ercot_prices(site.settlement_point, market)
+        except InputError:
+            continue
+        if s.index.isin(hours).sum() < len(hours):
+            continue
+        n = int(s.reindex(full).notna().cumprod().sum())        # leading hours covered without a gap
+        if n < len(full) and market == "da" and s.index[-1] >= full[-1]:
+            continue                                             # a gap inside day-ahead: try real-time
+        la = max(n - len(hours), 0)
+        note = "" if la == lookahead_hours else f", lookahead cut to {la} h where the shipped data ends"
+        return PriceInput(s.reindex(full[: len(hours) + la]), f"{label} {site.settlement_point} (shipped){note}",
+                          la)
+    raise InputError(f"no shipped prices for {site.settlement_point} cover {day} (shipped data: real-time "
+                     "2020-2024; give --prices)", source=site.source, field="settlement_point")
+
+
+def _cover(prices: pd.Series, full: pd.DatetimeIndex, name: str) -> pd.Series:
+    idx = pd.DatetimeIndex(prices.index)
+    if idx.tz is None:
+        raise InputError("price timestamps have no time zone", source=name, field="timestamp")
+    s = pd.Series(prices.to_numpy(dtype=float), index=idx.tz_convert("UTC"))
+    inside = s[(s.index >= full[0]) & (s.index <= full[-1])]
+    off_grid = inside.index[~inside.index.isin(full)]
+    if len(off_grid):
+        raise InputError(f"timestamp {off_grid[0].isoformat()} is not on the hour (hourly prices expected)",
+                         source=name, field="timestamp")
+    missing = full[~full.isin(s.index)]
+    if len(missing):
+        raise InputError(f"no price for {len(missing)} hour(s) of the operating day and lookahead, first "
+                         f"{missing[0].isoformat()} (horizon {full[0].isoformat()} .. {full[-1].isoformat()}; "
+                         "shorten --lookahead-hours or extend the file)", source=name, field="timestamp")
+    out = s.reindex(full)
+    if not np.isfinite(out.to_numpy()).all():
+        bad = out.index[~np.isfinite(out.to_numpy())][0]
+        raise InputError(f"price at {bad.isoformat()} is not a finite number", source=name,
+                         field="price_usd_per_mwh")
+    return out
+
+
+def schedule(site: Site | str | Path, prices: pd.Series | None = None, *, day: dt.date | str | None = None,
+             hashprice: float | None = None, lookahead_hours: int = 24,
+             initial_state: Mapping[str, UnitState] | None = None,
+             options: solve.SolverOptions | None = None, export_model: str | Path | None = None) -> xr.Dataset:
+    """Solve one operating day and return its schedule as an ``xarray.Dataset`` (see :mod:`optimizer.results`).
+
+    ``site``: a :class:`Site` or a path to a site model. ``prices``: hourly USD/MWh with a tz-aware index
+    covering the day and lookahead (default: shipped ERCOT prices). ``day``: local operating day (default
+    2022-07-20). ``hashprice``: USD per PH/s per day for the whole run (default: the latest shipped value
+    before the day). ``initial_state``: per asset; default all on at full power.
+
+    The summary is in ``ds.attrs`` (``optimizer.results.summary(ds)`` decodes it). Raises ``InputError`` on bad
+    input, ``InfeasibleError`` when hard limits conflict, ``NoSolutionError`` when the solver finds nothing.
+    """
+    t_start = time.perf_counter()
+    site = site if isinstance(site, Site) else load_site(site)
+    day = _as_day(day) if day is not None else DEFAULT_DAY
+    if not 0 <= lookahead_hours <= 168:
+        raise InputError(f"lookahead must be 0..168 hours, got {lookahead_hours}", field="lookahead_hours")
+    hours = operating_hours(day, site.timezone)
+    pin = horizon_prices(site, day, prices, lookahead_hours)
+    if hashprice is None:
+        hp, hp_day = data.hashprice_known_on(day)
+        hp_source = f"shipped daily hashprice of {hp_day} (latest known before {day})"
+    else:
+        hp, hp_source = float(hashprice), "given"
+    if not (np.isfinite(hp) and hp > 0):
+        raise InputError(f"hashprice must be a positive number of USD/PH/day, got {hp!r}", field="hashprice")
+    state = resolve(site, initial_state)
+    options = options or solve.SolverOptions()
+
+    t0 = time.perf_counter()
+    m = model.build(site, len(pin.prices))
+    model.set_data(m, site, model.Inputs(pin.prices.to_numpy(), hp, state))
+    build_s = time.perf_counter() - t0
+    if export_model is not None:
+        solve.export_model(m, export_model)
+    report = solve.Solver(m, options).solve()
+    if report.status == "infeasible":
+        raise InfeasibleError(_infeasible_message(site, state))
+    if not report.has_solution:
+        raise NoSolutionError(f"HiGHS stopped without a solution ({report.termination}) after "
+                              f"{report.solve_seconds:.2f} s; time limit {options.time_limit_seconds:g} s")
+    t0 = time.perf_counter()
+    full = results.read(m, site, pin.prices.index)
+    ds = full.isel(time=slice(0, len(hours)))
+    read_s = time.perf_counter() - t0
+    ds.attrs.update(_summary(site, day, pin, hp, hp_source, state, report, full, ds, options, build_s, read_s,
+                             time.perf_counter() - t_start))
+    return ds
+
+
+def _as_day(day: dt.date | str) -> dt.date:
+    if isinstance(day, dt.datetime):
+        return day.date()
+    if isinstance(day, dt.date):
+        return day
+    try:
+        return dt.date.fromisoformat(str(day))
+    except ValueError:
+        raise InputError(f"day {day!r} is not a date (expected YYYY-MM-DD)", field="day") from None
+
+
+def _summary(site, day, pin, hp, hp_source, state, report, full, ds, options, build_s, read_s, total_s) -> dict:
+    money = {k: float(ds[k].sum()) for k in results.MONEY}
+    energy = {f"{k[:-3]}_mwh": float(ds[k].sum()) for k in ("mining_mw", "ai_mw", "load_mw", "sellback_mw")}
+    return {
+        "site": site.name,
+        "site_source": site.source,
+        "site_sha256": site.sha256,
+        "settlement_point": site.settlement_point,
+        "day": day.isoformat(),
+        "hours": int(ds.sizes["time"]),
+        "lookahead_hours": pin.lookahead_hours,
+        "price_source": pin.source,
+        "hashprice_usd_per_ph_day": hp,
+        "hashprice_source": hp_source,
+        "status": report.status,
+        "termination": report.termination,
+        "objective_usd": float(report.objective_usd),
+        "horizon_profit_usd": float(full["profit_usd"].sum()),
+        "bound_usd": float(report.bound_usd) if report.bound_usd is not None else float("nan"),
+        "mip_gap": float(report.mip_gap) if report.mip_gap is not None else float("nan"),
+        "mip_rel_gap_option": options.mip_rel_gap,
+        "time_limit_seconds": options.time_limit_seconds,
+        "nodes": report.nodes,
+        "build_seconds": build_s,
+        "solve_seconds": report.solve_seconds,
+        "highs_seconds": report.highs_seconds,
+        "read_seconds": read_s,
+        "total_seconds": total_s,
+        **money,
+        **energy,
+        "restarts": int(ds["start"].sum()),
+        "initial_state_json": state_to_json(state),
+        "curtail_version": _version(),
+    }
+
+
+def _version() -> str:
+    try:
+        return version("curtail")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _infeasible_message(site: Site, state: Mapping[str, UnitState]) -> str:
+    """Name the limits that can conflict. (A slack-based diagnosis is future work; see docs/formulation.md.)"""
+    lines = ["the hard limits cannot all hold over this horizon. Limits in play:"]
+    lines.append(f"  import limit {site.grid.import_limit_mw:g} MW vs committed GPU load {site.committed_mw:.3f} MW")
+    for f in site.mining:
+        s = state[f.name]
+        lines.append(f"  {f.name}: initial {'on' if s.on else 'off'} at {s.power_mw:g} MW for {s.hours_in_state} h, "
+                     f"ramp {f.ramp_mw_per_hour:g} MW/h, min on {f.min_on_hours} h, min off {f.min_off_hours} h, "
+                     f"min load {f.min_load_fraction:g}")
+    for g in site.gpu:
+        s = state[g.name]
+        lines.append(f"  {g.name}: committed {g.committed_mw:.3f} MW, flexible initial {s.power_mw:g} MW, "
+                     f"ramp {g.ramp_mw_per_hour:g} MW/h, min on {g.min_on_hours} h")
+    return "\n".join(lines)
+
+
+def summary_json(ds: xr.Dataset) -> str:
+    return json.dumps(results.summary(ds), indent=1, default=str)

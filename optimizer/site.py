@@ -1,0 +1,345 @@
+"""Site models: typed, frozen descriptions of a site loaded from TOML and validated once, on load.
+
+A site has a grid connection, an optional fixed-price contract block, mining fleets and GPU clusters.
+Units are in the field names. Every key is checked: an unknown key, a wrong type or an out-of-range value
+raises :class:`~optimizer.errors.InputError` naming the file, the field and the value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import tomllib
+import zoneinfo
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from optimizer.errors import InputError
+
+UNLIMITED = math.inf
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The connection: the most the site may draw in any hour."""
+
+    import_limit_mw: float
+
+
+@dataclass(frozen=True)
+class Contract:
+    """A take-or-pay fixed-price block. Unused block power is settled (sold back) at the market price when
+    ``sellback`` is true, and forfeited when false; load above the block is bought at the market price."""
+
+    block_mw: float = 0.0
+    price_usd_per_mwh: float = 0.0
+    sellback: bool = True
+
+
+@dataclass(frozen=True)
+class Commitment:
+    """On/off limits shared by every switchable unit (mining fleet, flexible GPU load)."""
+
+    min_load_fraction: float = 0.0
+    ramp_mw_per_hour: float = UNLIMITED
+    min_on_hours: int = 0
+    min_off_hours: int = 0
+    restart_cost_usd: float = 0.0
+
+
+@dataclass(frozen=True)
+class MiningFleet:
+    """A fleet of ASICs. ``capacity_mw`` is site power at full load, cooling included."""
+
+    name: str
+    capacity_mw: float
+    efficiency_j_per_th: float
+    cooling_overhead_fraction: float = 0.0
+    pool_fee_fraction: float = 0.0
+    min_load_fraction: float = 0.0
+    ramp_mw_per_hour: float = UNLIMITED
+    min_on_hours: int = 0
+    min_off_hours: int = 0
+    restart_cost_usd: float = 0.0
+
+    @property
+    def commitment(self) -> Commitment:
+        return Commitment(self.min_load_fraction, self.ramp_mw_per_hour, self.min_on_hours,
+                          self.min_off_hours, self.restart_cost_usd)
+
+    def hashrate_ph_per_mw(self) -> float:
+        """PH/s delivered per MW of site power: 1 MW -> 1e6 W / (1 + overhead) / (J/TH) TH/s."""
+        return 1e3 / (self.efficiency_j_per_th * (1.0 + self.cooling_overhead_fraction))
+
+    def value_usd_per_mwh(self, hashprice_usd_per_ph_day: float) -> float:
+        """Mining revenue of one MWh at this hashprice, after pool fees (USD/MWh)."""
+        return hashprice_usd_per_ph_day / 24.0 * self.hashrate_ph_per_mw() * (1.0 - self.pool_fee_fraction)
+
+
+@dataclass(frozen=True)
+class GpuCluster:
+    """A GPU cluster: committed GPUs are powered every hour (SLA); the rest is flexible spot capacity."""
+
+    name: str
+    gpus: int
+    kw_per_gpu: float
+    pue: float = 1.0
+    committed_gpus: int = 0
+    committed_price_usd_per_gpu_hour: float = 0.0
+    spot_price_usd_per_gpu_hour: float = 0.0
+    spot_utilization: float = 1.0
+    min_load_fraction: float = 0.0
+    ramp_mw_per_hour: float = UNLIMITED
+    min_on_hours: int = 0
+    min_off_hours: int = 0
+    restart_cost_usd: float = 0.0
+
+    @property
+    def commitment(self) -> Commitment:
+        return Commitment(self.min_load_fraction, self.ramp_mw_per_hour, self.min_on_hours,
+                          self.min_off_hours, self.restart_cost_usd)
+
+    @property
+    def mw_per_gpu(self) -> float:
+        """Site MW per powered GPU: kW per GPU x PUE / 1000."""
+        return self.kw_per_gpu * self.pue / 1e3
+
+    @property
+    def committed_mw(self) -> float:
+        return self.committed_gpus * self.mw_per_gpu
+
+    @property
+    def flexible_mw(self) -> float:
+        """Most site power the uncommitted GPUs can draw (MW)."""
+        return (self.gpus - self.committed_gpus) * self.mw_per_gpu
+
+    @property
+    def committed_revenue_usd_per_hour(self) -> float:
+        return self.committed_gpus * self.committed_price_usd_per_gpu_hour
+
+    @property
+    def spot_value_usd_per_mwh(self) -> float:
+        """Spot revenue of one MWh of flexible load: GPUs powered x utilisation x price."""
+        return self.spot_price_usd_per_gpu_hour * self.spot_utilization / self.mw_per_gpu
+
+
+@dataclass(frozen=True)
+class Site:
+    """A whole site. ``source`` is where it was loaded from and ``sha256`` the hash of that file's bytes."""
+
+    name: str
+    timezone: str
+    settlement_point: str
+    grid: Grid
+    contract: Contract = field(default_factory=Contract)
+    mining: tuple[MiningFleet, ...] = ()
+    gpu: tuple[GpuCluster, ...] = ()
+    source: str = "<memory>"
+    sha256: str = ""
+
+    @property
+    def asset_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.mining) + tuple(g.name for g in self.gpu)
+
+    @property
+    def committed_mw(self) -> float:
+        return sum(g.committed_mw for g in self.gpu)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Loading and validation
+
+
+def load_site(path: str | Path) -> Site:
+    """Load and validate a site model from a TOML file."""
+    path = Path(path)
+    src = str(path)
+    try:
+        raw_bytes = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read site model ({exc.strerror})", source=src) from None
+    try:
+        raw = tomllib.loads(raw_bytes.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"not valid TOML: {exc}", source=src) from None
+    site = site_from_dict(raw, source=src)
+    return _replace(site, sha256=hashlib.sha256(raw_bytes).hexdigest())
+
+
+def site_from_dict(raw: dict[str, Any], *, source: str = "<memory>") -> Site:
+    """Build a validated :class:`Site` from the parsed TOML structure."""
+    v = _Validator(source)
+    top = v.table(raw, "", {"name", "timezone", "settlement_point", "grid", "contract", "mining", "gpu"})
+    name = v.string(top, "", "name", required=True)
+    tz = v.string(top, "", "timezone", required=True)
+    try:
+        zoneinfo.ZoneInfo(tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise InputError(f"unknown time zone {tz!r} (expected an IANA name such as 'America/Chicago')",
+                         source=source, field="timezone") from None
+    sp = v.string(top, "", "settlement_point", required=True)
+
+    g = v.table(top.get("grid"), "grid", {"import_limit_mw"}, required=True)
+    grid = Grid(import_limit_mw=v.number(g, "grid", "import_limit_mw", required=True, positive=True))
+
+    c = v.table(top.get("contract", {}), "contract", {"block_mw", "price_usd_per_mwh", "sellback"})
+    contract = Contract(
+        block_mw=v.number(c, "contract", "block_mw", default=0.0, minimum=0.0),
+        price_usd_per_mwh=v.number(c, "contract", "price_usd_per_mwh", default=0.0),
+        sellback=v.boolean(c, "contract", "sellback", default=True),
+    )
+    if not contract.sellback and 0 < contract.block_mw < grid.import_limit_mw:
+        raise InputError(
+            f"sellback = false needs block_mw = 0 or block_mw = grid.import_limit_mw "
+            f"({grid.import_limit_mw:g}); got {contract.block_mw:g}: a site that cannot sell unused block power "
+            "but buys above it at the market price is not modelled", source=source, field="contract.block_mw")
+
+    mining = tuple(_fleet(v, t, f"mining[{i}]") for i, t in enumerate(v.array(top, "mining")))
+    gpus = tuple(_cluster(v, t, f"gpu[{i}]") for i, t in enumerate(v.array(top, "gpu")))
+
+    names = [a.name for a in (*mining, *gpus)]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise InputError(f"asset names must be unique; repeated: {', '.join(dup)}", source=source, field="name")
+    if not names:
+        raise InputError("a site needs at least one [[mining]] fleet or [[gpu]] cluster", source=source)
+    committed = sum(c.committed_mw for c in gpus)
+    if committed > grid.import_limit_mw:
+        raise InputError(
+            f"committed GPU load {committed:.3f} MW exceeds the import limit {grid.import_limit_mw:g} MW: "
+            "the SLA can never be met", source=source, field="gpu.committed_gpus")
+    return Site(name=name, timezone=tz, settlement_point=sp, grid=grid, contract=contract,
+                mining=mining, gpu=gpus, source=source)
+
+
+_COMMITMENT_KEYS = {"min_load_fraction", "ramp_mw_per_hour", "min_on_hours", "min_off_hours", "restart_cost_usd"}
+
+
+def _commitment_kwargs(v: _Validator, t: dict, where: str) -> dict[str, Any]:
+    return {
+        "min_load_fraction": v.number(t, where, "min_load_fraction", default=0.0, minimum=0.0, maximum=1.0),
+        "ramp_mw_per_hour": v.number(t, where, "ramp_mw_per_hour", default=UNLIMITED, positive=True),
+        "min_on_hours": v.integer(t, where, "min_on_hours", default=0, minimum=0, maximum=168),
+        "min_off_hours": v.integer(t, where, "min_off_hours", default=0, minimum=0, maximum=168),
+        "restart_cost_usd": v.number(t, where, "restart_cost_usd", default=0.0, minimum=0.0),
+    }
+
+
+def _fleet(v: _Validator, raw: Any, where: str) -> MiningFleet:
+    keys = {"name", "capacity_mw", "efficiency_j_per_th", "cooling_overhead_fraction", "pool_fee_fraction"}
+    t = v.table(raw, where, keys | _COMMITMENT_KEYS, required=True)
+    return MiningFleet(
+        name=v.string(t, where, "name", required=True),
+        capacity_mw=v.number(t, where, "capacity_mw", required=True, positive=True),
+        efficiency_j_per_th=v.number(t, where, "efficiency_j_per_th", required=True, positive=True),
+        cooling_overhead_fraction=v.number(t, where, "cooling_overhead_fraction", default=0.0, minimum=0.0,
+                                           maximum=1.0),
+        pool_fee_fraction=v.number(t, where, "pool_fee_fraction", default=0.0, minimum=0.0, maximum=0.5),
+        **_commitment_kwargs(v, t, where),
+    )
+
+
+def _cluster(v: _Validator, raw: Any, where: str) -> GpuCluster:
+    keys = {"name", "gpus", "kw_per_gpu", "pue", "committed_gpus", "committed_price_usd_per_gpu_hour",
+            "spot_price_usd_per_gpu_hour", "spot_utilization"}
+    t = v.table(raw, where, keys | _COMMITMENT_KEYS, required=True)
+    gpus = v.integer(t, where, "gpus", required=True, minimum=1)
+    committed = v.integer(t, where, "committed_gpus", default=0, minimum=0)
+    if committed > gpus:
+        raise InputError(f"{committed} committed GPUs exceed the cluster's {gpus} GPUs (expected <= gpus)",
+                         source=v.source, field=f"{where}.committed_gpus")
+    return GpuCluster(
+        name=v.string(t, where, "name", required=True),
+        gpus=gpus,
+        kw_per_gpu=v.number(t, where, "kw_per_gpu", required=True, positive=True, maximum=200.0),
+        pue=v.number(t, where, "pue", default=1.0, minimum=1.0, maximum=3.0),
+        committed_gpus=committed,
+        committed_price_usd_per_gpu_hour=v.number(t, where, "committed_price_usd_per_gpu_hour", default=0.0,
+                                                  minimum=0.0),
+        spot_price_usd_per_gpu_hour=v.number(t, where, "spot_price_usd_per_gpu_hour", default=0.0, minimum=0.0),
+        spot_utilization=v.number(t, where, "spot_utilization", default=1.0, minimum=0.0, maximum=1.0),
+        **_commitment_kwargs(v, t, where),
+    )
+
+
+def _replace(site: Site, **changes: Any) -> Site:
+    return Site(**{f.name: changes.get(f.name, getattr(site, f.name)) for f in fields(site)})
+
+
+class _Validator:
+    """Typed access to a parsed TOML table; every failure names the file, the dotted field and the value."""
+
+    def __init__(self, source: str):
+        self.source = source
+
+    def fail(self, where: str, key: str, msg: str) -> InputError:
+        return InputError(msg, source=self.source, field=f"{where}.{key}" if where else key)
+
+    def table(self, raw: Any, where: str, allowed: set[str], required: bool = False) -> dict:
+        if raw is None:
+            if required:
+                raise InputError("missing table", source=self.source, field=where)
+            return {}
+        if not isinstance(raw, dict):
+            raise InputError(f"expected a table, got {raw!r}", source=self.source, field=where)
+        unknown = sorted(set(raw) - allowed)
+        if unknown:
+            raise InputError(f"unknown key(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(sorted(allowed))}",
+                             source=self.source, field=where or "<top level>")
+        return raw
+
+    def array(self, t: dict, key: str) -> list:
+        val = t.get(key, [])
+        if not isinstance(val, list):
+            raise self.fail("", key, f"expected an array of tables ([[{key}]]), got {val!r}")
+        return val
+
+    def string(self, t: dict, where: str, key: str, required: bool = False) -> str:
+        if key not in t:
+            if required:
+                raise self.fail(where, key, "missing (required)")
+            return ""
+        val = t[key]
+        if not isinstance(val, str) or not val.strip():
+            raise self.fail(where, key, f"expected a non-empty string, got {val!r}")
+        return val
+
+    def boolean(self, t: dict, where: str, key: str, default: bool) -> bool:
+        val = t.get(key, default)
+        if not isinstance(val, bool):
+            raise self.fail(where, key, f"expected true or false, got {val!r}")
+        return val
+
+    def number(self, t: dict, where: str, key: str, *, required: bool = False, default: float = 0.0,
+               minimum: float | None = None, maximum: float | None = None, positive: bool = False) -> float:
+        if key not in t:
+            if required:
+                raise self.fail(where, key, "missing (required)")
+            return default
+        val = t[key]
+        if isinstance(val, bool) or not isinstance(val, (int, float)) or not math.isfinite(val):
+            raise self.fail(where, key, f"expected a finite number, got {val!r}")
+        val = float(val)
+        if positive and val <= 0:
+            raise self.fail(where, key, f"expected a positive number, got {val!r}")
+        if minimum is not None and val < minimum:
+            raise self.fail(where, key, f"expected >= {minimum:g}, got {val!r}")
+        if maximum is not None and val > maximum:
+            raise self.fail(where, key, f"expected <= {maximum:g}, got {val!r}")
+        return val
+
+    def integer(self, t: dict, where: str, key: str, *, required: bool = False, default: int = 0,
+                minimum: int | None = None, maximum: int | None = None) -> int:
+        if key not in t:
+            if required:
+                raise self.fail(where, key, "missing (required)")
+            return default
+        val = t[key]
+        if isinstance(val, bool) or not isinstance(val, int):
+            raise self.fail(where, key, f"expected a whole number, got {val!r}")
+        if minimum is not None and val < minimum:
+            raise self.fail(where, key, f"expected >= {minimum}, got {val!r}")
+        if maximum is not None and val > maximum:
+            raise self.fail(where, key, f"expected <= {maximum}, got {val!r}")
+        return val

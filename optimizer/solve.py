@@ -1,0 +1,132 @@
+"""Solve a built model with HiGHS (through highspy, via Pyomo's persistent interface) and report how it went."""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyomo.environ as pyo
+from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
+from pyomo.contrib.solver.solvers.highs import Highs
+
+from optimizer.errors import InputError
+
+#: HiGHS options that are ours to set through :class:`SolverOptions`; anything else must be a real HiGHS option.
+_OWN = {"time_limit", "mip_rel_gap", "threads", "random_seed"}
+
+
+@dataclass(frozen=True)
+class SolverOptions:
+    """Options of one solve. ``mip_rel_gap`` is the relative gap at which HiGHS may stop (0 = proven optimal);
+    ``highs`` passes further HiGHS options by name, each checked against HiGHS's own list."""
+
+    time_limit_seconds: float = 60.0
+    mip_rel_gap: float = 1e-6
+    threads: int = 1
+    highs: tuple[tuple[str, Any], ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if not (self.time_limit_seconds > 0 and math.isfinite(self.time_limit_seconds)):
+            raise InputError(f"time limit must be a positive number of seconds, got {self.time_limit_seconds!r}",
+                             field="time_limit_seconds")
+        if not 0 <= self.mip_rel_gap < 1:
+            raise InputError(f"mip_rel_gap must be in [0, 1), got {self.mip_rel_gap!r}", field="mip_rel_gap")
+        if not isinstance(self.threads, int) or self.threads < 1:
+            raise InputError(f"threads must be a whole number >= 1, got {self.threads!r}", field="threads")
+        probe = _probe()
+        for name, value in self.highs:
+            if name in _OWN:
+                raise InputError(f"set {name!r} through its own option, not as a raw HiGHS option", field=name)
+            try:
+                status = probe.setOptionValue(name, value)
+            except Exception as exc:  # noqa: BLE001 - highspy raises plain exceptions for bad types
+                raise InputError(f"HiGHS rejected option {name}={value!r}: {exc}", field=name) from None
+            if status != highspy.HighsStatus.kOk:
+                raise InputError(f"unknown HiGHS option or bad value: {name}={value!r}", field=name)
+
+
+@functools.cache
+def _probe():
+    """A silent HiGHS instance for checking option names and values (HiGHS prints a banner when created)."""
+    import highspy
+    from pyomo.common.tee import capture_output
+
+    with capture_output(capture_fd=True):
+        h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
+    return h
+
+
+@dataclass(frozen=True)
+class SolveReport:
+    """How a solve went. ``status``: optimal, feasible (stopped with a solution), infeasible, no_solution."""
+
+    status: str
+    termination: str
+    objective_usd: float | None
+    bound_usd: float | None
+    mip_gap: float | None
+    solve_seconds: float          # wall time of the solver call, translation included
+    highs_seconds: float          # time inside HiGHS, as HiGHS measures it
+    nodes: int
+
+    @property
+    def has_solution(self) -> bool:
+        return self.status in ("optimal", "feasible")
+
+
+class Solver:
+    """A HiGHS instance bound to one model; call :meth:`solve` after each :func:`optimizer.model.set_data`.
+
+    Pyomo's persistent interface keeps the translated model and pushes only changed parameters on a re-solve.
+    """
+
+    def __init__(self, model: pyo.ConcreteModel, options: SolverOptions | None = None):
+        self.model = model
+        self.options = options or SolverOptions()
+        self._highs = Highs()
+        self._highs.set_instance(model)
+
+    def solve(self) -> SolveReport:
+        o = self.options
+        opts = {"random_seed": 0, "mip_heuristic_run_feasibility_jump": False, **dict(o.highs)}
+        t0 = time.perf_counter()
+        res = self._highs.solve(self.model, time_limit=o.time_limit_seconds, rel_gap=o.mip_rel_gap,
+                                threads=o.threads, solver_options=opts, load_solutions=False,
+                                raise_exception_on_nonoptimal_result=False, tee=False)
+        wall = time.perf_counter() - t0
+        info = self._highs._solver_model.getInfo()  # noqa: SLF001 - gap and nodes are only on the HiGHS object
+        tc = res.termination_condition
+        has_sol = res.solution_status in (SolutionStatus.optimal, SolutionStatus.feasible)
+        if has_sol:
+            res.solution_loader.load_vars()
+        if tc == TerminationCondition.convergenceCriteriaSatisfied and has_sol:
+            status = "optimal"
+        elif tc in (TerminationCondition.provenInfeasible, TerminationCondition.infeasibleOrUnbounded):
+            status = "infeasible"
+        elif has_sol:
+            status = "feasible"
+        else:
+            status = "no_solution"
+        mip = info.mip_node_count >= 0
+        gap = float(info.mip_gap) if mip and has_sol else (0.0 if status == "optimal" else None)
+        if gap is not None and not math.isfinite(gap):
+            gap = None
+        return SolveReport(
+            status=status, termination=tc.name, objective_usd=res.incumbent_objective,
+            bound_usd=res.objective_bound, mip_gap=gap, solve_seconds=wall,
+            highs_seconds=float(res.timing_info.highs_time), nodes=max(int(info.mip_node_count), 0))
+
+
+def export_model(model: pyo.ConcreteModel, path: str | Path) -> Path:
+    """Write the model as .mps or .lp with readable names, so any solver can check it."""
+    path = Path(path)
+    fmt = {".mps": "mps", ".lp": "lp"}.get(path.suffix.lower())
+    if fmt is None:
+        raise InputError(f"model export format must be .mps or .lp, got {path.suffix!r}", source=str(path))
+    model.write(str(path), format=fmt, io_options={"symbolic_solver_labels": True})
+    return path

@@ -1,0 +1,90 @@
+"""Initial state of the switchable units at the start of an operating day, and how to carry it over."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+from optimizer.errors import InputError
+from optimizer.site import Site
+
+#: Hours in state that mean "long enough that no minimum on/off time binds".
+LONG_AGO_HOURS = 10_000
+#: Power (MW) at or below which a unit counts as off when reading a schedule.
+OFF_TOL_MW = 1e-4
+
+
+@dataclass(frozen=True)
+class UnitState:
+    """State of one unit just before the first hour: on or off, its power (MW; for a GPU cluster the flexible
+    part only; None = full), and for how many whole hours it has been in that on/off state."""
+
+    on: bool = True
+    power_mw: float | None = None
+    hours_in_state: int = LONG_AGO_HOURS
+
+
+def default_state(site: Site) -> dict[str, UnitState]:
+    """Everything on at full power for a long time."""
+    return {name: UnitState() for name in site.asset_names}
+
+
+def resolve(site: Site, state: Mapping[str, UnitState] | None) -> dict[str, UnitState]:
+    """Complete and check a state against a site: missing units default to on at full power."""
+    state = dict(state or {})
+    unknown = sorted(set(state) - set(site.asset_names))
+    if unknown:
+        raise InputError(f"initial state names unknown asset(s): {', '.join(unknown)}", field="initial_state")
+    out = {}
+    caps = {f.name: f.capacity_mw for f in site.mining} | {g.name: g.flexible_mw for g in site.gpu}
+    for name in site.asset_names:
+        s = state.get(name, UnitState())
+        cap = caps[name]
+        p = cap if s.power_mw is None else float(s.power_mw)
+        if not s.on:
+            p = 0.0
+        if not (-OFF_TOL_MW <= p <= cap + OFF_TOL_MW):
+            raise InputError(f"{name}: initial power {p:g} MW outside [0, {cap:g}]", field="initial_state")
+        if s.hours_in_state < 0:
+            raise InputError(f"{name}: hours_in_state {s.hours_in_state} < 0", field="initial_state")
+        if s.on and p <= OFF_TOL_MW and cap > 0:
+            s = UnitState(on=False, power_mw=0.0, hours_in_state=s.hours_in_state)
+        out[name] = UnitState(on=s.on, power_mw=min(max(p, 0.0), cap), hours_in_state=int(s.hours_in_state))
+    return out
+
+
+def state_from_schedule(site: Site, frame: pd.DataFrame) -> dict[str, UnitState]:
+    """The state at the end of a written schedule (its last hour), read from its per-asset columns."""
+    out = {}
+    for f in site.mining:
+        out[f.name] = _tail_state(frame, f"mining_mw__{f.name}", 0.0)
+    for g in site.gpu:
+        out[g.name] = _tail_state(frame, f"ai_mw__{g.name}", g.committed_mw)
+    return out
+
+
+def _tail_state(frame: pd.DataFrame, column: str, floor_mw: float) -> UnitState:
+    if column not in frame.columns:
+        raise InputError(f"previous schedule has no column {column!r}", field=column)
+    p = frame[column].to_numpy(dtype=float) - floor_mw
+    on = p > OFF_TOL_MW
+    last = bool(on[-1])
+    run = len(on) - np.flatnonzero(on != last)[-1] - 1 if (on != last).any() else len(on)
+    return UnitState(on=last, power_mw=float(max(p[-1], 0.0)) if last else 0.0, hours_in_state=int(run))
+
+
+def state_to_json(state: Mapping[str, UnitState]) -> str:
+    return json.dumps({k: asdict(v) for k, v in state.items()}, sort_keys=True)
+
+
+def state_from_json(text: str, source: str = "<state>") -> dict[str, UnitState]:
+    try:
+        raw = json.loads(text)
+        return {k: UnitState(on=bool(v["on"]), power_mw=v.get("power_mw"), hours_in_state=int(v["hours_in_state"]))
+                for k, v in raw.items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise InputError(f"not a valid state ({exc})", source=source) from None
