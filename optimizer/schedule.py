@@ -125,14 +125,28 @@ def schedule(site: Site | str | Path, prices: pd.Series | None = None, *, day: d
         hp_source = f"shipped daily hashprice of {hp_day} (latest known before {day})"
     else:
         hp, hp_source = float(hashprice), "given"
-    if not (np.isfinite(hp) and hp > 0):
-        raise InputError(f"hashprice must be a positive number of USD/PH/day, got {hp!r}", field="hashprice")
+    ds = optimize(site, pin.prices, hp, initial_state=initial_state, options=options, export_model=export_model)
+    full_profit = float(ds["profit_usd"].sum())
+    ds = ds.isel(time=slice(0, len(hours)))
+    ds.attrs.update(_day_summary(site, day, pin, hp_source, ds, full_profit, time.perf_counter() - t_start))
+    return ds
+
+
+def optimize(site: Site, prices: pd.Series, hashprice: float, *,
+             initial_state: Mapping[str, UnitState] | None = None, options: solve.SolverOptions | None = None,
+             export_model: str | Path | None = None) -> xr.Dataset:
+    """Build, solve and read back the model over exactly the hours of ``prices`` (hourly, tz-aware index).
+
+    The building block of :func:`schedule` (which adds the operating day, lookahead and shipped data); use it
+    directly for a horizon of any length. Solver facts go in ``ds.attrs``.
+    """
+    if not (np.isfinite(hashprice) and hashprice > 0):
+        raise InputError(f"hashprice must be a positive number of USD/PH/day, got {hashprice!r}", field="hashprice")
     state = resolve(site, initial_state)
     options = options or solve.SolverOptions()
-
     t0 = time.perf_counter()
-    m = model.build(site, len(pin.prices))
-    model.set_data(m, site, model.Inputs(pin.prices.to_numpy(), hp, state))
+    m = model.build(site, len(prices))
+    model.set_data(m, site, model.Inputs(prices.to_numpy(dtype=float), float(hashprice), state))
     build_s = time.perf_counter() - t0
     if export_model is not None:
         solve.export_model(m, export_model)
@@ -143,11 +157,28 @@ def schedule(site: Site | str | Path, prices: pd.Series | None = None, *, day: d
         raise NoSolutionError(f"HiGHS stopped without a solution ({report.termination}) after "
                               f"{report.solve_seconds:.2f} s; time limit {options.time_limit_seconds:g} s")
     t0 = time.perf_counter()
-    full = results.read(m, site, pin.prices.index)
-    ds = full.isel(time=slice(0, len(hours)))
-    read_s = time.perf_counter() - t0
-    ds.attrs.update(_summary(site, day, pin, hp, hp_source, state, report, full, ds, options, build_s, read_s,
-                             time.perf_counter() - t_start))
+    ds = results.read(m, site, pd.DatetimeIndex(prices.index))
+    ds.attrs.update({
+        "site": site.name,
+        "site_source": site.source,
+        "site_sha256": site.sha256,
+        "settlement_point": site.settlement_point,
+        "hashprice_usd_per_ph_day": float(hashprice),
+        "status": report.status,
+        "termination": report.termination,
+        "objective_usd": float(report.objective_usd),
+        "bound_usd": float(report.bound_usd) if report.bound_usd is not None else float("nan"),
+        "mip_gap": float(report.mip_gap) if report.mip_gap is not None else float("nan"),
+        "mip_rel_gap_option": options.mip_rel_gap,
+        "time_limit_seconds": options.time_limit_seconds,
+        "nodes": report.nodes,
+        "build_seconds": build_s,
+        "solve_seconds": report.solve_seconds,
+        "highs_seconds": report.highs_seconds,
+        "read_seconds": time.perf_counter() - t0,
+        "initial_state_json": state_to_json(state),
+        "curtail_version": _version(),
+    })
     return ds
 
 
@@ -162,39 +193,21 @@ def _as_day(day: dt.date | str) -> dt.date:
         raise InputError(f"day {day!r} is not a date (expected YYYY-MM-DD)", field="day") from None
 
 
-def _summary(site, day, pin, hp, hp_source, state, report, full, ds, options, build_s, read_s, total_s) -> dict:
+def _day_summary(site: Site, day: dt.date, pin: PriceInput, hp_source: str, ds: xr.Dataset,
+                 horizon_profit: float, total_s: float) -> dict:
     money = {k: float(ds[k].sum()) for k in results.MONEY}
     energy = {f"{k[:-3]}_mwh": float(ds[k].sum()) for k in ("mining_mw", "ai_mw", "load_mw", "sellback_mw")}
     return {
-        "site": site.name,
-        "site_source": site.source,
-        "site_sha256": site.sha256,
-        "settlement_point": site.settlement_point,
         "day": day.isoformat(),
         "hours": int(ds.sizes["time"]),
         "lookahead_hours": pin.lookahead_hours,
         "price_source": pin.source,
-        "hashprice_usd_per_ph_day": hp,
         "hashprice_source": hp_source,
-        "status": report.status,
-        "termination": report.termination,
-        "objective_usd": float(report.objective_usd),
-        "horizon_profit_usd": float(full["profit_usd"].sum()),
-        "bound_usd": float(report.bound_usd) if report.bound_usd is not None else float("nan"),
-        "mip_gap": float(report.mip_gap) if report.mip_gap is not None else float("nan"),
-        "mip_rel_gap_option": options.mip_rel_gap,
-        "time_limit_seconds": options.time_limit_seconds,
-        "nodes": report.nodes,
-        "build_seconds": build_s,
-        "solve_seconds": report.solve_seconds,
-        "highs_seconds": report.highs_seconds,
-        "read_seconds": read_s,
+        "horizon_profit_usd": horizon_profit,
         "total_seconds": total_s,
         **money,
         **energy,
         "restarts": int(ds["start"].sum()),
-        "initial_state_json": state_to_json(state),
-        "curtail_version": _version(),
     }
 
 

@@ -45,7 +45,7 @@ class SolverOptions:
                 status = probe.setOptionValue(name, value)
             except Exception as exc:  # noqa: BLE001 - highspy raises plain exceptions for bad types
                 raise InputError(f"HiGHS rejected option {name}={value!r}: {exc}", field=name) from None
-            if status != highspy.HighsStatus.kOk:
+            if status != type(status).kOk:
                 raise InputError(f"unknown HiGHS option or bad value: {name}={value!r}", field=name)
 
 

@@ -6,7 +6,7 @@ Shared by the mining fleets and the flexible part of the GPU clusters. Adds to a
 |---|---|---|---|---|
 | ``mw`` | T | Var >= 0 | MW | power drawn in hour t |
 | ``on`` | T | Var binary | - | 1 when running (only when a commitment decision is live) |
-| ``start`` / ``stop`` | T | Var in [0, 1] | - | the unit starts / stops in hour t (integral given ``on``) |
+| ``start`` / ``stop`` | T | Var binary | - | the unit starts / stops in hour t (never both) |
 | ``init_mw`` | - | mutable Param | MW | power in the hour before the horizon |
 | ``init_on`` | - | mutable Param | - | 1 when running in the hour before the horizon |
 | ``must_on`` / ``must_off`` | T | mutable Param | - | 1 in the first hours the initial state still binds |
@@ -55,8 +55,8 @@ def add(b: pyo.Block, T: pyo.Set, capacity_mw: float, c: Commitment) -> None:
     floor = on_floor_mw(capacity_mw, c)
     jump = max(ramp, floor)                                 # start-up / shut-down ramp, MW
     b.on = pyo.Var(T, within=pyo.Binary, doc="running")
-    b.start = pyo.Var(T, bounds=(0, 1), doc="starts in hour t")
-    b.stop = pyo.Var(T, bounds=(0, 1), doc="stops in hour t")
+    b.start = pyo.Var(T, within=pyo.Binary, doc="starts in hour t")
+    b.stop = pyo.Var(T, within=pyo.Binary, doc="stops in hour t")
     b.init_on = pyo.Param(mutable=True, initialize=1, within=pyo.Binary)
     b.must_on = pyo.Param(T, mutable=True, initialize=0, within=pyo.Binary)
     b.must_off = pyo.Param(T, mutable=True, initialize=0, within=pyo.Binary)
@@ -64,6 +64,7 @@ def add(b: pyo.Block, T: pyo.Set, capacity_mw: float, c: Commitment) -> None:
     b.max_load = pyo.Constraint(T, rule=lambda b, t: b.mw[t] <= capacity_mw * b.on[t])
     b.min_load = pyo.Constraint(T, rule=lambda b, t: b.mw[t] >= floor * b.on[t])
     b.transition = pyo.Constraint(T, rule=lambda b, t: b.start[t] - b.stop[t] == b.on[t] - _prev_on(b, t))
+    b.start_or_stop = pyo.Constraint(T, rule=lambda b, t: b.start[t] + b.stop[t] <= 1)
     b.initial_on = pyo.Constraint(T, rule=lambda b, t: b.on[t] >= b.must_on[t])
     b.initial_off = pyo.Constraint(T, rule=lambda b, t: b.on[t] <= 1 - b.must_off[t])
 
