@@ -12,7 +12,7 @@ from optimizer.check import check_schedule
 from optimizer.data import default_site_path, ercot_prices, hashprice_series, read_price_file
 from optimizer.errors import CurtailError, InfeasibleError, InputError, NoSolutionError
 from optimizer.results import read_schedule, summary, to_frame, write
-from optimizer.schedule import operating_hours, schedule
+from optimizer.scheduling import operating_hours, schedule
 from optimizer.site import GpuCluster, MiningFleet, Site, load_site, site_from_dict
 from optimizer.solve import SolverOptions
 from optimizer.state import UnitState, state_from_schedule

@@ -12,7 +12,7 @@ import typer
 
 from optimizer import check, data, results
 from optimizer.errors import CurtailError, InputError, NoSolutionError
-from optimizer.schedule import DEFAULT_DAY, schedule as run_schedule
+from optimizer.scheduling import DEFAULT_DAY, schedule as run_schedule
 from optimizer.site import Site, load_site
 from optimizer.solve import SolverOptions
 from optimizer.state import UnitState, state_from_json, state_from_schedule
