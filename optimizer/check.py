@@ -17,7 +17,7 @@ from optimizer.site import Commitment, Site
 from optimizer.state import UnitState
 
 TOL_MW = 1e-4          # power tolerance, MW (HiGHS's feasibility tolerance is 1e-7 on MW-scaled rows)
-TOL_USD = 1e-3         # accounting tolerance, USD per hour, relative to magnitude
+TOL_USD = 0.01         # accounting tolerance, USD per hour (plus 1e-7 of the amount)
 ON_FLOOR_FRACTION = 1e-3   # documented in docs/formulation.md: "on" means at least this share of capacity
 
 
@@ -167,7 +167,7 @@ def _need(frame: pd.DataFrame, col: str, out: list[Violation]) -> bool:
 
 
 def _close(out, rule, name, got, want, tol, relative=False) -> None:
-    scale = np.maximum(1.0, np.abs(want)) if relative else 1.0
-    bad = np.flatnonzero(np.abs(got - want) > tol * scale)
+    allowed = tol + (1e-7 * np.abs(want) if relative else 0.0)
+    bad = np.flatnonzero(np.abs(got - want) > allowed)
     for t in bad[:5]:
         out.append(Violation(rule, name, int(t), f"written {got[t]:.6f}, recomputed {want[t]:.6f}"))

@@ -1,0 +1,71 @@
+"""Model structure without a solver: components, counts, bounds, and the LP/MILP switch."""
+
+from __future__ import annotations
+
+import pyomo.environ as pyo
+import pytest
+from support import fleet, make_site
+
+from optimizer import model
+from optimizer.model import commitment
+from optimizer.state import default_state, resolve
+
+
+def _count(m, ctype, integer=None):
+    comps = list(m.component_data_objects(ctype, active=True, descend_into=True))
+    if integer is not None:
+        comps = [v for v in comps if v.is_integer() == integer]
+    return len(comps)
+
+
+def test_default_site_model_has_the_expected_size(default_site):
+    n = 48
+    m = model.build(default_site, n)
+    # s21-pro, s19j-pro and h100 all have restart costs: each has mw, on, start, stop per hour
+    assert _count(m, pyo.Var) == 3 * 4 * n
+    assert _count(m, pyo.Var, integer=True) == 3 * 3 * n
+    assert list(m.FLEETS) == ["s21-pro", "s19j-pro"] and list(m.CLUSTERS) == ["h100"]
+    # s19j-pro (min_on 2) has a min-on row; only h100 and s19j-pro have ramp rows (s21-pro ramps 80 = capacity)
+    assert hasattr(m.mining["s19j-pro"], "min_on") and not hasattr(m.mining["s21-pro"], "min_on")
+    assert hasattr(m.gpu["h100"], "ramp_up") and not hasattr(m.mining["s21-pro"], "ramp_up")
+    assert len(m.import_limit) == n
+
+
+def test_unit_without_live_commitment_is_continuous():
+    m = model.build(make_site([fleet(ramp_mw_per_hour=3.0)]), 12)
+    assert _count(m, pyo.Var, integer=True) == 0                # an LP
+    assert _count(m, pyo.Var) == 12
+    assert hasattr(m.mining["f"], "ramp_up") and not hasattr(m.mining["f"], "on")
+
+
+@pytest.mark.parametrize("kw", [{"min_load_fraction": 0.2}, {"min_on_hours": 2}, {"min_off_hours": 2},
+                                {"restart_cost_usd": 1.0}])
+def test_any_live_commitment_adds_binaries(kw):
+    site = make_site([fleet(**kw)])
+    assert commitment.is_switched(site.mining[0].commitment)
+    m = model.build(site, 6)
+    assert _count(m, pyo.Var, integer=True) == 18
+
+
+def test_power_bounds_are_the_capacities(default_site):
+    m = model.build(default_site, 4)
+    assert m.mining["s21-pro"].mw[0].bounds == (0.0, 80.0)
+    assert m.gpu["h100"].mw[0].bounds == pytest.approx((0.0, 51.0 - 29.9625))
+    assert pyo.value(m.gpu["h100"].committed_mw) == pytest.approx(29.9625)
+
+
+def test_set_data_loads_prices_hashprice_and_state_without_rebuilding(default_site):
+    m = model.build(default_site, 3)
+    n_before = _count(m, pyo.Constraint)
+    state = resolve(default_site, {"s19j-pro": default_state(default_site)["s19j-pro"].__class__(
+        on=True, power_mw=20.0, hours_in_state=1)})
+    model.set_data(m, default_site, model.Inputs([10.0, 20.0, 30.0], 50.0, state))
+    assert [pyo.value(m.price[t]) for t in m.T] == [10.0, 20.0, 30.0]
+    assert pyo.value(m.mining["s21-pro"].value_usd_per_mwh) == pytest.approx(
+        default_site.mining[0].value_usd_per_mwh(50.0))
+    b = m.mining["s19j-pro"]
+    assert pyo.value(b.init_mw) == 20.0
+    assert [pyo.value(b.must_on[t]) for t in m.T] == [1, 0, 0]           # min on 2 h, on for 1 h
+    assert _count(m, pyo.Constraint) == n_before
+    with pytest.raises(ValueError, match="3-hour model"):
+        model.set_data(m, default_site, model.Inputs([1.0], 50.0, state))
