@@ -150,7 +150,10 @@ def optimize(site: Site, prices: pd.Series, hashprice: float, *,
     build_s = time.perf_counter() - t0
     if export_model is not None:
         solve.export_model(m, export_model)
-    report = solve.Solver(m, options).solve()
+    t0 = time.perf_counter()
+    solver = solve.Solver(m, options)
+    translate_s = time.perf_counter() - t0
+    report = solver.solve()
     if report.status == "infeasible":
         raise InfeasibleError(_infeasible_message(site, state))
     if not report.has_solution:
@@ -173,6 +176,7 @@ def optimize(site: Site, prices: pd.Series, hashprice: float, *,
         "time_limit_seconds": options.time_limit_seconds,
         "nodes": report.nodes,
         "build_seconds": build_s,
+        "translate_seconds": translate_s,
         "solve_seconds": report.solve_seconds,
         "highs_seconds": report.highs_seconds,
         "read_seconds": time.perf_counter() - t0,

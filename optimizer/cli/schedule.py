@@ -111,7 +111,8 @@ def format_summary(s: dict, out: Path | None) -> str:
         ("sold back", f"{s['sellback_mwh']:>14,.1f} MWh"),
         ("", ""),
         ("status", f"{s['status']}, gap {s['mip_gap']:.2e}, objective {s['objective_usd']:,.2f} USD (with lookahead)"),
-        ("times", f"build {s['build_seconds']:.3f} s, solve {s['solve_seconds']:.3f} s "
+        ("times", f"build {s['build_seconds']:.3f} s, translate {s['translate_seconds']:.3f} s, "
+                  f"solve {s['solve_seconds']:.3f} s "
                   f"(HiGHS {s['highs_seconds']:.3f} s), read {s['read_seconds']:.3f} s, total {s['total_seconds']:.3f} s"),
         ("written", str(out) if out else "(no --out given: nothing written)"),
     ]
