@@ -33,10 +33,12 @@ class Violation:
 
 
 def check_schedule(site: Site, frame: pd.DataFrame, *, hashprice_usd_per_ph_day: float,
-                   initial_state: Mapping[str, UnitState] | None = None) -> list[Violation]:
+                   initial_state: Mapping[str, UnitState] | None = None,
+                   allow_sla_breach: bool = False) -> list[Violation]:
     """Every violated hard limit or accounting identity of ``frame`` (empty when the schedule is valid).
 
     ``initial_state`` is the state the schedule started from (missing assets: on at full power, long ago).
+    ``allow_sla_breach``: committed GPU load may fall short; the SLA credit of the tier reached is then due.
     Minimum on/off times are checked for runs that end inside the schedule, and for the hold the initial
     state imposes; a run touching the last hour may go on past it.
     """
@@ -59,12 +61,14 @@ def check_schedule(site: Site, frame: pd.DataFrame, *, hashprice_usd_per_ph_day:
         if _need(frame, col, out):
             p = frame[col].to_numpy(float)
             cluster_cols.append(p)
-            below = np.flatnonzero(p < g.committed_mw - TOL_MW)
-            for t in below:
-                out.append(Violation("sla_floor", g.name, int(t), f"{p[t]:.4f} MW < committed {g.committed_mw:.4f} MW"))
+            if not allow_sla_breach:
+                for t in np.flatnonzero(p < g.committed_mw - TOL_MW):
+                    out.append(Violation("sla_floor", g.name, int(t),
+                                         f"{p[t]:.4f} MW < committed {g.committed_mw:.4f} MW"))
             s = state.get(g.name, UnitState())
             p0 = (g.flexible_mw if s.power_mw is None else s.power_mw) if s.on else 0.0
-            _check_unit(out, g.name, p - g.committed_mw, g.flexible_mw, g.commitment, p0, s)
+            flex = np.maximum(p - g.committed_mw, 0.0) if allow_sla_breach else p - g.committed_mw
+            _check_unit(out, g.name, flex, g.flexible_mw, g.commitment, p0, s)
     if len(fleet_cols) != len(site.mining) or len(cluster_cols) != len(site.gpu):
         return out
 
@@ -84,8 +88,11 @@ def check_schedule(site: Site, frame: pd.DataFrame, *, hashprice_usd_per_ph_day:
         return out
     price = frame["price_usd_per_mwh"].to_numpy(float)
     mining_rev = sum(f.value_usd_per_mwh(hashprice_usd_per_ph_day) * c for f, c in zip(site.mining, fleet_cols))
-    ai_rev = sum(g.committed_revenue_usd_per_hour + g.spot_value_usd_per_mwh * (c - g.committed_mw)
+    ai_rev = sum(g.committed_revenue_usd_per_hour + g.spot_value_usd_per_mwh * np.maximum(c - g.committed_mw, 0)
                  for g, c in zip(site.gpu, cluster_cols))
+    sla_credit = np.zeros(n)
+    sla_credit[0] = sum(g.sla_credit_usd(float(np.maximum(g.committed_mw - c, 0).sum()))
+                        for g, c in zip(site.gpu, cluster_cols))
     exposed = site.contract.sellback or site.contract.block_mw == 0
     energy_cost = price * np.clip(grid, 0, None) if exposed else np.zeros(n)
     credit = price * sold
@@ -99,9 +106,9 @@ def check_schedule(site: Site, frame: pd.DataFrame, *, hashprice_usd_per_ph_day:
         restart += unit.restart_cost_usd * (on & ~prev)
     want = {"mining_revenue_usd": mining_rev + np.zeros(n), "ai_revenue_usd": ai_rev + np.zeros(n),
             "energy_cost_usd": energy_cost, "sellback_credit_usd": credit, "contract_cost_usd": contract,
-            "restart_cost_usd": restart}
+            "restart_cost_usd": restart, "sla_credit_usd": sla_credit}
     want["profit_usd"] = (want["mining_revenue_usd"] + want["ai_revenue_usd"] - energy_cost + credit - contract
-                          - restart)
+                          - restart - sla_credit)
     for name, w in want.items():
         if _need(frame, name, out):
             _close(out, "accounting", name, frame[name].to_numpy(float), w, TOL_USD, relative=True)

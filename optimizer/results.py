@@ -10,8 +10,9 @@ Dataset layout (dims ``time``: UTC hour starts, ``asset``: fleet and cluster nam
 | ``mining_revenue_usd``, ``ai_revenue_usd``, ``energy_cost_usd``, ``sellback_credit_usd``, ``contract_cost_usd``, ``restart_cost_usd``, ``profit_usd`` | time | USD |
 
 ``energy_cost_usd`` is what is bought above the block at the market price; ``sellback_credit_usd`` what unused
-block power earns (negative when the price is negative). ``profit_usd`` = mining + AI revenue - energy cost +
-sell-back credit - contract cost - restart cost.
+block power earns (negative when the price is negative); ``sla_credit_usd`` the SLA credit owed for committed GPU
+load not delivered (only with SLA breach allowed; booked in the first hour). ``profit_usd`` = mining + AI revenue
+- energy cost + sell-back credit - contract cost - restart cost - SLA credit.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from optimizer.model import commitment, grid
 from optimizer.site import Site
 
 MONEY = ("mining_revenue_usd", "ai_revenue_usd", "energy_cost_usd", "sellback_credit_usd", "contract_cost_usd",
-         "restart_cost_usd", "profit_usd")
+         "restart_cost_usd", "sla_credit_usd", "profit_usd")
 UNITS = {"price_usd_per_mwh": "USD/MWh", "power_mw": "MW", "on": "1", "start": "1", "mining_mw": "MW",
          "ai_mw": "MW", "load_mw": "MW", "grid_mw": "MW", "sellback_mw": "MW"} | {k: "USD" for k in MONEY}
 OUTPUT_SUFFIXES = (".csv", ".parquet", ".json", ".nc")
@@ -49,10 +50,14 @@ def read(m: pyo.ConcreteModel, site: Site, times: pd.DatetimeIndex) -> xr.Datase
         restart.append(f.restart_cost_usd)
         on.append(_on(b, T, power[-1]))
         start.append(np.asarray(commitment.starts(b, m.T), dtype=float))
+    sla_credit = np.zeros(len(T))
     for g in site.gpu:
         b = m.gpu[g.name]
         flex = val([b.mw[t] for t in T])
-        power.append(g.committed_mw + flex)
+        short = val([b.shortfall_mw[t] for t in T]) if hasattr(b, "shortfall_mw") else np.zeros(len(T))
+        power.append(g.committed_mw - short + flex)
+        if hasattr(b, "sla_credit_usd"):
+            sla_credit[0] += pyo.value(b.sla_credit_usd)
         restart.append(g.restart_cost_usd)
         on.append(_on(b, T, flex))
         start.append(np.asarray(commitment.starts(b, m.T), dtype=float))
@@ -65,14 +70,15 @@ def read(m: pyo.ConcreteModel, site: Site, times: pd.DatetimeIndex) -> xr.Datase
     ai_rev = np.zeros(len(T))
     for j, g in enumerate(site.gpu):
         b = m.gpu[g.name]
-        flex = power[:, len(site.mining) + j] - g.committed_mw
+        flex = np.clip(power[:, len(site.mining) + j] - g.committed_mw, 0.0, None)
         ai_rev += pyo.value(b.committed_usd_per_hour) + pyo.value(b.spot_value_usd_per_mwh) * flex
     return assemble(site, times, price, power, np.array(on).T, np.array(start).T, mining_rev, ai_rev,
-                    np.array(start).T @ np.array(restart))
+                    np.array(start).T @ np.array(restart), sla_credit)
 
 
 def assemble(site: Site, times: pd.DatetimeIndex, price: np.ndarray, power: np.ndarray, on: np.ndarray,
-             start: np.ndarray, mining_rev: np.ndarray, ai_rev: np.ndarray, restart_cost: np.ndarray) -> xr.Dataset:
+             start: np.ndarray, mining_rev: np.ndarray, ai_rev: np.ndarray, restart_cost: np.ndarray,
+             sla_credit: np.ndarray) -> xr.Dataset:
     """Build the result dataset from per-hour arrays; every derived quantity (balance, settlement) is computed
     here once, from power and price."""
     n_mining = len(site.mining)
@@ -84,7 +90,7 @@ def assemble(site: Site, times: pd.DatetimeIndex, price: np.ndarray, power: np.n
     energy_cost = price * bought
     credit = price * sold
     contract = np.full(len(load), site.contract.block_mw * site.contract.price_usd_per_mwh)
-    profit = mining_rev + ai_rev - energy_cost + credit - contract - restart_cost
+    profit = mining_rev + ai_rev - energy_cost + credit - contract - restart_cost - sla_credit
     time = pd.DatetimeIndex(times).tz_convert("UTC").tz_localize(None)
     th, ta = ("time",), ("time", "asset")
     ds = xr.Dataset(
@@ -104,6 +110,7 @@ def assemble(site: Site, times: pd.DatetimeIndex, price: np.ndarray, power: np.n
             "sellback_credit_usd": (th, credit),
             "contract_cost_usd": (th, contract),
             "restart_cost_usd": (th, restart_cost),
+            "sla_credit_usd": (th, sla_credit),
             "profit_usd": (th, profit),
         },
         coords={"time": time, "asset": list(site.asset_names),

@@ -19,8 +19,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from optimizer import data, model, results, solve
+from optimizer import data, diagnose, model, results, solve
 from optimizer.errors import InfeasibleError, InputError, NoSolutionError
+from optimizer.fallback import strike_schedule
 from optimizer.site import Site, load_site
 from optimizer.state import UnitState, resolve, state_to_json
 
@@ -102,7 +103,8 @@ def _cover(prices: pd.Series, full: pd.DatetimeIndex, name: str) -> pd.Series:
 def schedule(site: Site | str | Path, prices: pd.Series | None = None, *, day: dt.date | str | None = None,
              hashprice: float | None = None, lookahead_hours: int = 24,
              initial_state: Mapping[str, UnitState] | None = None,
-             options: solve.SolverOptions | None = None, export_model: str | Path | None = None) -> xr.Dataset:
+             options: solve.SolverOptions | None = None, export_model: str | Path | None = None,
+             allow_sla_breach: bool = False, fallback: bool = False) -> xr.Dataset:
     """Solve one operating day and return its schedule as an ``xarray.Dataset`` (see :mod:`optimizer.results`).
 
     ``site``: a :class:`Site` or a path to a site model. ``prices``: hourly USD/MWh with a tz-aware index
@@ -125,7 +127,8 @@ def schedule(site: Site | str | Path, prices: pd.Series | None = None, *, day: d
         hp_source = f"shipped daily hashprice of {hp_day} (latest known before {day})"
     else:
         hp, hp_source = float(hashprice), "given"
-    ds = optimize(site, pin.prices, hp, initial_state=initial_state, options=options, export_model=export_model)
+    ds = optimize(site, pin.prices, hp, initial_state=initial_state, options=options, export_model=export_model,
+                  allow_sla_breach=allow_sla_breach, fallback=fallback)
     full_profit = float(ds["profit_usd"].sum())
     ds = ds.isel(time=slice(0, len(hours)))
     ds.attrs.update(_day_summary(site, day, pin, hp_source, ds, full_profit, time.perf_counter() - t_start))
@@ -134,42 +137,61 @@ def schedule(site: Site | str | Path, prices: pd.Series | None = None, *, day: d
 
 def optimize(site: Site, prices: pd.Series, hashprice: float, *,
              initial_state: Mapping[str, UnitState] | None = None, options: solve.SolverOptions | None = None,
-             export_model: str | Path | None = None) -> xr.Dataset:
+             export_model: str | Path | None = None, allow_sla_breach: bool = False,
+             fallback: bool = False) -> xr.Dataset:
     """Build, solve and read back the model over exactly the hours of ``prices`` (hourly, tz-aware index).
 
     The building block of :func:`schedule` (which adds the operating day, lookahead and shipped data); use it
     directly for a horizon of any length. Solver facts go in ``ds.attrs``.
+
+    When the hard limits conflict, raises ``InfeasibleError`` naming them (see :mod:`optimizer.diagnose`). When
+    the solver returns no usable solution: with ``fallback``, returns the strike-rule schedule of
+    :mod:`optimizer.fallback` with ``attrs["fallback"] = 1`` and the reason; without, raises ``NoSolutionError``.
     """
     if not (np.isfinite(hashprice) and hashprice > 0):
         raise InputError(f"hashprice must be a positive number of USD/PH/day, got {hashprice!r}", field="hashprice")
     state = resolve(site, initial_state)
     options = options or solve.SolverOptions()
     t0 = time.perf_counter()
-    m = model.build(site, len(prices))
+    m = model.build(site, len(prices), allow_sla_breach=allow_sla_breach)
     model.set_data(m, site, model.Inputs(prices.to_numpy(dtype=float), float(hashprice), state))
     build_s = time.perf_counter() - t0
     if export_model is not None:
         solve.export_model(m, export_model)
     t0 = time.perf_counter()
-    solver = solve.Solver(m, options)
-    translate_s = time.perf_counter() - t0
-    report = solver.solve()
+    try:
+        solver = solve.Solver(m, options)
+        translate_s = time.perf_counter() - t0
+        report = solver.solve()
+    except Exception as exc:  # noqa: BLE001 - a solver crash is handled like "no solution"
+        translate_s = time.perf_counter() - t0
+        report = solve.SolveReport("error", f"{type(exc).__name__}: {exc}", None, None, None, 0.0, 0.0, 0)
     if report.status == "infeasible":
-        raise InfeasibleError(_infeasible_message(site, state))
-    if not report.has_solution:
-        raise NoSolutionError(f"HiGHS stopped without a solution ({report.termination}) after "
-                              f"{report.solve_seconds:.2f} s; time limit {options.time_limit_seconds:g} s")
+        found = diagnose.conflicts(site, prices, hashprice, state)
+        raise InfeasibleError(diagnose.describe(site, state, found))
+    fell_back = ""
     t0 = time.perf_counter()
-    ds = results.read(m, site, pd.DatetimeIndex(prices.index))
+    if report.usable(options.accept_gap):
+        ds = results.read(m, site, pd.DatetimeIndex(prices.index))
+    else:
+        gap = f", gap {report.mip_gap:.3g} above the accepted {options.accept_gap:g}" if report.mip_gap else ""
+        fell_back = (f"HiGHS returned no usable solution ({report.status}, {report.termination}{gap}) after "
+                     f"{report.solve_seconds:.2f} s; time limit {options.time_limit_seconds:g} s")
+        if not fallback:
+            raise NoSolutionError(fell_back)
+        ds = strike_schedule(site, prices, hashprice, state)
     ds.attrs.update({
         "site": site.name,
         "site_source": site.source,
         "site_sha256": site.sha256,
         "settlement_point": site.settlement_point,
         "hashprice_usd_per_ph_day": float(hashprice),
-        "status": report.status,
+        "status": "fallback" if fell_back else report.status,
+        "fallback": int(bool(fell_back)),
+        "fallback_reason": fell_back,
+        "allow_sla_breach": int(allow_sla_breach),
         "termination": report.termination,
-        "objective_usd": float(report.objective_usd),
+        "objective_usd": float(report.objective_usd) if report.objective_usd is not None else float("nan"),
         "bound_usd": float(report.bound_usd) if report.bound_usd is not None else float("nan"),
         "mip_gap": float(report.mip_gap) if report.mip_gap is not None else float("nan"),
         "mip_rel_gap_option": options.mip_rel_gap,
@@ -220,22 +242,6 @@ def _version() -> str:
         return version("curtail")
     except PackageNotFoundError:
         return "unknown"
-
-
-def _infeasible_message(site: Site, state: Mapping[str, UnitState]) -> str:
-    """Name the limits that can conflict. (A slack-based diagnosis is future work; see docs/formulation.md.)"""
-    lines = ["the hard limits cannot all hold over this horizon. Limits in play:"]
-    lines.append(f"  import limit {site.grid.import_limit_mw:g} MW vs committed GPU load {site.committed_mw:.3f} MW")
-    for f in site.mining:
-        s = state[f.name]
-        lines.append(f"  {f.name}: initial {'on' if s.on else 'off'} at {s.power_mw:g} MW for {s.hours_in_state} h, "
-                     f"ramp {f.ramp_mw_per_hour:g} MW/h, min on {f.min_on_hours} h, min off {f.min_off_hours} h, "
-                     f"min load {f.min_load_fraction:g}")
-    for g in site.gpu:
-        s = state[g.name]
-        lines.append(f"  {g.name}: committed {g.committed_mw:.3f} MW, flexible initial {s.power_mw:g} MW, "
-                     f"ramp {g.ramp_mw_per_hour:g} MW/h, min on {g.min_on_hours} h")
-    return "\n".join(lines)
 
 
 def summary_json(ds: xr.Dataset) -> str:

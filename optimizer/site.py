@@ -89,6 +89,8 @@ class GpuCluster:
     committed_price_usd_per_gpu_hour: float = 0.0
     spot_price_usd_per_gpu_hour: float = 0.0
     spot_utilization: float = 1.0
+    sla_credit_tiers: tuple[tuple[float, float], ...] = ((0.9999, 0.10), (0.99, 0.30), (0.95, 1.00))
+    sla_month_hours: float = 730.0
     min_load_fraction: float = 0.0
     ramp_mw_per_hour: float = UNLIMITED
     min_on_hours: int = 0
@@ -117,6 +119,20 @@ class GpuCluster:
     @property
     def committed_revenue_usd_per_hour(self) -> float:
         return self.committed_gpus * self.committed_price_usd_per_gpu_hour
+
+    @property
+    def monthly_bill_usd(self) -> float:
+        """Committed GPUs x committed price x hours in a month: the base of SLA credits (USD)."""
+        return self.committed_gpus * self.committed_price_usd_per_gpu_hour * self.sla_month_hours
+
+    def sla_credit_usd(self, shortfall_mwh: float) -> float:
+        """Credit owed for ``shortfall_mwh`` of committed load not delivered this month (from 100% so far):
+        the tier of the availability reached, times the monthly bill."""
+        if self.committed_mw <= 0 or shortfall_mwh <= 0:
+            return 0.0
+        availability = 1.0 - shortfall_mwh / (self.committed_mw * self.sla_month_hours)
+        owed = [credit for level, credit in self.sla_credit_tiers if availability < level]
+        return max(owed, default=0.0) * self.monthly_bill_usd
 
     @property
     def spot_value_usd_per_mwh(self) -> float:
@@ -175,7 +191,7 @@ def site_from_dict(raw: dict[str, Any], *, source: str = "<memory>") -> Site:
     tz = v.string(top, "", "timezone", required=True)
     try:
         zoneinfo.ZoneInfo(tz)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
         raise InputError(f"unknown time zone {tz!r} (expected an IANA name such as 'America/Chicago')",
                          source=source, field="timezone") from None
     sp = v.string(top, "", "settlement_point", required=True)
@@ -242,7 +258,7 @@ def _fleet(v: _Validator, raw: Any, where: str) -> MiningFleet:
 
 def _cluster(v: _Validator, raw: Any, where: str) -> GpuCluster:
     keys = {"name", "gpus", "kw_per_gpu", "pue", "committed_gpus", "committed_price_usd_per_gpu_hour",
-            "spot_price_usd_per_gpu_hour", "spot_utilization"}
+            "spot_price_usd_per_gpu_hour", "spot_utilization", "sla_credit_tiers", "sla_month_hours"}
     t = v.table(raw, where, keys | _COMMITMENT_KEYS, required=True)
     gpus = v.integer(t, where, "gpus", required=True, minimum=1)
     committed = v.integer(t, where, "committed_gpus", default=0, minimum=0)
@@ -259,8 +275,29 @@ def _cluster(v: _Validator, raw: Any, where: str) -> GpuCluster:
                                                   minimum=0.0),
         spot_price_usd_per_gpu_hour=v.number(t, where, "spot_price_usd_per_gpu_hour", default=0.0, minimum=0.0),
         spot_utilization=v.number(t, where, "spot_utilization", default=1.0, minimum=0.0, maximum=1.0),
+        sla_credit_tiers=_tiers(v, t, where),
+        sla_month_hours=v.number(t, where, "sla_month_hours", default=730.0, minimum=672.0, maximum=744.0),
         **_commitment_kwargs(v, t, where),
     )
+
+
+def _tiers(v: _Validator, t: dict, where: str) -> tuple[tuple[float, float], ...]:
+    default = GpuCluster.__dataclass_fields__["sla_credit_tiers"].default
+    raw = t.get("sla_credit_tiers", default)
+    field_name = f"{where}.sla_credit_tiers"
+    ok = isinstance(raw, (list, tuple)) and len(raw) > 0 and all(
+        isinstance(p, (list, tuple)) and len(p) == 2 and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                             for x in p) for p in raw)
+    if not ok:
+        raise InputError(f"expected a list of [availability, credit_fraction] pairs, got {raw!r}",
+                         source=v.source, field=field_name)
+    tiers = tuple((float(a), float(c)) for a, c in raw)
+    levels, credits = [a for a, _ in tiers], [c for _, c in tiers]
+    if not all(0 < a <= 1 for a in levels) or not all(0 <= c <= 1 for c in credits) \
+            or levels != sorted(levels, reverse=True) or credits != sorted(credits):
+        raise InputError(f"tiers must have availability in (0, 1] falling and credit in [0, 1] rising, got {raw!r}",
+                         source=v.source, field=field_name)
+    return tiers
 
 
 def _replace(site: Site, **changes: Any) -> Site:

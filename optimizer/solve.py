@@ -22,10 +22,12 @@ _OWN = {"time_limit", "mip_rel_gap", "threads", "random_seed"}
 @dataclass(frozen=True)
 class SolverOptions:
     """Options of one solve. ``mip_rel_gap`` is the relative gap at which HiGHS may stop (0 = proven optimal);
-    ``highs`` passes further HiGHS options by name, each checked against HiGHS's own list."""
+    ``accept_gap`` the largest gap of a solution kept when the time limit stops HiGHS early; ``highs`` passes
+    further HiGHS options by name, each checked against HiGHS's own list."""
 
     time_limit_seconds: float = 60.0
     mip_rel_gap: float = 1e-6
+    accept_gap: float = 0.01
     threads: int = 1
     highs: tuple[tuple[str, Any], ...] = field(default=())
 
@@ -35,6 +37,8 @@ class SolverOptions:
                              field="time_limit_seconds")
         if not 0 <= self.mip_rel_gap < 1:
             raise InputError(f"mip_rel_gap must be in [0, 1), got {self.mip_rel_gap!r}", field="mip_rel_gap")
+        if not 0 <= self.accept_gap < 1:
+            raise InputError(f"accept_gap must be in [0, 1), got {self.accept_gap!r}", field="accept_gap")
         if not isinstance(self.threads, int) or self.threads < 1:
             raise InputError(f"threads must be a whole number >= 1, got {self.threads!r}", field="threads")
         probe = _probe()
@@ -77,6 +81,11 @@ class SolveReport:
     @property
     def has_solution(self) -> bool:
         return self.status in ("optimal", "feasible")
+
+    def usable(self, accept_gap: float) -> bool:
+        """A solution to keep: optimal, or stopped early with a gap within ``accept_gap``."""
+        return self.status == "optimal" or (self.status == "feasible" and self.mip_gap is not None
+                                            and self.mip_gap <= accept_gap)
 
 
 class Solver:

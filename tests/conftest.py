@@ -21,7 +21,8 @@ def _check_every_schedule(monkeypatch):
     def checked(site, prices, hashprice, **kw):
         ds = real(site, prices, hashprice, **kw)
         state = {k: UnitState(**v) for k, v in summary(ds)["initial_state"].items()}
-        violations = check_schedule(site, to_frame(ds), hashprice_usd_per_ph_day=hashprice, initial_state=state)
+        violations = check_schedule(site, to_frame(ds), hashprice_usd_per_ph_day=hashprice, initial_state=state,
+                                    allow_sla_breach=kw.get("allow_sla_breach", False))
         assert not violations, "schedule fails the independent checker:\n" + "\n".join(map(str, violations))
         CHECKED["count"] += 1
         return ds

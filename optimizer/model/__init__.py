@@ -29,15 +29,36 @@ class Inputs:
     state: Mapping[str, UnitState]
 
 
-def build(site: Site, n_hours: int) -> pyo.ConcreteModel:
-    """The model's structure for ``site`` over ``n_hours`` hours (parameters at placeholder values)."""
+#: Penalty of one unit of slack in an elastic (diagnostic) model, USD per MW (or per unit of a hold).
+SLACK_PENALTY_USD = 1e6
+
+
+def build(site: Site, n_hours: int, *, elastic: bool = False, allow_sla_breach: bool = False) -> pyo.ConcreteModel:
+    """The model's structure for ``site`` over ``n_hours`` hours (parameters at placeholder values).
+
+    ``allow_sla_breach``: committed GPU load may fall short, at the cluster's SLA credit. ``elastic``: every
+    limit that can make a day infeasible gets a slack priced at ``SLACK_PENALTY_USD`` (diagnosis only).
+    """
     m = pyo.ConcreteModel(name=site.name)
     m.T = pyo.Set(initialize=range(n_hours), ordered=True, doc="hours of the horizon")
     for module in MODULES:
-        module.add(m, site)
+        module.add(m, site, elastic=elastic, allow_sla_breach=allow_sla_breach)
     m.profit_usd = pyo.Expression(m.T, rule=lambda m, t: sum(mod.profit(m, site, t) for mod in MODULES))
-    m.objective = pyo.Objective(expr=sum(m.profit_usd[t] for t in m.T), sense=pyo.maximize)
+    penalty = SLACK_PENALTY_USD * sum(v for _, v in slack_values(m)) if elastic else 0.0
+    m.objective = pyo.Objective(expr=sum(m.profit_usd[t] for t in m.T) - penalty, sense=pyo.maximize)
     return m
+
+
+def slack_values(m: pyo.ConcreteModel):
+    """Every slack variable of an elastic model, as (family, asset, hour, var) tuples."""
+    out = []
+    for v in m.component_data_objects(pyo.Var, descend_into=True):
+        name = v.parent_component().local_name
+        if name.startswith("relax_"):
+            block = v.parent_block()
+            asset = block.index() if block is not m else "site"
+            out.append(((name[len("relax_"):], asset, v.index()), v))
+    return out
 
 
 def set_data(m: pyo.ConcreteModel, site: Site, inputs: Inputs) -> None:

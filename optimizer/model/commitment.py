@@ -39,17 +39,23 @@ def on_floor_mw(capacity_mw: float, c: Commitment) -> float:
     return max(c.min_load_fraction, ON_FLOOR_FRACTION) * capacity_mw
 
 
-def add(b: pyo.Block, T: pyo.Set, capacity_mw: float, c: Commitment) -> None:
-    """Add the unit's variables, parameters and constraints to block ``b`` over hours ``T``."""
+def add(b: pyo.Block, T: pyo.Set, capacity_mw: float, c: Commitment, elastic: bool = False) -> None:
+    """Add the unit's variables, parameters and constraints to block ``b`` over hours ``T``.
+
+    ``elastic`` adds non-negative slacks (``relax_*``) to the limits that can make a day infeasible (ramps and
+    the holds of the initial state), for :func:`optimizer.diagnose`; never in a normal solve.
+    """
     b.mw = pyo.Var(T, bounds=(0.0, capacity_mw), doc="power drawn, MW")
     b.init_mw = pyo.Param(mutable=True, initialize=capacity_mw, doc="power before the horizon, MW")
     ramp = min(c.ramp_mw_per_hour, capacity_mw)
     limited = ramp < capacity_mw
+    relax_up = _slack(b, "relax_ramp_up", T, elastic)
+    relax_down = _slack(b, "relax_ramp_down", T, elastic)
 
     if not is_switched(c):
         if limited:
-            b.ramp_up = pyo.Constraint(T, rule=lambda b, t: b.mw[t] - _prev(b, t) <= ramp)
-            b.ramp_down = pyo.Constraint(T, rule=lambda b, t: _prev(b, t) - b.mw[t] <= ramp)
+            b.ramp_up = pyo.Constraint(T, rule=lambda b, t: b.mw[t] - _prev(b, t) <= ramp + relax_up(t))
+            b.ramp_down = pyo.Constraint(T, rule=lambda b, t: _prev(b, t) - b.mw[t] <= ramp + relax_down(t))
         return
 
     floor = on_floor_mw(capacity_mw, c)
@@ -65,8 +71,9 @@ def add(b: pyo.Block, T: pyo.Set, capacity_mw: float, c: Commitment) -> None:
     b.min_load = pyo.Constraint(T, rule=lambda b, t: b.mw[t] >= floor * b.on[t])
     b.transition = pyo.Constraint(T, rule=lambda b, t: b.start[t] - b.stop[t] == b.on[t] - _prev_on(b, t))
     b.start_or_stop = pyo.Constraint(T, rule=lambda b, t: b.start[t] + b.stop[t] <= 1)
-    b.initial_on = pyo.Constraint(T, rule=lambda b, t: b.on[t] >= b.must_on[t])
-    b.initial_off = pyo.Constraint(T, rule=lambda b, t: b.on[t] <= 1 - b.must_off[t])
+    relax_hold = _slack(b, "relax_initial_hold", T, elastic)
+    b.initial_on = pyo.Constraint(T, rule=lambda b, t: b.on[t] + relax_hold(t) >= b.must_on[t])
+    b.initial_off = pyo.Constraint(T, rule=lambda b, t: b.on[t] <= 1 - b.must_off[t] + relax_hold(t))
 
     if c.min_on_hours > 1:
         b.min_on = pyo.Constraint(T, rule=lambda b, t: sum(
@@ -76,9 +83,9 @@ def add(b: pyo.Block, T: pyo.Set, capacity_mw: float, c: Commitment) -> None:
             b.stop[k] for k in T if t - c.min_off_hours < k <= t) <= 1 - b.on[t])
     if limited or jump < capacity_mw:
         b.ramp_up = pyo.Constraint(T, rule=lambda b, t: b.mw[t] - _prev(b, t)
-                                   <= ramp * _prev_on(b, t) + jump * b.start[t])
+                                   <= ramp * _prev_on(b, t) + jump * b.start[t] + relax_up(t))
         b.ramp_down = pyo.Constraint(T, rule=lambda b, t: _prev(b, t) - b.mw[t]
-                                     <= ramp * b.on[t] + jump * b.stop[t])
+                                     <= ramp * b.on[t] + jump * b.stop[t] + relax_down(t))
 
 
 def set_state(b: pyo.Block, T: pyo.Set, c: Commitment, s: UnitState) -> None:
@@ -106,6 +113,15 @@ def starts(b: pyo.Block, T: pyo.Set) -> list[float]:
 def restart_cost_expr(b: pyo.Block, t: int, c: Commitment):
     """Restart cost incurred in hour t (USD)."""
     return c.restart_cost_usd * b.start[t] if hasattr(b, "start") and c.restart_cost_usd else 0.0
+
+
+def _slack(b: pyo.Block, name: str, T: pyo.Set, elastic: bool):
+    """A function t -> slack term: a new non-negative variable ``b.<name>`` when elastic, else 0."""
+    if not elastic:
+        return lambda t: 0.0
+    b.add_component(name, pyo.Var(T, within=pyo.NonNegativeReals))
+    var = b.component(name)
+    return lambda t: var[t]
 
 
 def _prev(b: pyo.Block, t: int):

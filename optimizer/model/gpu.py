@@ -7,9 +7,15 @@
 | ``gpu[g].committed_mw`` | - | Param | MW | committed GPUs x kW/GPU x PUE / 1000, drawn every hour |
 | ``gpu[g].spot_value_usd_per_mwh`` | - | mutable Param | USD/MWh | spot price x utilisation / MW per GPU |
 | ``gpu[g].committed_usd_per_hour`` | - | mutable Param | USD/h | committed GPUs x committed price |
+| ``gpu[g].shortfall_mw`` | T | Var >= 0 | MW | committed load not delivered (only with SLA breach allowed, or elastic) |
+| ``gpu[g].tier`` | TIERS | Var binary | - | 1 when the month's availability falls below tier k (SLA breach allowed) |
 
-The SLA floor is structural: the cluster's load is ``committed_mw + gpu[g].mw[t]`` with ``gpu[g].mw >= 0``,
-so no price can switch committed GPUs off. A restart cost is charged in the hour the flexible load rises from 0.
+By default the SLA floor is structural: the cluster's load is ``committed_mw + gpu[g].mw[t]`` with
+``gpu[g].mw >= 0``, so no price can switch committed GPUs off. With ``allow_sla_breach`` the load is
+``committed_mw - shortfall_mw[t] + mw[t]`` and the credit of the availability tier reached is charged:
+``credit = sum_k (c_k - c_{k-1}) * monthly bill * tier[k]`` with ``shortfall share <= (1 - a_k) + a_k tier[k]``
+(the month's availability before the day is taken as 100%). A restart cost is charged in the hour the flexible
+load rises from 0.
 """
 
 from __future__ import annotations
@@ -21,16 +27,33 @@ from optimizer.site import Site
 from optimizer.state import UnitState
 
 
-def add(m: pyo.ConcreteModel, site: Site) -> None:
+def add(m: pyo.ConcreteModel, site: Site, *, elastic: bool = False, allow_sla_breach: bool = False) -> None:
     clusters = {g.name: g for g in site.gpu}
     m.CLUSTERS = pyo.Set(initialize=list(clusters), ordered=True)
 
     def unit(b, name):
         g = clusters[name]
-        commitment.add(b, m.T, g.flexible_mw, g.commitment)
+        commitment.add(b, m.T, g.flexible_mw, g.commitment, elastic=elastic)
         b.committed_mw = pyo.Param(initialize=g.committed_mw, doc="SLA load, MW")
         b.spot_value_usd_per_mwh = pyo.Param(mutable=True, initialize=g.spot_value_usd_per_mwh)
         b.committed_usd_per_hour = pyo.Param(mutable=True, initialize=g.committed_revenue_usd_per_hour)
+        if elastic:
+            b.relax_sla = pyo.Var(m.T, bounds=(0.0, g.committed_mw), doc="SLA shortfall, MW")
+            b.shortfall_mw = pyo.Expression(m.T, rule=lambda b, t: b.relax_sla[t])
+        elif allow_sla_breach and g.committed_mw > 0:
+            b.shortfall_mw = pyo.Var(m.T, bounds=(0.0, g.committed_mw), doc="SLA shortfall, MW")
+            # committed GPUs are served before spot ones: no spot load while committed load falls short
+            b.committed_first = pyo.Constraint(m.T, rule=lambda b, t: b.mw[t] * g.committed_mw
+                                               + g.flexible_mw * b.shortfall_mw[t] <= g.flexible_mw * g.committed_mw)
+            tiers = g.sla_credit_tiers
+            b.TIERS = pyo.Set(initialize=range(len(tiers)), ordered=True)
+            b.tier = pyo.Var(b.TIERS, within=pyo.Binary)
+            share = sum(b.shortfall_mw[t] for t in m.T) / (g.committed_mw * g.sla_month_hours)
+            b.tier_reached = pyo.Constraint(b.TIERS, rule=lambda b, k: share <= (1 - tiers[k][0])
+                                            + tiers[k][0] * b.tier[k])
+            steps = [c - (tiers[k - 1][1] if k else 0.0) for k, (_, c) in enumerate(tiers)]
+            b.sla_credit_usd = pyo.Expression(expr=sum(s * g.monthly_bill_usd * b.tier[k]
+                                                       for k, s in enumerate(steps)))
 
     m.gpu = pyo.Block(m.CLUSTERS, rule=unit)
 
@@ -42,11 +65,20 @@ def set_data(m: pyo.ConcreteModel, site: Site, state: dict[str, UnitState]) -> N
 
 def load_mw(m: pyo.ConcreteModel, t: int):
     """Site power drawn by all clusters in hour t, committed and flexible (MW)."""
-    return sum(m.gpu[g].committed_mw + m.gpu[g].mw[t] for g in m.CLUSTERS)
+    return sum(m.gpu[g].committed_mw - _shortfall(m.gpu[g], t) + m.gpu[g].mw[t] for g in m.CLUSTERS)
 
 
 def profit(m: pyo.ConcreteModel, site: Site, t: int):
-    """Committed and spot revenue minus restart costs in hour t (USD)."""
-    return sum(m.gpu[g.name].committed_usd_per_hour
-               + m.gpu[g.name].spot_value_usd_per_mwh * m.gpu[g.name].mw[t]
-               - commitment.restart_cost_expr(m.gpu[g.name], t, g.commitment) for g in site.gpu)
+    """Committed and spot revenue minus restart costs in hour t (USD); SLA credits are charged in hour 0."""
+    total = 0.0
+    for g in site.gpu:
+        b = m.gpu[g.name]
+        total += (b.committed_usd_per_hour + b.spot_value_usd_per_mwh * b.mw[t]
+                  - commitment.restart_cost_expr(b, t, g.commitment))
+        if t == 0 and hasattr(b, "sla_credit_usd"):
+            total -= b.sla_credit_usd
+    return total
+
+
+def _shortfall(b: pyo.Block, t: int):
+    return b.shortfall_mw[t] if hasattr(b, "shortfall_mw") else 0.0

@@ -20,11 +20,14 @@ from optimizer.model import gpu, mining
 from optimizer.site import Site
 
 
-def add(m: pyo.ConcreteModel, site: Site) -> None:
+def add(m: pyo.ConcreteModel, site: Site, *, elastic: bool = False, allow_sla_breach: bool = False) -> None:
     m.price = pyo.Param(m.T, mutable=True, initialize=0.0, doc="market price, USD/MWh")
     m.load_mw = pyo.Expression(m.T, rule=lambda m, t: mining.load_mw(m, t) + gpu.load_mw(m, t))
     m.grid_mw = pyo.Expression(m.T, rule=lambda m, t: m.load_mw[t] - site.contract.block_mw)
-    m.import_limit = pyo.Constraint(m.T, rule=lambda m, t: m.load_mw[t] <= site.grid.import_limit_mw)
+    if elastic:
+        m.relax_import_limit = pyo.Var(m.T, within=pyo.NonNegativeReals, doc="import above the limit, MW")
+    m.import_limit = pyo.Constraint(m.T, rule=lambda m, t: m.load_mw[t] <= site.grid.import_limit_mw
+                                    + (m.relax_import_limit[t] if elastic else 0.0))
 
 
 def set_data(m: pyo.ConcreteModel, prices_usd_per_mwh) -> None:

@@ -19,13 +19,13 @@ from optimizer.site import Site
 from optimizer.state import UnitState
 
 
-def add(m: pyo.ConcreteModel, site: Site) -> None:
+def add(m: pyo.ConcreteModel, site: Site, *, elastic: bool = False, allow_sla_breach: bool = False) -> None:
     fleets = {f.name: f for f in site.mining}
     m.FLEETS = pyo.Set(initialize=list(fleets), ordered=True)
 
     def unit(b, name):
         f = fleets[name]
-        commitment.add(b, m.T, f.capacity_mw, f.commitment)
+        commitment.add(b, m.T, f.capacity_mw, f.commitment, elastic=elastic)
         b.value_usd_per_mwh = pyo.Param(mutable=True, initialize=0.0, doc="mining value, USD/MWh")
 
     m.mining = pyo.Block(m.FLEETS, rule=unit)

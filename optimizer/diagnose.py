@@ -1,0 +1,94 @@
+"""Infeasibility diagnosis: which hard limits conflict, in which hours, by how much.
+
+The same model is rebuilt *elastic*: each family of limits that can make a day infeasible (import limit, ramps,
+the holds of the initial state, the SLA floor) gets non-negative slacks priced at ``SLACK_PENALTY_USD``. Each
+family is then relaxed alone, the others held hard: every family whose relaxation alone makes the day feasible
+is part of the conflict, and is reported with the hours and amounts it needed. When no single family suffices,
+all are relaxed together and whatever that uses is reported.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+import pyomo.environ as pyo
+
+from optimizer import model, solve
+from optimizer.site import Site
+from optimizer.state import UnitState
+
+_TOL = 1e-6
+
+
+def conflicts(site: Site, prices: pd.Series, hashprice: float, state: Mapping[str, UnitState]) -> list[dict]:
+    """The relaxations that make the day feasible: one dict per (limit, asset) with hours, timestamps, amounts
+    and ``alone`` (True when relaxing that family alone suffices)."""
+    m = model.build(site, len(prices), elastic=True)
+    model.set_data(m, site, model.Inputs(prices.to_numpy(dtype=float), hashprice, state))
+    slacks = model.slack_values(m)
+    families = sorted({family for (family, _, _), _ in slacks})
+    found: list[dict] = []
+    for family in families:
+        for (f, _, _), var in slacks:
+            var.fix(0.0) if f != family else var.unfix()
+        found += _used(m, slacks, prices, alone=True)
+    if not found:
+        for _, var in slacks:
+            var.unfix()
+        found = _used(m, slacks, prices, alone=False)
+    return found
+
+
+def _used(m, slacks, prices: pd.Series, alone: bool) -> list[dict]:
+    report = solve.Solver(m, solve.SolverOptions(time_limit_seconds=30.0, mip_rel_gap=1e-4)).solve()
+    if not report.has_solution:
+        return []
+    used: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)
+    for (family, asset, hour), var in slacks:
+        amount = pyo.value(var)
+        if amount is not None and amount > _TOL:
+            used[(family, str(asset))][int(hour)] = float(amount)
+    times = pd.DatetimeIndex(prices.index)
+    out = []
+    for (family, asset), by_hour in sorted(used.items()):
+        hours = sorted(by_hour)
+        out.append({"limit": family, "asset": asset, "hours": hours, "alone": alone,
+                    "first": times[hours[0]].isoformat(), "last": times[hours[-1]].isoformat(),
+                    "max_amount": max(by_hour.values()), "total_amount": float(np.sum(list(by_hour.values())))})
+    return out
+
+
+def describe(site: Site, state: Mapping[str, UnitState], found: list[dict]) -> str:
+    """A message for an operator: the conflicting limits, each with its value, hours and amount."""
+    if not found:
+        return ("the hard limits cannot all hold over this horizon, and the diagnosis found no relaxation "
+                "(check the initial state against the import limit and the ramps)")
+    units = {u.name: u for u in (*site.mining, *site.gpu)}
+    alone = all(c["alone"] for c in found)
+    lines = ["the hard limits cannot all hold over this horizon. These limits conflict; "
+             + ("relaxing any ONE of them as shown would make the day feasible:" if alone else
+                "only relaxing them TOGETHER as shown makes the day feasible:")]
+    for c in found:
+        u = units.get(c["asset"])
+        s = state.get(c["asset"])
+        span = f"{len(c['hours'])} h from {c['first']} to {c['last']}"
+        if c["limit"] == "import_limit":
+            what = (f"import limit {site.grid.import_limit_mw:g} MW (committed GPU load {site.committed_mw:.3f} MW): "
+                    f"exceeded by up to {c['max_amount']:.3f} MW")
+        elif c["limit"] in ("ramp_down", "ramp_up"):
+            what = (f"{c['asset']}: {c['limit'].replace('_', '-')} limit {u.ramp_mw_per_hour:g} MW/h"
+                    f" (initial power {s.power_mw:g} MW): short by up to {c['max_amount']:.3f} MW")
+        elif c["limit"] == "initial_hold":
+            what = (f"{c['asset']}: minimum {'on' if s.on else 'off'} time "
+                    f"{u.min_on_hours if s.on else u.min_off_hours} h, still binding from the initial state "
+                    f"({'on' if s.on else 'off'} for {s.hours_in_state} h)")
+        elif c["limit"] == "sla":
+            what = (f"{c['asset']}: SLA floor {u.committed_mw:.3f} MW of committed GPUs: short by up to "
+                    f"{c['max_amount']:.3f} MW (use --allow-sla-breach to price it with the SLA credits)")
+        else:
+            what = f"{c['asset']}: {c['limit']} relaxed by up to {c['max_amount']:.3f}"
+        lines.append(f"  - {what}; {span}")
+    return "\n".join(lines)
