@@ -47,7 +47,7 @@ def check_schedule(site: Site, frame: pd.DataFrame, *, hashprice_usd_per_ph_day:
     n = len(frame)
     _check_hours(frame, out)
 
-    fleet_cols, cluster_cols = [], []
+    fleet_cols, cluster_cols, shortfalls = [], [], []
     for f in site.mining:
         col = f"mining_mw__{f.name}"
         if _need(frame, col, out):
@@ -65,10 +65,15 @@ def check_schedule(site: Site, frame: pd.DataFrame, *, hashprice_usd_per_ph_day:
                 for t in np.flatnonzero(p < g.committed_mw - TOL_MW):
                     out.append(Violation("sla_floor", g.name, int(t),
                                          f"{p[t]:.4f} MW < committed {g.committed_mw:.4f} MW"))
+            short_col = f"sla_shortfall_mw__{g.name}"
+            short = frame[short_col].to_numpy(float) if short_col in frame.columns else np.zeros(n)
+            for t in np.flatnonzero((short < -TOL_MW) | (short > g.committed_mw + TOL_MW)
+                                    | ((short > TOL_MW) & (not allow_sla_breach))):
+                out.append(Violation("sla_floor", g.name, int(t), f"shortfall {short[t]:.4f} MW not allowed"))
+            shortfalls.append(np.clip(short, 0.0, None))
             s = state.get(g.name, UnitState())
             p0 = (g.flexible_mw if s.power_mw is None else s.power_mw) if s.on else 0.0
-            flex = np.maximum(p - g.committed_mw, 0.0) if allow_sla_breach else p - g.committed_mw
-            _check_unit(out, g.name, flex, g.flexible_mw, g.commitment, p0, s)
+            _check_unit(out, g.name, p - g.committed_mw + short, g.flexible_mw, g.commitment, p0, s)
     if len(fleet_cols) != len(site.mining) or len(cluster_cols) != len(site.gpu):
         return out
 
@@ -88,20 +93,19 @@ def check_schedule(site: Site, frame: pd.DataFrame, *, hashprice_usd_per_ph_day:
         return out
     price = frame["price_usd_per_mwh"].to_numpy(float)
     mining_rev = sum(f.value_usd_per_mwh(hashprice_usd_per_ph_day) * c for f, c in zip(site.mining, fleet_cols))
-    ai_rev = sum(g.committed_revenue_usd_per_hour + g.spot_value_usd_per_mwh * np.maximum(c - g.committed_mw, 0)
-                 for g, c in zip(site.gpu, cluster_cols))
+    ai_rev = sum(g.committed_revenue_usd_per_hour + g.spot_value_usd_per_mwh * (c - g.committed_mw + sh)
+                 for g, c, sh in zip(site.gpu, cluster_cols, shortfalls))
     sla_credit = np.zeros(n)
-    sla_credit[0] = sum(g.sla_credit_usd(float(np.maximum(g.committed_mw - c, 0).sum()))
-                        for g, c in zip(site.gpu, cluster_cols))
+    sla_credit[0] = sum(g.sla_credit_usd(float(sh.sum())) for g, sh in zip(site.gpu, shortfalls))
     exposed = site.contract.sellback or site.contract.block_mw == 0
     energy_cost = price * np.clip(grid, 0, None) if exposed else np.zeros(n)
     credit = price * sold
     contract = np.full(n, site.contract.block_mw * site.contract.price_usd_per_mwh)
     restart = np.zeros(n)
-    for unit, col, floor in ([(f, c, 0.0) for f, c in zip(site.mining, fleet_cols)]
-                             + [(g, c, g.committed_mw) for g, c in zip(site.gpu, cluster_cols)]):
+    flexible = [c - g.committed_mw + sh for g, c, sh in zip(site.gpu, cluster_cols, shortfalls)]
+    for unit, col in [*zip(site.mining, fleet_cols), *zip(site.gpu, flexible)]:
         s = state.get(unit.name, UnitState())
-        on = (col - floor) > TOL_MW
+        on = col > TOL_MW
         prev = np.concatenate([[s.on and (s.power_mw is None or s.power_mw > TOL_MW)], on[:-1]])
         restart += unit.restart_cost_usd * (on & ~prev)
     want = {"mining_revenue_usd": mining_rev + np.zeros(n), "ai_revenue_usd": ai_rev + np.zeros(n),

@@ -11,6 +11,8 @@ import functools
 from importlib import resources
 from pathlib import Path
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -18,6 +20,17 @@ from optimizer.errors import InputError
 
 #: Sanity range for a price (USD/MWh): outside it a value is an error, not a market price.
 PRICE_SANE_RANGE = (-10_000.0, 20_000.0)
+#: ERCOT's offer floor and caps (USD/MWh): -250; 9,000 until 2021-12-31, 5,000 since 2022-01-01. Settlement
+#: prices can sit slightly outside with adders, so values outside only warn.
+ERCOT_FLOOR = -250.0
+ERCOT_CAP_CHANGE = pd.Timestamp("2022-01-01T06:00:00Z")      # local midnight, America/Chicago
+ERCOT_CAPS = (9_000.0, 5_000.0)
+#: Beyond this many days between the latest known hashprice and the operating day, the value is stale.
+HASHPRICE_STALE_DAYS = 7
+
+
+class PriceWarning(UserWarning):
+    """A price is plausible but outside the market's caps (the run goes on; the CLI prints it)."""
 
 
 def resource_dir(name: str) -> Path:
@@ -99,7 +112,11 @@ def hashprice_known_on(day: dt.date) -> tuple[float, dt.date]:
     if known.empty:
         raise InputError(f"no shipped hashprice before {day} (data covers {s.index[0].date()} .. "
                          f"{s.index[-1].date()}); pass --hashprice", field="hashprice")
-    return float(known.iloc[-1]), known.index[-1].date()
+    latest = known.index[-1].date()
+    if (day - latest).days > HASHPRICE_STALE_DAYS:
+        raise InputError(f"the latest shipped hashprice is from {latest}, {(day - latest).days} days before {day} "
+                         f"(stale beyond {HASHPRICE_STALE_DAYS} days); pass --hashprice", field="hashprice")
+    return float(known.iloc[-1]), latest
 
 
 def read_price_file(path: str | Path) -> pd.Series:
@@ -141,6 +158,13 @@ def read_price_file(path: str | Path) -> pd.Series:
         raise InputError(f"row {i + 1}: price {prices.iloc[i]:g} is outside the sane range [{lo:g}, {hi:g}] USD/MWh",
                          source=src, field="price_usd_per_mwh")
     s = pd.Series(prices.to_numpy(dtype=float), index=ts, name="price_usd_per_mwh")
+    cap = np.where(s.index < ERCOT_CAP_CHANGE, ERCOT_CAPS[0], ERCOT_CAPS[1])
+    beyond = (s.to_numpy() > cap) | (s.to_numpy() < ERCOT_FLOOR)
+    if beyond.any():
+        i = int(np.flatnonzero(beyond)[0])
+        warnings.warn(f"{src}: row {i + 1}: price {s.iloc[i]:g} USD/MWh at {s.index[i].isoformat()} is outside "
+                      f"ERCOT's floor/cap [{ERCOT_FLOOR:g}, {cap[i]:g}] ({int(beyond.sum())} such rows); "
+                      "used as given", PriceWarning, stacklevel=2)
     dup = s.index.duplicated()
     if dup.any():
         i = int(np.flatnonzero(dup)[0])
@@ -171,3 +195,24 @@ def _parse_timestamps(col: pd.Series, src: str) -> pd.DatetimeIndex:
         i = int(np.flatnonzero(parsed.isna().to_numpy())[0])
         raise InputError(f"row {i + 1}: timestamp {col.iloc[i]!r} is not ISO 8601", source=src,
                          field="timestamp") from None
+
+
+@functools.cache
+def _load_series(filename: str, column: str) -> pd.Series:
+    df = pd.read_parquet(resource_dir("data") / filename)
+    s = pd.Series(df[column].to_numpy(dtype="float64"), index=pd.DatetimeIndex(df["timestamp_utc"]), name=column)
+    s.index.name = "timestamp"
+    return s.sort_index()
+
+
+def ercot_load() -> pd.Series:
+    """Shipped ERCOT system native load (MW, hourly average), UTC interval-start index, 2020-2024 local.
+
+    There are no rows for 2021-10-01 .. 2021-12-31 (missing in the origin); the index is otherwise contiguous.
+    """
+    return _load_series("ercot_load_hourly.parquet", "ercot_native_load_mw").copy()
+
+
+def ercot_load_forecast() -> pd.Series:
+    """Shipped ERCOT system day-ahead load forecast (MW), UTC interval-start index, local calendar 2024 only."""
+    return _load_series("ercot_load_forecast_da_2024.parquet", "da_demand_forecast_mw").copy()

@@ -1,4 +1,8 @@
-"""Errors curtail raises, each with the exit code the CLI returns for it (a cron job can act on the code)."""
+"""Errors curtail raises, each with the exit code the CLI returns for it (a cron job can act on the code).
+
+0 done; 1 internal error (a bug: please report); 2 bad input; 3 infeasible; 4 no valid solution, nothing written;
+5 fallback schedule written (solver failed, strike rule used); 6 another run holds the output's lock.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +31,17 @@ class InfeasibleError(CurtailError):
 
 
 class NoSolutionError(CurtailError):
-    """The solver stopped without a usable solution (time limit, numerical trouble, solver error)."""
+    """The solver stopped without a usable solution (time limit, numerical trouble, solver error), or a schedule
+    failed the independent check; nothing was written."""
 
     exit_code = 4
+
+
+class LockedError(CurtailError):
+    """Another run holds the lock of the same output file."""
+
+    exit_code = 6
+
+
+#: Exit code of ``curtail schedule`` when it wrote the strike-rule fallback schedule instead of an optimised one.
+FALLBACK_EXIT_CODE = 5

@@ -6,6 +6,7 @@ Dataset layout (dims ``time``: UTC hour starts, ``asset``: fleet and cluster nam
 |---|---|---|
 | ``price_usd_per_mwh`` | time | USD/MWh |
 | ``power_mw``, ``on``, ``start`` | time, asset | MW, -, - |
+| ``sla_shortfall_mw`` | time, asset | MW of committed GPU load not delivered (0 unless SLA breach is allowed) |
 | ``mining_mw``, ``ai_mw``, ``load_mw``, ``grid_mw``, ``sellback_mw`` | time | MW |
 | ``mining_revenue_usd``, ``ai_revenue_usd``, ``energy_cost_usd``, ``sellback_credit_usd``, ``contract_cost_usd``, ``restart_cost_usd``, ``profit_usd`` | time | USD |
 
@@ -17,9 +18,13 @@ load not delivered (only with SLA breach allowed; booked in the first hour). ``p
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +33,13 @@ import pandas as pd
 import pyomo.environ as pyo
 import xarray as xr
 
-from optimizer.errors import InputError
+from optimizer.errors import InputError, LockedError
 from optimizer.model import commitment, grid
 from optimizer.site import Site
 
 MONEY = ("mining_revenue_usd", "ai_revenue_usd", "energy_cost_usd", "sellback_credit_usd", "contract_cost_usd",
          "restart_cost_usd", "sla_credit_usd", "profit_usd")
-UNITS = {"price_usd_per_mwh": "USD/MWh", "power_mw": "MW", "on": "1", "start": "1", "mining_mw": "MW",
+UNITS = {"price_usd_per_mwh": "USD/MWh", "power_mw": "MW", "sla_shortfall_mw": "MW", "on": "1", "start": "1", "mining_mw": "MW",
          "ai_mw": "MW", "load_mw": "MW", "grid_mw": "MW", "sellback_mw": "MW"} | {k: "USD" for k in MONEY}
 OUTPUT_SUFFIXES = (".csv", ".parquet", ".json", ".nc")
 
@@ -43,19 +48,21 @@ def read(m: pyo.ConcreteModel, site: Site, times: pd.DatetimeIndex) -> xr.Datase
     """The solution of a solved model over its whole horizon (one entry of ``times`` per model hour)."""
     T = list(m.T)
     val = np.vectorize(lambda x: pyo.value(x), otypes=[float])
-    power, on, start, restart = [], [], [], []
+    power, on, start, restart, shortfall = [], [], [], [], []
     for f in site.mining:
         b = m.mining[f.name]
         power.append(val([b.mw[t] for t in T]))
         restart.append(f.restart_cost_usd)
         on.append(_on(b, T, power[-1]))
         start.append(np.asarray(commitment.starts(b, m.T), dtype=float))
+        shortfall.append(np.zeros(len(T)))
     sla_credit = np.zeros(len(T))
     for g in site.gpu:
         b = m.gpu[g.name]
         flex = val([b.mw[t] for t in T])
         short = val([b.shortfall_mw[t] for t in T]) if hasattr(b, "shortfall_mw") else np.zeros(len(T))
         power.append(g.committed_mw - short + flex)
+        shortfall.append(short)
         if hasattr(b, "sla_credit_usd"):
             sla_credit[0] += pyo.value(b.sla_credit_usd)
         restart.append(g.restart_cost_usd)
@@ -70,15 +77,15 @@ def read(m: pyo.ConcreteModel, site: Site, times: pd.DatetimeIndex) -> xr.Datase
     ai_rev = np.zeros(len(T))
     for j, g in enumerate(site.gpu):
         b = m.gpu[g.name]
-        flex = np.clip(power[:, len(site.mining) + j] - g.committed_mw, 0.0, None)
+        flex = np.clip(val([b.mw[t] for t in T]), 0.0, None)
         ai_rev += pyo.value(b.committed_usd_per_hour) + pyo.value(b.spot_value_usd_per_mwh) * flex
     return assemble(site, times, price, power, np.array(on).T, np.array(start).T, mining_rev, ai_rev,
-                    np.array(start).T @ np.array(restart), sla_credit)
+                    np.array(start).T @ np.array(restart), sla_credit, np.clip(np.array(shortfall).T, 0.0, None))
 
 
 def assemble(site: Site, times: pd.DatetimeIndex, price: np.ndarray, power: np.ndarray, on: np.ndarray,
              start: np.ndarray, mining_rev: np.ndarray, ai_rev: np.ndarray, restart_cost: np.ndarray,
-             sla_credit: np.ndarray) -> xr.Dataset:
+             sla_credit: np.ndarray, shortfall: np.ndarray | None = None) -> xr.Dataset:
     """Build the result dataset from per-hour arrays; every derived quantity (balance, settlement) is computed
     here once, from power and price."""
     n_mining = len(site.mining)
@@ -97,6 +104,7 @@ def assemble(site: Site, times: pd.DatetimeIndex, price: np.ndarray, power: np.n
         {
             "price_usd_per_mwh": (th, price),
             "power_mw": (ta, power),
+            "sla_shortfall_mw": (ta, np.zeros_like(power) if shortfall is None else shortfall),
             "on": (ta, on.astype("int8")),
             "start": (ta, start.astype("int8")),
             "mining_mw": (th, power[:, :n_mining].sum(axis=1)),
@@ -134,8 +142,8 @@ def _on(b: pyo.Block, T: list[int], mw: np.ndarray) -> np.ndarray:
 
 
 def to_frame(ds: xr.Dataset) -> pd.DataFrame:
-    """One row per hour: ``timestamp`` (ISO 8601 UTC), totals, money, and ``mining_mw__<fleet>`` /
-    ``ai_mw__<cluster>`` per asset."""
+    """One row per hour: ``timestamp`` (ISO 8601 UTC), totals, money, ``mining_mw__<fleet>`` /
+    ``ai_mw__<cluster>`` per asset, and ``sla_shortfall_mw__<cluster>`` per GPU cluster."""
     times = pd.DatetimeIndex(ds["time"].values).tz_localize("UTC")
     df = pd.DataFrame({"timestamp": times.strftime("%Y-%m-%dT%H:%M:%SZ")})
     for name in ("price_usd_per_mwh", "mining_mw", "ai_mw", "load_mw", "grid_mw", "sellback_mw", *MONEY):
@@ -143,6 +151,8 @@ def to_frame(ds: xr.Dataset) -> pd.DataFrame:
     for asset, kind in zip(ds["asset"].values, ds["asset_kind"].values, strict=True):
         prefix = "mining_mw" if kind == "mining" else "ai_mw"
         df[f"{prefix}__{asset}"] = ds["power_mw"].sel(asset=asset).values
+    for asset in ds["asset"].values[ds["asset_kind"].values == "gpu"]:
+        df[f"sla_shortfall_mw__{asset}"] = ds["sla_shortfall_mw"].sel(asset=asset).values
     return df
 
 
@@ -153,7 +163,8 @@ def summary(ds: xr.Dataset) -> dict[str, Any]:
         if k.endswith("_json"):
             out[k[: -len("_json")]] = json.loads(v)
         else:
-            out[k] = v.item() if isinstance(v, np.generic) else v
+            v = v.item() if isinstance(v, np.generic) else v
+            out[k] = None if isinstance(v, float) and not np.isfinite(v) else v
     return out
 
 
@@ -168,9 +179,48 @@ def check_output_path(path: str | Path) -> Path:
     return path
 
 
+#: Summary keys that change from run to run (timings); kept out of the CSV and Parquet files so that the same
+#: inputs give the same bytes there (set SOURCE_DATE_EPOCH to fix ``created_at`` too).
+RUN_DEPENDENT = ("build_seconds", "translate_seconds", "solve_seconds", "highs_seconds", "read_seconds",
+                 "total_seconds")
+
+
+def provenance(ds: xr.Dataset) -> dict[str, Any]:
+    """The summary without run-dependent timings: what a written CSV or Parquet file carries."""
+    return {k: v for k, v in summary(ds).items() if k not in RUN_DEPENDENT}
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def output_lock(path: str | Path) -> Iterator[None]:
+    """Hold ``<path>.lock`` for the duration (non-blocking): a second run on the same output fails at once."""
+    lock = Path(f"{path}.lock")
+    fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LockedError(f"{path}: another curtail run holds {lock}; not writing") from None
+        yield
+    finally:
+        os.close(fd)
+
+
 def write(ds: xr.Dataset, path: str | Path) -> Path:
     """Write a schedule by suffix (.csv, .parquet, .json, .nc), atomically: a temporary file in the same
-    folder, then a rename, so a reader never sees half a file and a failed write leaves the old one intact."""
+    folder, then a rename, so a reader never sees half a file and a failed write leaves the old one intact.
+
+    CSV files open with ``# key: value`` provenance lines (read them with ``pd.read_csv(path, comment="#")`` or
+    :func:`read_schedule`); Parquet files carry it as ``curtail`` schema metadata; JSON as ``summary``; NetCDF as
+    attributes.
+    """
     path = check_output_path(path)
     suffix = path.suffix.lower()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -178,12 +228,21 @@ def write(ds: xr.Dataset, path: str | Path) -> Path:
     try:
         frame = to_frame(ds)
         if suffix == ".csv":
-            frame.to_csv(tmp, index=False, float_format="%.6f")
+            with open(tmp, "w", newline="") as f:
+                for k, v in provenance(ds).items():
+                    f.write(f"# {k}: {json.dumps(v, sort_keys=True, default=str)}\n")
+                frame.to_csv(f, index=False, float_format="%.6f", lineterminator="\n")
         elif suffix == ".parquet":
-            frame.to_parquet(tmp, index=False)
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            meta = {**(table.schema.metadata or {}),
+                    b"curtail": json.dumps(provenance(ds), sort_keys=True, default=str).encode()}
+            pq.write_table(table.replace_schema_metadata(meta), tmp)
         elif suffix == ".json":
             payload = {"summary": summary(ds), "schedule": frame.to_dict(orient="records")}
-            Path(tmp).write_text(json.dumps(payload, indent=1, allow_nan=False) + "\n")
+            Path(tmp).write_text(json.dumps(payload, indent=1, default=_json_default) + "\n")
         else:
             ds.to_netcdf(tmp)
         os.replace(tmp, path)
@@ -193,13 +252,17 @@ def write(ds: xr.Dataset, path: str | Path) -> Path:
     return path
 
 
+def _json_default(x: Any) -> Any:
+    return x.item() if isinstance(x, np.generic) else str(x)
+
+
 def read_schedule(path: str | Path) -> pd.DataFrame:
     """Read a schedule written by :func:`write` back as its flat table."""
     path = Path(path)
     try:
         suffix = path.suffix.lower()
         if suffix == ".csv":
-            return pd.read_csv(path)
+            return pd.read_csv(path, comment="#")
         if suffix == ".parquet":
             return pd.read_parquet(path)
         if suffix == ".json":

@@ -1,18 +1,27 @@
-"""``curtail schedule``: one operating day's schedule, written to a file and summarised on the terminal."""
+"""``curtail schedule``: one operating day's schedule, checked, written atomically, summarised on the terminal.
+
+Made for an unattended nightly run: bad input exits 2 and writes nothing; a schedule is written only after the
+independent checker passes; the output file is locked for the run and replaced atomically, so a failure or a
+kill leaves the previous good file intact. Exit codes: see :mod:`optimizer.errors`.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import warnings
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
+import pandas as pd
 import typer
 
 from optimizer import check, data, results
-from optimizer.errors import CurtailError, InputError, NoSolutionError
-from optimizer.scheduling import DEFAULT_DAY, schedule as run_schedule
+from optimizer.errors import FALLBACK_EXIT_CODE, CurtailError, InputError, NoSolutionError
+from optimizer.scheduling import DEFAULT_DAY, operating_hours, schedule as run_schedule
 from optimizer.site import Site, load_site
 from optimizer.solve import SolverOptions
 from optimizer.state import UnitState, state_from_json, state_from_schedule
@@ -29,41 +38,77 @@ def schedule(
     out: Annotated[Path | None, typer.Option(help="Output file; format by suffix: .csv .parquet .json .nc")] = None,
     export_model: Annotated[Path | None, typer.Option(help="Also write the model as .mps or .lp.")] = None,
     initial_state: Annotated[Path | None, typer.Option(
-        help="Previous schedule (.csv/.parquet/.json/.nc) or state file (.json) to start from. Default: all on.")
-    ] = None,
+        help="Previous day's schedule (.csv/.parquet/.json/.nc; must end where this day starts) or a state file "
+             "(.json). Default: all on at full power.")] = None,
     lookahead_hours: Annotated[int, typer.Option(help="Hours after the day the model sees.")] = 24,
     time_limit: Annotated[float, typer.Option(help="Solver time limit, seconds.")] = 60.0,
     mip_gap: Annotated[float, typer.Option(help="Relative MIP gap at which the solver may stop.")] = 1e-6,
+    accept_gap: Annotated[float, typer.Option(help="Largest gap of a solution kept when the time limit is hit; "
+                                              "worse: strike-rule fallback, exit 5.")] = 0.01,
     threads: Annotated[int, typer.Option(help="Solver threads.")] = 1,
+    allow_sla_breach: Annotated[bool, typer.Option(help="Let committed GPU load fall short, priced with the "
+                                                   "cluster's SLA credit tiers, instead of failing.")] = False,
     json_summary: Annotated[bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")] = False,
 ) -> None:
     """Solve one operating day and write its hourly schedule."""
     try:
-        site_obj = load_site(site or data.default_site_path())
-        the_day = _parse_day(day, site_obj.timezone)
-        price_series = data.read_price_file(prices) if prices else None
-        state = _read_state(initial_state, site_obj) if initial_state else None
-        options = SolverOptions(time_limit_seconds=time_limit, mip_rel_gap=mip_gap, threads=threads)
-        if out is not None:
-            results.check_output_path(out)
-        ds = run_schedule(site_obj, price_series, day=the_day, hashprice=hashprice, lookahead_hours=lookahead_hours,
-                          initial_state=state, options=options, export_model=export_model)
-        summary = results.summary(ds)
-        frame = results.to_frame(ds)
-        violations = check.check_schedule(site_obj, frame, hashprice_usd_per_ph_day=summary["hashprice_usd_per_ph_day"],
-                                          initial_state={k: UnitState(**v) for k, v in summary["initial_state"].items()})
-        if violations:
-            raise NoSolutionError("the solved schedule fails the independent check; nothing written:\n  "
-                                  + "\n  ".join(map(str, violations[:20])))
-        if out is not None:
-            results.write(ds, out)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", data.PriceWarning)
+            summary = _run(site, day, prices, hashprice, out, export_model, initial_state, lookahead_hours,
+                           SolverOptions(time_limit_seconds=time_limit, mip_rel_gap=mip_gap, accept_gap=accept_gap,
+                                         threads=threads), allow_sla_breach)
+        for w in caught:
+            typer.echo(f"curtail schedule: warning: {w.message}", err=True)
     except CurtailError as exc:
         typer.echo(f"curtail schedule: error: {exc}", err=True)
         raise typer.Exit(exc.exit_code) from None
-    if json_summary:
-        typer.echo(json.dumps(summary, indent=1, default=str))
-    else:
-        typer.echo(format_summary(summary, out))
+    typer.echo(json.dumps(summary, indent=1, default=str) if json_summary else format_summary(summary, out))
+    if summary.get("fallback"):
+        typer.echo(f"curtail schedule: FALLBACK schedule written (strike rule): {summary['fallback_reason']}",
+                   err=True)
+        raise typer.Exit(FALLBACK_EXIT_CODE)
+
+
+def _run(site_path, day, prices, hashprice, out, export_model, initial_state, lookahead_hours, options,
+         allow_sla_breach) -> dict:
+    site = load_site(site_path or data.default_site_path())
+    the_day = _parse_day(day, site.timezone)
+    if out is not None:
+        results.check_output_path(out)
+    with results.output_lock(out) if out is not None else nullcontext():
+        price_series = data.read_price_file(prices) if prices else None
+        state = _read_state(initial_state, site, the_day) if initial_state else None
+        ds = run_schedule(site, price_series, day=the_day, hashprice=hashprice, lookahead_hours=lookahead_hours,
+                          initial_state=state, options=options, export_model=export_model,
+                          allow_sla_breach=allow_sla_breach, fallback=True)
+        ds.attrs["inputs_json"] = json.dumps(_inputs(site, prices, initial_state), sort_keys=True)
+        ds.attrs["created_at"] = _created_at()
+        summary = results.summary(ds)
+        violations = check.check_schedule(
+            site, results.to_frame(ds), hashprice_usd_per_ph_day=summary["hashprice_usd_per_ph_day"],
+            initial_state={k: UnitState(**v) for k, v in summary["initial_state"].items()},
+            allow_sla_breach=allow_sla_breach)
+        if violations:
+            raise NoSolutionError(f"the {'fallback' if summary['fallback'] else 'solved'} schedule fails the "
+                                  "independent check; nothing written:\n  " + "\n  ".join(map(str, violations[:20])))
+        if out is not None:
+            results.write(ds, out)
+    return summary
+
+
+def _inputs(site: Site, prices: Path | None, state: Path | None) -> dict:
+    out = {"site": {"path": site.source, "sha256": site.sha256}}
+    for name, path in (("prices", prices), ("initial_state", state)):
+        if path is not None:
+            out[name] = {"path": str(path), "sha256": results.file_sha256(path)}
+    return out
+
+
+def _created_at() -> str:
+    """Now, or SOURCE_DATE_EPOCH (the reproducible-builds convention) when set: same inputs, same bytes."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    when = dt.datetime.fromtimestamp(int(epoch), dt.UTC) if epoch else dt.datetime.now(dt.UTC)
+    return when.replace(microsecond=0).isoformat()
 
 
 def _parse_day(day: str | None, timezone: str) -> dt.date:
@@ -79,7 +124,9 @@ def _parse_day(day: str | None, timezone: str) -> dt.date:
         raise InputError(f"{day!r} is not a day (expected YYYY-MM-DD, 'today' or 'tomorrow')", field="--day") from None
 
 
-def _read_state(path: Path, site: Site) -> dict[str, UnitState]:
+def _read_state(path: Path, site: Site, day: dt.date) -> dict[str, UnitState]:
+    """State from a state JSON, or from the end of the previous day's schedule (which must end where ``day``
+    starts: a stale or future schedule is an input error, not a silent wrong start)."""
     if path.suffix.lower() == ".json":
         try:
             raw = json.loads(path.read_text())
@@ -87,11 +134,21 @@ def _read_state(path: Path, site: Site) -> dict[str, UnitState]:
             raise InputError(f"cannot read state ({exc})", source=str(path)) from None
         if isinstance(raw, dict) and "schedule" not in raw:
             return state_from_json(json.dumps(raw), source=str(path))
-    return state_from_schedule(site, results.read_schedule(path))
+    frame = results.read_schedule(path)
+    if frame.empty or "timestamp" not in frame.columns:
+        raise InputError("previous schedule has no rows or no timestamp column", source=str(path))
+    end = pd.Timestamp(frame["timestamp"].iloc[-1]) + pd.Timedelta(hours=1)
+    start = operating_hours(day, site.timezone)[0]
+    if end != start:
+        raise InputError(f"previous schedule ends at {end.isoformat()}, but {day} starts at {start.isoformat()}; "
+                         "give the schedule of the day before", source=str(path), field="timestamp")
+    return state_from_schedule(site, frame)
 
 
 def format_summary(s: dict, out: Path | None) -> str:
     """A readable table: profit and its parts, energy per use, sell-back, status and times."""
+    gap = "n/a" if s.get("mip_gap") is None else f"{s['mip_gap']:.2e}"
+    objective = "n/a" if s.get("objective_usd") is None else f"{s['objective_usd']:,.2f} USD (with lookahead)"
     rows = [
         ("site", f"{s['site']} ({s['settlement_point']})"),
         ("operating day", f"{s['day']} ({s['hours']} h, lookahead {s['lookahead_hours']} h)"),
@@ -104,16 +161,17 @@ def format_summary(s: dict, out: Path | None) -> str:
         ("energy bought", _usd(-s["energy_cost_usd"])),
         ("contract block", _usd(-s["contract_cost_usd"])),
         ("restart costs", _usd(-s["restart_cost_usd"]) + f"  ({s['restarts']} restarts)"),
+        ("SLA credits", _usd(-s["sla_credit_usd"])),
         ("profit (day)", _usd(s["profit_usd"])),
         ("", ""),
         ("mining", f"{s['mining_mwh']:>14,.1f} MWh"),
         ("AI", f"{s['ai_mwh']:>14,.1f} MWh"),
         ("sold back", f"{s['sellback_mwh']:>14,.1f} MWh"),
         ("", ""),
-        ("status", f"{s['status']}, gap {s['mip_gap']:.2e}, objective {s['objective_usd']:,.2f} USD (with lookahead)"),
+        ("status", f"{s['status']}, gap {gap}, objective {objective}"),
         ("times", f"build {s['build_seconds']:.3f} s, translate {s['translate_seconds']:.3f} s, "
-                  f"solve {s['solve_seconds']:.3f} s "
-                  f"(HiGHS {s['highs_seconds']:.3f} s), read {s['read_seconds']:.3f} s, total {s['total_seconds']:.3f} s"),
+                  f"solve {s['solve_seconds']:.3f} s (HiGHS {s['highs_seconds']:.3f} s), read {s['read_seconds']:.3f} s, "
+                  f"total {s['total_seconds']:.3f} s"),
         ("written", str(out) if out else "(no --out given: nothing written)"),
     ]
     return "\n".join(f"{k:<18} {v}" if k else "" for k, v in rows)
@@ -121,4 +179,3 @@ def format_summary(s: dict, out: Path | None) -> str:
 
 def _usd(x: float) -> str:
     return f"{x:>14,.2f} USD"
-
