@@ -149,7 +149,7 @@ def read_price_file(path: str | Path) -> pd.Series:
     bad = prices.isna() | ~np.isfinite(prices.to_numpy(dtype=float, na_value=np.nan))
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise InputError(f"row {i + 1}: price {df['price_usd_per_mwh'].iloc[i]!r} is not a finite number",
+        raise InputError(f"row {i + 1}: price {str(df['price_usd_per_mwh'].iloc[i])!r} is not a finite number",
                          source=src, field="price_usd_per_mwh")
     lo, hi = PRICE_SANE_RANGE
     out = (prices < lo) | (prices > hi)

@@ -176,6 +176,8 @@ def check_output_path(path: str | Path) -> Path:
                          source=str(path))
     if not path.parent.is_dir():
         raise InputError("output folder does not exist", source=str(path.parent))
+    if path.is_dir():
+        raise InputError("output path is a folder, not a file", source=str(path))
     return path
 
 
@@ -225,6 +227,7 @@ def write(ds: xr.Dataset, path: str | Path) -> Path:
     suffix = path.suffix.lower()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, _mode_for(path))
     try:
         frame = to_frame(ds)
         if suffix == ".csv":
@@ -250,6 +253,15 @@ def write(ds: xr.Dataset, path: str | Path) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def _mode_for(path: Path) -> int:
+    """The replaced file's permissions, or those a plain new file gets under the umask (mkstemp uses 0600)."""
+    if path.exists():
+        return path.stat().st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def _json_default(x: Any) -> Any:

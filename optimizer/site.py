@@ -207,7 +207,7 @@ def site_from_dict(raw: dict[str, Any], *, source: str = "<memory>") -> Site:
     )
     if not contract.sellback and 0 < contract.block_mw < grid.import_limit_mw:
         raise InputError(
-            f"sellback = false needs block_mw = 0 or block_mw = grid.import_limit_mw "
+            f"sellback = false needs block_mw = 0 or block_mw >= grid.import_limit_mw "
             f"({grid.import_limit_mw:g}); got {contract.block_mw:g}: a site that cannot sell unused block power "
             "but buys above it at the market price is not modelled", source=source, field="contract.block_mw")
 

@@ -137,5 +137,7 @@ def export_model(model: pyo.ConcreteModel, path: str | Path) -> Path:
     fmt = {".mps": "mps", ".lp": "lp"}.get(path.suffix.lower())
     if fmt is None:
         raise InputError(f"model export format must be .mps or .lp, got {path.suffix!r}", source=str(path))
+    if not path.parent.is_dir():
+        raise InputError("model export folder does not exist", source=str(path.parent))
     model.write(str(path), format=fmt, io_options={"symbolic_solver_labels": True})
     return path
