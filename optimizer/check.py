@@ -19,6 +19,7 @@ from optimizer.state import UnitState
 TOL_MW = 1e-4          # power tolerance, MW (HiGHS's feasibility tolerance is 1e-7 on MW-scaled rows)
 TOL_USD = 0.01         # accounting tolerance, USD per hour (plus 1e-7 of the amount)
 ON_FLOOR_FRACTION = 1e-3   # documented in docs/formulation.md: "on" means at least this share of capacity
+ON_FLOOR_MIN_MW = 1e-3     # ... and at least 1 kW (at most the capacity)
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,7 @@ def _check_unit(out, name, p, cap, c: Commitment, p0, s: UnitState) -> None:
         out.append(Violation("capacity", name, int(t), f"{p[t]:.4f} MW outside [0, {cap:g}]"))
     on = p > TOL_MW
     switched = c.min_load_fraction > 0 or min_on > 1 or min_off > 1 or c.restart_cost_usd > 0
-    floor = max(c.min_load_fraction, ON_FLOOR_FRACTION) * cap if switched else 0.0
+    floor = min(max(c.min_load_fraction * cap, ON_FLOOR_FRACTION * cap, ON_FLOOR_MIN_MW), cap) if switched else 0.0
     for t in np.flatnonzero(on & (p < floor - TOL_MW)):
         out.append(Violation("min_load", name, int(t), f"{p[t]:.4f} MW on but below minimum {floor:.4f} MW"))
     # Ramps: a step between hours may not exceed the ramp, except a start (from 0) or a stop (to 0), which may

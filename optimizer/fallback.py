@@ -47,8 +47,9 @@ class _Unit:
 
     def move(self, p: float) -> bool:
         """Go to power p (already within bounds); returns True when this is a start."""
-        if self.switched and 0.0 < p < self.floor:
-            p = 0.0          # below the floor only when stopping is allowed (else the low bound is the floor)
+        if self.switched and p > 0.0:
+            # below the floor only when stopping is allowed (else the low bound is the floor); round-off aside
+            p = 0.0 if p < self.floor - 1e-9 else max(p, self.floor)
         now_on = p > 0.0
         started = now_on and not self.on
         self.hours = self.hours + 1 if now_on == self.on else 1

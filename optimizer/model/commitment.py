@@ -13,8 +13,8 @@ Shared by the mining fleets and the flexible part of the GPU clusters. Adds to a
 
 A commitment decision is live when the unit has a minimum load, a minimum on or off time above one hour, or a
 restart cost; otherwise the unit is a pure continuous power with ramp limits (and the model can be an LP).
-"When on" means drawing at least ``max(min_load_fraction, ON_FLOOR_FRACTION) x capacity``: a unit cannot be
-"on" at zero power to dodge a restart cost.
+"When on" means drawing at least ``max(min_load_fraction x capacity, 0.1% of capacity, 1 kW)`` (at most the
+capacity): a unit cannot be "on" at zero power to dodge a restart cost.
 """
 
 from __future__ import annotations
@@ -25,8 +25,10 @@ import pyomo.environ as pyo
 from optimizer.site import Commitment
 from optimizer.state import UnitState
 
-#: Smallest share of capacity a unit draws when it counts as on (a restart is charged when it rises from zero).
+#: Smallest share of capacity a unit draws when it counts as on (a restart is charged when it rises from zero),
+#: and an absolute least (MW), so that "on" stays distinguishable from zero for very small units.
 ON_FLOOR_FRACTION = 1e-3
+ON_FLOOR_MIN_MW = 1e-3
 
 
 def is_switched(c: Commitment) -> bool:
@@ -35,8 +37,8 @@ def is_switched(c: Commitment) -> bool:
 
 
 def on_floor_mw(capacity_mw: float, c: Commitment) -> float:
-    """Least power when on (MW)."""
-    return max(c.min_load_fraction, ON_FLOOR_FRACTION) * capacity_mw
+    """Least power when on (MW): max(min load, 0.1% of capacity, 1 kW), at most the capacity."""
+    return min(max(c.min_load_fraction * capacity_mw, ON_FLOOR_FRACTION * capacity_mw, ON_FLOOR_MIN_MW), capacity_mw)
 
 
 def add(b: pyo.Block, T: pyo.Set, capacity_mw: float, c: Commitment, elastic: bool = False) -> None:
