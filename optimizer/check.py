@@ -46,7 +46,7 @@ def check_schedule(site: Site, frame: pd.DataFrame, *, hashprice_usd_per_ph_day:
     out: list[Violation] = []
     state = dict(initial_state or {})
     n = len(frame)
-    _check_hours(frame, out)
+    dt = _check_steps(frame, out)
 
     fleet_cols, cluster_cols, shortfalls = [], [], []
     for f in site.mining:
@@ -56,7 +56,7 @@ def check_schedule(site: Site, frame: pd.DataFrame, *, hashprice_usd_per_ph_day:
             fleet_cols.append(p)
             s = state.get(f.name, UnitState())
             p0 = (f.capacity_mw if s.power_mw is None else s.power_mw) if s.on else 0.0
-            _check_unit(out, f.name, p, f.capacity_mw, f.commitment, p0, s)
+            _check_unit(out, f.name, p, f.capacity_mw, f.commitment, p0, s, dt)
     for g in site.gpu:
         col = f"ai_mw__{g.name}"
         if _need(frame, col, out):
@@ -74,7 +74,7 @@ def check_schedule(site: Site, frame: pd.DataFrame, *, hashprice_usd_per_ph_day:
             shortfalls.append(np.clip(short, 0.0, None))
             s = state.get(g.name, UnitState())
             p0 = (g.flexible_mw if s.power_mw is None else s.power_mw) if s.on else 0.0
-            _check_unit(out, g.name, p - g.committed_mw + short, g.flexible_mw, g.commitment, p0, s)
+            _check_unit(out, g.name, p - g.committed_mw + short, g.flexible_mw, g.commitment, p0, s, dt)
     if len(fleet_cols) != len(site.mining) or len(cluster_cols) != len(site.gpu):
         return out
 
@@ -93,15 +93,15 @@ def check_schedule(site: Site, frame: pd.DataFrame, *, hashprice_usd_per_ph_day:
     if not _need(frame, "price_usd_per_mwh", out):
         return out
     price = frame["price_usd_per_mwh"].to_numpy(float)
-    mining_rev = sum(f.value_usd_per_mwh(hashprice_usd_per_ph_day) * c for f, c in zip(site.mining, fleet_cols))
-    ai_rev = sum(g.committed_revenue_usd_per_hour + g.spot_value_usd_per_mwh * (c - g.committed_mw + sh)
-                 for g, c, sh in zip(site.gpu, cluster_cols, shortfalls))
+    mining_rev = dt * sum(f.value_usd_per_mwh(hashprice_usd_per_ph_day) * c for f, c in zip(site.mining, fleet_cols))
+    ai_rev = dt * sum(g.committed_revenue_usd_per_hour + g.spot_value_usd_per_mwh * (c - g.committed_mw + sh)
+                      for g, c, sh in zip(site.gpu, cluster_cols, shortfalls))
     sla_credit = np.zeros(n)
-    sla_credit[0] = sum(g.sla_credit_usd(float(sh.sum())) for g, sh in zip(site.gpu, shortfalls))
+    sla_credit[0] = sum(g.sla_credit_usd(float(sh.sum()) * dt) for g, sh in zip(site.gpu, shortfalls))
     exposed = site.contract.sellback or site.contract.block_mw == 0
-    energy_cost = price * np.clip(grid, 0, None) if exposed else np.zeros(n)
-    credit = price * sold
-    contract = np.full(n, site.contract.block_mw * site.contract.price_usd_per_mwh)
+    energy_cost = price * np.clip(grid, 0, None) * dt if exposed else np.zeros(n)
+    credit = price * sold * dt
+    contract = np.full(n, site.contract.block_mw * site.contract.price_usd_per_mwh * dt)
     restart = np.zeros(n)
     flexible = [c - g.committed_mw + sh for g, c, sh in zip(site.gpu, cluster_cols, shortfalls)]
     for unit, col in [*zip(site.mining, fleet_cols), *zip(site.gpu, flexible)]:
@@ -120,26 +120,27 @@ def check_schedule(site: Site, frame: pd.DataFrame, *, hashprice_usd_per_ph_day:
     return out
 
 
-def _check_unit(out, name, p, cap, c: Commitment, p0, s: UnitState) -> None:
+def _check_unit(out, name, p, cap, c: Commitment, p0, s: UnitState, dt: float) -> None:
     n = len(p)
     min_on, min_off = c.min_on_hours, c.min_off_hours
     for t in np.flatnonzero((p < -TOL_MW) | (p > cap + TOL_MW)):
         out.append(Violation("capacity", name, int(t), f"{p[t]:.4f} MW outside [0, {cap:g}]"))
     on = p > TOL_MW
-    switched = c.min_load_fraction > 0 or min_on > 1 or min_off > 1 or c.restart_cost_usd > 0
+    switched = c.min_load_fraction > 0 or min_on > dt or min_off > dt or c.restart_cost_usd > 0
     floor = min(max(c.min_load_fraction * cap, ON_FLOOR_FRACTION * cap, ON_FLOOR_MIN_MW), cap) if switched else 0.0
     for t in np.flatnonzero(on & (p < floor - TOL_MW)):
         out.append(Violation("min_load", name, int(t), f"{p[t]:.4f} MW on but below minimum {floor:.4f} MW"))
-    # Ramps: a step between hours may not exceed the ramp, except a start (from 0) or a stop (to 0), which may
-    # jump up to max(ramp, minimum load).
-    ramp = min(c.ramp_mw_per_hour, cap)
+    # Ramps: a step between intervals may not exceed ramp x interval, except a start (from 0) or a stop (to 0),
+    # which may jump up to max(that, minimum load).
+    ramp = min(c.ramp_mw_per_hour * dt, cap)
     jump = max(ramp, floor)
     prev = np.concatenate([[p0], p[:-1]])
     was_on = np.concatenate([[p0 > TOL_MW], on[:-1]])
     step = p - prev
     limit = np.where(on & ~was_on, jump, np.where(~on & was_on, jump, ramp))
     for t in np.flatnonzero(np.abs(step) > limit + TOL_MW):
-        out.append(Violation("ramp", name, int(t), f"change {step[t]:+.4f} MW exceeds {limit[t]:.4f} MW/h"))
+        out.append(Violation("ramp", name, int(t), f"change {step[t]:+.4f} MW exceeds {limit[t]:.4f} MW "
+                                                   f"per {dt:g} h"))
     # Minimum on/off times: runs that end inside the schedule; the initial run counts its earlier hours.
     s_on = p0 > TOL_MW
     runs = _runs(on)
@@ -147,9 +148,9 @@ def _check_unit(out, name, p, cap, c: Commitment, p0, s: UnitState) -> None:
         ends_inside = start + length < n
         before = s.hours_in_state if (k == 0 and bool(value) == s_on) else 0
         need = min_on if value else min_off
-        if ends_inside and before + length < need:
+        if ends_inside and before + length * dt < need - 1e-9:
             out.append(Violation("min_on" if value else "min_off", name, int(start),
-                                 f"{'on' if value else 'off'} for {before + length} h < {need} h"))
+                                 f"{'on' if value else 'off'} for {before + length * dt:g} h < {need} h"))
 
 
 def _runs(on: np.ndarray) -> list[tuple[bool, int, int]]:
@@ -161,14 +162,17 @@ def _runs(on: np.ndarray) -> list[tuple[bool, int, int]]:
     return out
 
 
-def _check_hours(frame: pd.DataFrame, out: list[Violation]) -> None:
+def _check_steps(frame: pd.DataFrame, out: list[Violation]) -> float:
+    """The interval length in hours (rows evenly 1 h or 15 min apart); a violation for every other step."""
     if "timestamp" not in frame.columns:
         out.append(Violation("columns", "site", 0, "missing column 'timestamp'"))
-        return
+        return 1.0
     ts = pd.to_datetime(frame["timestamp"], utc=True)
     steps = np.diff(ts.to_numpy()).astype("timedelta64[s]").astype(int)
-    for t in np.flatnonzero(steps != 3600):
-        out.append(Violation("hours", "site", int(t) + 1, f"step of {steps[t]} s between rows (3600 expected)"))
+    step = int(steps[0]) if len(steps) and steps[0] in (900, 3600) else 3600
+    for t in np.flatnonzero(steps != step):
+        out.append(Violation("steps", "site", int(t) + 1, f"step of {steps[t]} s between rows ({step} expected)"))
+    return step / 3600.0
 
 
 def _need(frame: pd.DataFrame, col: str, out: list[Violation]) -> bool:

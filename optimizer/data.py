@@ -119,6 +119,19 @@ def hashprice_known_on(day: dt.date) -> tuple[float, dt.date]:
     return float(known.iloc[-1]), latest
 
 
+def interval_hours(index: pd.DatetimeIndex) -> float:
+    """The uniform spacing of a price index in hours: 1 (hourly) or 0.25 (15-minute)."""
+    if len(index) < 2:
+        return 1.0
+    seconds = index.tz_convert("UTC").tz_localize(None).values.astype("datetime64[s]").astype(np.int64)
+    steps = np.unique(np.diff(seconds))
+    dt_hours = float(steps[0]) / 3600 if len(steps) == 1 else float("nan")
+    if len(steps) != 1 or dt_hours not in (1.0, 0.25):
+        raise InputError(f"prices must be evenly spaced, hourly or 15-minute; found steps of "
+                         f"{sorted(int(x) // 60 for x in steps)} minutes", field="timestamp")
+    return dt_hours
+
+
 def read_price_file(path: str | Path) -> pd.Series:
     """Read a user price file: CSV or Parquet with columns ``timestamp`` (ISO 8601 with UTC offset) and
     ``price_usd_per_mwh``. Returns a float Series with a UTC DatetimeIndex, sorted.

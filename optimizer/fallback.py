@@ -15,6 +15,7 @@ import pandas as pd
 import xarray as xr
 
 from optimizer import results
+from optimizer.data import interval_hours
 from optimizer.errors import NoSolutionError
 from optimizer.model.commitment import is_switched, on_floor_mw
 from optimizer.site import Commitment, Site
@@ -24,11 +25,11 @@ from optimizer.state import UnitState, resolve
 class _Unit:
     """Running state of one unit during the hour-by-hour walk."""
 
-    def __init__(self, name: str, cap: float, c: Commitment, value: float, s: UnitState):
-        self.name, self.cap, self.c, self.value = name, cap, c, value
-        self.switched = is_switched(c)
+    def __init__(self, name: str, cap: float, c: Commitment, value: float, s: UnitState, dt: float):
+        self.name, self.cap, self.c, self.value, self.dt = name, cap, c, value, dt
+        self.switched = is_switched(c, dt)
         self.floor = on_floor_mw(cap, c) if self.switched else 0.0
-        self.ramp = min(c.ramp_mw_per_hour, cap)
+        self.ramp = min(c.ramp_mw_per_hour * dt, cap)
         self.jump = max(self.ramp, self.floor)
         self.p = float(s.power_mw or 0.0) if s.on else 0.0
         self.on = self.p > 0 if not self.switched else bool(s.on)
@@ -39,10 +40,10 @@ class _Unit:
         if not self.switched:
             return max(0.0, self.p - self.ramp), min(self.cap, self.p + self.ramp)
         if self.on:
-            can_stop = self.hours >= self.c.min_on_hours and self.p <= self.jump + 1e-9
+            can_stop = self.hours >= self.c.min_on_hours - 1e-9 and self.p <= self.jump + 1e-9
             low = 0.0 if can_stop else max(self.floor, self.p - self.ramp)
             return low, min(self.cap, self.p + self.ramp)
-        can_start = self.hours >= self.c.min_off_hours
+        can_start = self.hours >= self.c.min_off_hours - 1e-9
         return 0.0, (min(self.cap, self.jump) if can_start else 0.0)
 
     def move(self, p: float) -> bool:
@@ -52,7 +53,7 @@ class _Unit:
             p = 0.0 if p < self.floor - 1e-9 else max(p, self.floor)
         now_on = p > 0.0
         started = now_on and not self.on
-        self.hours = self.hours + 1 if now_on == self.on else 1
+        self.hours = self.hours + self.dt if now_on == self.on else self.dt
         self.on, self.p = now_on, p
         return started
 
@@ -61,9 +62,11 @@ def strike_schedule(site: Site, prices: pd.Series, hashprice: float,
                     initial_state: Mapping[str, UnitState] | None = None) -> xr.Dataset:
     """The strike-rule schedule over the hours of ``prices`` (a dataset like :func:`optimizer.results.read`)."""
     state = resolve(site, initial_state)
-    units = [_Unit(f.name, f.capacity_mw, f.commitment, f.value_usd_per_mwh(hashprice), state[f.name])
+    dt = interval_hours(pd.DatetimeIndex(prices.index))
+    units = [_Unit(f.name, f.capacity_mw, f.commitment, f.value_usd_per_mwh(hashprice), state[f.name], dt)
              for f in site.mining]
-    units += [_Unit(g.name, g.flexible_mw, g.commitment, g.spot_value_usd_per_mwh, state[g.name]) for g in site.gpu]
+    units += [_Unit(g.name, g.flexible_mw, g.commitment, g.spot_value_usd_per_mwh, state[g.name], dt)
+              for g in site.gpu]
     price = prices.to_numpy(dtype=float)
     n, k = len(price), len(units)
     power, on, start = np.zeros((n, k)), np.zeros((n, k)), np.zeros((n, k))
@@ -85,11 +88,7 @@ def strike_schedule(site: Site, prices: pd.Series, hashprice: float,
             start[t, j] = u.move(want[j])
             power[t, j], on[t, j] = u.p, u.on
     n_mining = len(site.mining)
-    values = np.array([u.value for u in units])
-    mining_rev = power[:, :n_mining] @ values[:n_mining]
-    ai_rev = power[:, n_mining:] @ values[n_mining:] + sum(g.committed_revenue_usd_per_hour for g in site.gpu)
     committed = np.array([g.committed_mw for g in site.gpu])
     site_power = np.concatenate([power[:, :n_mining], power[:, n_mining:] + committed], axis=1)
-    restart_cost = start @ np.array([u.c.restart_cost_usd for u in units])
-    return results.assemble(site, pd.DatetimeIndex(prices.index), price, site_power, on, start, mining_rev, ai_rev,
-                            restart_cost, np.zeros(n))
+    return results.assemble(site, pd.DatetimeIndex(prices.index), price, site_power, on, start,
+                            hashprice_usd_per_ph_day=hashprice, dt_hours=dt)

@@ -264,9 +264,9 @@ def _features(avail: MarketHistory, decision_time: pd.Timestamp, targets: pd.Dat
     rt = avail.rt.to_numpy()
     cols: dict[str, Any] = {
         "hour": lh.astype(float),
-        "weekday": local.dayofweek.to_numpy().astype(float),
+        "weekday": local.day_of_week.to_numpy().astype(float),
         "month": local.month.to_numpy().astype(float),
-        "day_of_year": local.dayofyear.to_numpy().astype(float),
+        "day_of_year": local.day_of_year.to_numpy().astype(float),
         "lead_hours": ((targets - decision_time) / HOUR).to_numpy().astype(float),
     }
     lags = _same_hour_lags(avail.rt, lh, avail.timezone, LAG_DAYS)

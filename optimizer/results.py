@@ -1,6 +1,7 @@
 """Read a solved model back into an ``xarray.Dataset``, turn it into a flat table, and write it out.
 
-Dataset layout (dims ``time``: UTC hour starts, ``asset``: fleet and cluster names):
+Dataset layout (dims ``time``: UTC interval starts, hourly or 15-minute; ``asset``: fleet and cluster names;
+``attrs["interval_hours"]``: the interval length). Money variables are USD per interval.
 
 | variable | dims | unit |
 |---|---|---|
@@ -44,59 +45,57 @@ UNITS = {"price_usd_per_mwh": "USD/MWh", "power_mw": "MW", "sla_shortfall_mw": "
 OUTPUT_SUFFIXES = (".csv", ".parquet", ".json", ".nc")
 
 
-def read(m: pyo.ConcreteModel, site: Site, times: pd.DatetimeIndex) -> xr.Dataset:
-    """The solution of a solved model over its whole horizon (one entry of ``times`` per model hour)."""
+def read(m: pyo.ConcreteModel, site: Site, times: pd.DatetimeIndex, hashprice_usd_per_ph_day: float) -> xr.Dataset:
+    """The solution of a solved model over its whole horizon (one entry of ``times`` per model interval)."""
     T = list(m.T)
     val = np.vectorize(lambda x: pyo.value(x), otypes=[float])
-    power, on, start, restart, shortfall = [], [], [], [], []
+    power, on, start, shortfall = [], [], [], []
+    sla_credit = np.zeros(len(T))
     for f in site.mining:
         b = m.mining[f.name]
         power.append(val([b.mw[t] for t in T]))
-        restart.append(f.restart_cost_usd)
+        shortfall.append(np.zeros(len(T)))
         on.append(_on(b, T, power[-1]))
         start.append(np.asarray(commitment.starts(b, m.T), dtype=float))
-        shortfall.append(np.zeros(len(T)))
-    sla_credit = np.zeros(len(T))
     for g in site.gpu:
         b = m.gpu[g.name]
-        flex = val([b.mw[t] for t in T])
+        flex = np.clip(val([b.mw[t] for t in T]), 0.0, None)
         short = val([b.shortfall_mw[t] for t in T]) if hasattr(b, "shortfall_mw") else np.zeros(len(T))
         power.append(g.committed_mw - short + flex)
-        shortfall.append(short)
+        shortfall.append(np.clip(short, 0.0, None))
         if hasattr(b, "sla_credit_usd"):
             sla_credit[0] += pyo.value(b.sla_credit_usd)
-        restart.append(g.restart_cost_usd)
         on.append(_on(b, T, flex))
         start.append(np.asarray(commitment.starts(b, m.T), dtype=float))
-    power = np.clip(np.array(power).T, 0.0, None)
-    price = val([m.price[t] for t in T])
-
-    is_mining = np.array([True] * len(site.mining) + [False] * len(site.gpu))
-    mining_value = np.array([pyo.value(m.mining[f.name].value_usd_per_mwh) for f in site.mining])
-    mining_rev = power[:, is_mining] @ mining_value if site.mining else np.zeros(len(T))
-    ai_rev = np.zeros(len(T))
-    for j, g in enumerate(site.gpu):
-        b = m.gpu[g.name]
-        flex = np.clip(val([b.mw[t] for t in T]), 0.0, None)
-        ai_rev += pyo.value(b.committed_usd_per_hour) + pyo.value(b.spot_value_usd_per_mwh) * flex
-    return assemble(site, times, price, power, np.array(on).T, np.array(start).T, mining_rev, ai_rev,
-                    np.array(start).T @ np.array(restart), sla_credit, np.clip(np.array(shortfall).T, 0.0, None))
+    return assemble(site, times, val([m.price[t] for t in T]), np.clip(np.array(power).T, 0.0, None),
+                    np.array(on).T, np.array(start).T, hashprice_usd_per_ph_day=hashprice_usd_per_ph_day,
+                    dt_hours=m.dt_hours, shortfall=np.array(shortfall).T, sla_credit=sla_credit)
 
 
 def assemble(site: Site, times: pd.DatetimeIndex, price: np.ndarray, power: np.ndarray, on: np.ndarray,
-             start: np.ndarray, mining_rev: np.ndarray, ai_rev: np.ndarray, restart_cost: np.ndarray,
-             sla_credit: np.ndarray, shortfall: np.ndarray | None = None) -> xr.Dataset:
-    """Build the result dataset from per-hour arrays; every derived quantity (balance, settlement) is computed
-    here once, from power and price."""
-    n_mining = len(site.mining)
+             start: np.ndarray, *, hashprice_usd_per_ph_day: float, dt_hours: float = 1.0,
+             shortfall: np.ndarray | None = None, sla_credit: np.ndarray | None = None) -> xr.Dataset:
+    """Build the result dataset from per-interval power (MW, columns in ``site.asset_names`` order) and price;
+    every derived quantity (balance, revenue, settlement, USD per interval of ``dt_hours``) is computed here once.
+    Used for solved schedules, fallback schedules and backtest settlement alike."""
+    n, n_mining = len(price), len(site.mining)
+    shortfall = np.zeros_like(power) if shortfall is None else shortfall
+    sla_credit = np.zeros(n) if sla_credit is None else sla_credit
+    values = np.array([f.value_usd_per_mwh(hashprice_usd_per_ph_day) for f in site.mining])
+    mining_rev = (power[:, :n_mining] @ values if n_mining else np.zeros(n)) * dt_hours
+    ai_rev = np.zeros(n)
+    for j, g in enumerate(site.gpu):
+        flex = power[:, n_mining + j] - g.committed_mw + shortfall[:, n_mining + j]
+        ai_rev += (g.committed_revenue_usd_per_hour + g.spot_value_usd_per_mwh * flex) * dt_hours
+    restart_cost = start @ np.array([u.restart_cost_usd for u in (*site.mining, *site.gpu)])
     load = power.sum(axis=1)
     grid_mw = load - site.contract.block_mw
     exposed = grid.market_exposed(site)
     bought = np.clip(grid_mw, 0.0, None) if exposed else np.zeros_like(load)
     sold = np.clip(-grid_mw, 0.0, None) if site.contract.sellback else np.zeros_like(load)
-    energy_cost = price * bought
-    credit = price * sold
-    contract = np.full(len(load), site.contract.block_mw * site.contract.price_usd_per_mwh)
+    energy_cost = price * bought * dt_hours
+    credit = price * sold * dt_hours
+    contract = np.full(n, site.contract.block_mw * site.contract.price_usd_per_mwh * dt_hours)
     profit = mining_rev + ai_rev - energy_cost + credit - contract - restart_cost - sla_credit
     time = pd.DatetimeIndex(times).tz_convert("UTC").tz_localize(None)
     th, ta = ("time",), ("time", "asset")
@@ -104,7 +103,7 @@ def assemble(site: Site, times: pd.DatetimeIndex, price: np.ndarray, power: np.n
         {
             "price_usd_per_mwh": (th, price),
             "power_mw": (ta, power),
-            "sla_shortfall_mw": (ta, np.zeros_like(power) if shortfall is None else shortfall),
+            "sla_shortfall_mw": (ta, shortfall),
             "on": (ta, on.astype("int8")),
             "start": (ta, start.astype("int8")),
             "mining_mw": (th, power[:, :n_mining].sum(axis=1)),
@@ -127,8 +126,14 @@ def assemble(site: Site, times: pd.DatetimeIndex, price: np.ndarray, power: np.n
     for name, unit in UNITS.items():
         ds[name].attrs["units"] = unit
     ds["time"].attrs["timezone"] = "UTC"
-    ds["time"].attrs["meaning"] = "hour start"
+    ds["time"].attrs["meaning"] = "interval start"
+    ds.attrs["interval_hours"] = float(dt_hours)
     return ds
+
+
+def energy_mwh(ds: xr.Dataset, name: str) -> float:
+    """Energy of a power variable over the dataset (MWh)."""
+    return float(ds[name].sum()) * float(ds.attrs.get("interval_hours", 1.0))
 
 
 def _on(b: pyo.Block, T: list[int], mw: np.ndarray) -> np.ndarray:

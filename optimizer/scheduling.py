@@ -152,8 +152,9 @@ def optimize(site: Site, prices: pd.Series, hashprice: float, *,
         raise InputError(f"hashprice must be a positive number of USD/PH/day, got {hashprice!r}", field="hashprice")
     state = resolve(site, initial_state)
     options = options or solve.SolverOptions()
+    dt_hours = data.interval_hours(pd.DatetimeIndex(prices.index))
     t0 = time.perf_counter()
-    m = model.build(site, len(prices), allow_sla_breach=allow_sla_breach)
+    m = model.build(site, len(prices), dt_hours=dt_hours, allow_sla_breach=allow_sla_breach)
     model.set_data(m, site, model.Inputs(prices.to_numpy(dtype=float), float(hashprice), state))
     build_s = time.perf_counter() - t0
     if export_model is not None:
@@ -172,7 +173,7 @@ def optimize(site: Site, prices: pd.Series, hashprice: float, *,
     fell_back = ""
     t0 = time.perf_counter()
     if report.usable(options.accept_gap):
-        ds = results.read(m, site, pd.DatetimeIndex(prices.index))
+        ds = results.read(m, site, pd.DatetimeIndex(prices.index), hashprice)
     else:
         gap = f", gap {report.mip_gap:.3g} above the accepted {options.accept_gap:g}" if report.mip_gap else ""
         fell_back = (f"HiGHS returned no usable solution ({report.status}, {report.termination}{gap}) after "
@@ -222,7 +223,7 @@ def _as_day(day: dt.date | str) -> dt.date:
 def _day_summary(site: Site, day: dt.date, pin: PriceInput, hp_source: str, ds: xr.Dataset,
                  horizon_profit: float, total_s: float) -> dict:
     money = {k: float(ds[k].sum()) for k in results.MONEY}
-    energy = {f"{k[:-3]}_mwh": float(ds[k].sum()) for k in ("mining_mw", "ai_mw", "load_mw", "sellback_mw")}
+    energy = {f"{k[:-3]}_mwh": results.energy_mwh(ds, k) for k in ("mining_mw", "ai_mw", "load_mw", "sellback_mw")}
     return {
         "day": day.isoformat(),
         "hours": int(ds.sizes["time"]),
@@ -242,7 +243,3 @@ def _version() -> str:
         return version("curtail")
     except PackageNotFoundError:
         return "unknown"
-
-
-def summary_json(ds: xr.Dataset) -> str:
-    return json.dumps(results.summary(ds), indent=1, default=str)

@@ -20,12 +20,12 @@ OFF_TOL_MW = 1e-4
 
 @dataclass(frozen=True)
 class UnitState:
-    """State of one unit just before the first hour: on or off, its power (MW; for a GPU cluster the flexible
-    part only; None = full), and for how many whole hours it has been in that on/off state."""
+    """State of one unit just before the first interval: on or off, its power (MW; for a GPU cluster the flexible
+    part only; None = full), and for how many hours it has been in that on/off state."""
 
     on: bool = True
     power_mw: float | None = None
-    hours_in_state: int = LONG_AGO_HOURS
+    hours_in_state: float = LONG_AGO_HOURS
 
 
 def default_state(site: Site) -> dict[str, UnitState]:
@@ -53,28 +53,42 @@ def resolve(site: Site, state: Mapping[str, UnitState] | None) -> dict[str, Unit
             raise InputError(f"{name}: hours_in_state {s.hours_in_state} < 0", field="initial_state")
         if s.on and p <= OFF_TOL_MW and cap > 0:
             s = UnitState(on=False, power_mw=0.0, hours_in_state=s.hours_in_state)
-        out[name] = UnitState(on=s.on, power_mw=min(max(p, 0.0), cap), hours_in_state=int(s.hours_in_state))
+        out[name] = UnitState(on=s.on, power_mw=min(max(p, 0.0), cap), hours_in_state=float(s.hours_in_state))
     return out
 
 
-def state_from_schedule(site: Site, frame: pd.DataFrame) -> dict[str, UnitState]:
-    """The state at the end of a written schedule (its last hour), read from its per-asset columns."""
+def state_from_schedule(site: Site, frame: pd.DataFrame, dt_hours: float = 1.0,
+                        before: Mapping[str, UnitState] | None = None) -> dict[str, UnitState]:
+    """The state at the end of a written schedule (its last interval), read from its per-asset columns.
+
+    ``before``: the state the schedule started from; a unit in the same on/off state all along adds its
+    earlier hours (exact carry-over across days)."""
     out = {}
     for f in site.mining:
-        out[f.name] = _tail_state(frame, f"mining_mw__{f.name}", 0.0)
+        out[f.name] = _tail_state(frame, f"mining_mw__{f.name}", 0.0, dt_hours, (before or {}).get(f.name))
     for g in site.gpu:
-        out[g.name] = _tail_state(frame, f"ai_mw__{g.name}", g.committed_mw)
+        flex = frame[f"ai_mw__{g.name}"].to_numpy(dtype=float) - g.committed_mw if f"ai_mw__{g.name}" in frame else None
+        short = f"sla_shortfall_mw__{g.name}"
+        if flex is not None and short in frame.columns:
+            flex = flex + frame[short].to_numpy(dtype=float)
+        out[g.name] = _tail_state(frame, f"ai_mw__{g.name}", g.committed_mw, dt_hours, (before or {}).get(g.name),
+                                  flex)
     return out
 
 
-def _tail_state(frame: pd.DataFrame, column: str, floor_mw: float) -> UnitState:
+def _tail_state(frame: pd.DataFrame, column: str, floor_mw: float, dt_hours: float, before: UnitState | None,
+                values: np.ndarray | None = None) -> UnitState:
     if column not in frame.columns:
         raise InputError(f"previous schedule has no column {column!r}", field=column)
-    p = frame[column].to_numpy(dtype=float) - floor_mw
+    p = frame[column].to_numpy(dtype=float) - floor_mw if values is None else values
     on = p > OFF_TOL_MW
     last = bool(on[-1])
-    run = len(on) - np.flatnonzero(on != last)[-1] - 1 if (on != last).any() else len(on)
-    return UnitState(on=last, power_mw=float(max(p[-1], 0.0)) if last else 0.0, hours_in_state=int(run))
+    changed = np.flatnonzero(on != last)
+    run = (len(on) - changed[-1] - 1) * dt_hours if len(changed) else len(on) * dt_hours
+    if not len(changed) and before is not None and before.on == last:
+        run += before.hours_in_state
+    return UnitState(on=last, power_mw=float(max(p[-1], 0.0)) if last else 0.0,
+                     hours_in_state=float(min(run, LONG_AGO_HOURS)))
 
 
 def state_to_json(state: Mapping[str, UnitState]) -> str:
@@ -84,7 +98,7 @@ def state_to_json(state: Mapping[str, UnitState]) -> str:
 def state_from_json(text: str, source: str = "<state>") -> dict[str, UnitState]:
     try:
         raw = json.loads(text)
-        return {k: UnitState(on=bool(v["on"]), power_mw=v.get("power_mw"), hours_in_state=int(v["hours_in_state"]))
+        return {k: UnitState(on=bool(v["on"]), power_mw=v.get("power_mw"), hours_in_state=float(v["hours_in_state"]))
                 for k, v in raw.items()}
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise InputError(f"not a valid state ({exc})", source=source) from None

@@ -6,6 +6,7 @@ Fleet value at hashprice 100 USD/PH/day and 24 J/TH, no overhead or fees: 100/24
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from support import fleet, hourly, make_site, power, solve
 
@@ -187,3 +188,33 @@ def test_schedule_is_deterministic():
     prices = hourly([100.0, 300.0, 100.0, 1000.0, 50.0, 173.0])
     a, b = solve(site, prices), solve(site, prices)
     assert optimizer.to_frame(a).equals(optimizer.to_frame(b))
+
+
+def quarter_hourly(values, start: str = "2022-07-20T05:00:00Z"):
+    s = hourly(values, start)
+    s.index = pd.date_range(start, periods=len(values), freq="15min", name="timestamp")
+    return s
+
+
+def test_fifteen_minute_resolution_runs_exactly_when_value_beats_each_price():
+    prices = [50.0, 200.0, 100.0, 300.0, 10.0, 180.0, 170.0, 175.0]
+    ds = solve(make_site([fleet()]), quarter_hourly(prices))
+    want = np.array([10.0 if p < VALUE else 0.0 for p in prices])
+    assert power(ds, "f") == pytest.approx(want, abs=1e-6)
+    assert ds["mining_revenue_usd"].to_numpy() == pytest.approx(want * VALUE * 0.25)   # USD per 15 minutes
+    assert ds.attrs["interval_hours"] == 0.25
+
+
+def test_fifteen_minute_min_on_time_counts_hours_not_intervals():
+    # min on 1 h = 4 intervals: a start for one cheap quarter-hour would have to run through three dear ones
+    prices = [1000.0, 100.0, 1000.0, 1000.0, 1000.0, 100.0, 100.0, 100.0, 100.0]
+    off = {"f": UnitState(on=False, power_mw=0.0)}
+    held = make_site([fleet(min_load_fraction=1.0, min_on_hours=1)])
+    ds = solve(held, quarter_hourly(prices), initial_state=off)
+    assert power(ds, "f") == pytest.approx([0, 0, 0, 0, 0, 10, 10, 10, 10], abs=1e-6)
+
+
+def test_fifteen_minute_ramp_is_a_quarter_of_the_hourly_ramp():
+    site = make_site([fleet(ramp_mw_per_hour=4.0)])
+    ds = solve(site, quarter_hourly([1000.0] * 6))
+    assert power(ds, "f") == pytest.approx([9, 8, 7, 6, 5, 4], abs=1e-6)

@@ -33,14 +33,17 @@ class Inputs:
 SLACK_PENALTY_USD = 1e6
 
 
-def build(site: Site, n_hours: int, *, elastic: bool = False, allow_sla_breach: bool = False) -> pyo.ConcreteModel:
-    """The model's structure for ``site`` over ``n_hours`` hours (parameters at placeholder values).
+def build(site: Site, n_intervals: int, *, dt_hours: float = 1.0, elastic: bool = False,
+          allow_sla_breach: bool = False) -> pyo.ConcreteModel:
+    """The model's structure for ``site`` over ``n_intervals`` intervals of ``dt_hours`` (1 or 0.25), with
+    parameters at placeholder values.
 
     ``allow_sla_breach``: committed GPU load may fall short, at the cluster's SLA credit. ``elastic``: every
     limit that can make a day infeasible gets a slack priced at ``SLACK_PENALTY_USD`` (diagnosis only).
     """
     m = pyo.ConcreteModel(name=site.name)
-    m.T = pyo.Set(initialize=range(n_hours), ordered=True, doc="hours of the horizon")
+    m.T = pyo.Set(initialize=range(n_intervals), ordered=True, doc="intervals of the horizon")
+    m.dt_hours = dt_hours                       # a plain float: the resolution is structure, not data
     for module in MODULES:
         module.add(m, site, elastic=elastic, allow_sla_breach=allow_sla_breach)
     m.profit_usd = pyo.Expression(m.T, rule=lambda m, t: sum(mod.profit(m, site, t) for mod in MODULES))

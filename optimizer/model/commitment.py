@@ -19,6 +19,7 @@ capacity): a unit cannot be "on" at zero power to dodge a restart cost.
 
 from __future__ import annotations
 
+import math
 
 import pyomo.environ as pyo
 
@@ -31,9 +32,15 @@ ON_FLOOR_FRACTION = 1e-3
 ON_FLOOR_MIN_MW = 1e-3
 
 
-def is_switched(c: Commitment) -> bool:
-    """True when the unit needs on/off binaries."""
-    return c.min_load_fraction > 0 or c.min_on_hours > 1 or c.min_off_hours > 1 or c.restart_cost_usd > 0
+def is_switched(c: Commitment, dt_hours: float = 1.0) -> bool:
+    """True when the unit needs on/off binaries at this resolution (a minimum time longer than one interval)."""
+    return (c.min_load_fraction > 0 or c.min_on_hours > dt_hours or c.min_off_hours > dt_hours
+            or c.restart_cost_usd > 0)
+
+
+def intervals(hours: float, dt_hours: float) -> int:
+    """Whole intervals of ``dt_hours`` covering ``hours``."""
+    return max(math.ceil(hours / dt_hours - 1e-9), 0)
 
 
 def on_floor_mw(capacity_mw: float, c: Commitment) -> float:
@@ -41,20 +48,21 @@ def on_floor_mw(capacity_mw: float, c: Commitment) -> float:
     return min(max(c.min_load_fraction * capacity_mw, ON_FLOOR_FRACTION * capacity_mw, ON_FLOOR_MIN_MW), capacity_mw)
 
 
-def add(b: pyo.Block, T: pyo.Set, capacity_mw: float, c: Commitment, elastic: bool = False) -> None:
-    """Add the unit's variables, parameters and constraints to block ``b`` over hours ``T``.
+def add(b: pyo.Block, T: pyo.Set, capacity_mw: float, c: Commitment, dt_hours: float = 1.0,
+        elastic: bool = False) -> None:
+    """Add the unit's variables, parameters and constraints to block ``b`` over intervals ``T`` of ``dt_hours``.
 
     ``elastic`` adds non-negative slacks (``relax_*``) to the limits that can make a day infeasible (ramps and
     the holds of the initial state), for :func:`optimizer.diagnose`; never in a normal solve.
     """
     b.mw = pyo.Var(T, bounds=(0.0, capacity_mw), doc="power drawn, MW")
     b.init_mw = pyo.Param(mutable=True, initialize=capacity_mw, doc="power before the horizon, MW")
-    ramp = min(c.ramp_mw_per_hour, capacity_mw)
+    ramp = min(c.ramp_mw_per_hour * dt_hours, capacity_mw)          # MW per interval
     limited = ramp < capacity_mw
     relax_up = _slack(b, "relax_ramp_up", T, elastic)
     relax_down = _slack(b, "relax_ramp_down", T, elastic)
 
-    if not is_switched(c):
+    if not is_switched(c, dt_hours):
         if limited:
             b.ramp_up = pyo.Constraint(T, rule=lambda b, t: b.mw[t] - _prev(b, t) <= ramp + relax_up(t))
             b.ramp_down = pyo.Constraint(T, rule=lambda b, t: _prev(b, t) - b.mw[t] <= ramp + relax_down(t))
@@ -77,12 +85,12 @@ def add(b: pyo.Block, T: pyo.Set, capacity_mw: float, c: Commitment, elastic: bo
     b.initial_on = pyo.Constraint(T, rule=lambda b, t: b.on[t] + relax_hold(t) >= b.must_on[t])
     b.initial_off = pyo.Constraint(T, rule=lambda b, t: b.on[t] <= 1 - b.must_off[t] + relax_hold(t))
 
-    if c.min_on_hours > 1:
-        b.min_on = pyo.Constraint(T, rule=lambda b, t: sum(
-            b.start[k] for k in T if t - c.min_on_hours < k <= t) <= b.on[t])
-    if c.min_off_hours > 1:
-        b.min_off = pyo.Constraint(T, rule=lambda b, t: sum(
-            b.stop[k] for k in T if t - c.min_off_hours < k <= t) <= 1 - b.on[t])
+    up, down = intervals(c.min_on_hours, dt_hours), intervals(c.min_off_hours, dt_hours)
+    if up > 1:
+        b.min_on = pyo.Constraint(T, rule=lambda b, t: sum(b.start[k] for k in T if t - up < k <= t) <= b.on[t])
+    if down > 1:
+        b.min_off = pyo.Constraint(T, rule=lambda b, t: sum(b.stop[k] for k in T if t - down < k <= t)
+                                   <= 1 - b.on[t])
     if limited or jump < capacity_mw:
         b.ramp_up = pyo.Constraint(T, rule=lambda b, t: b.mw[t] - _prev(b, t)
                                    <= ramp * _prev_on(b, t) + jump * b.start[t] + relax_up(t))
@@ -90,14 +98,14 @@ def add(b: pyo.Block, T: pyo.Set, capacity_mw: float, c: Commitment, elastic: bo
                                      <= ramp * b.on[t] + jump * b.stop[t] + relax_down(t))
 
 
-def set_state(b: pyo.Block, T: pyo.Set, c: Commitment, s: UnitState) -> None:
+def set_state(b: pyo.Block, T: pyo.Set, c: Commitment, s: UnitState, dt_hours: float = 1.0) -> None:
     """Load the initial state into the block's mutable parameters."""
     b.init_mw.set_value(float(s.power_mw or 0.0) if s.on else 0.0)
-    if not is_switched(c):
+    if not is_switched(c, dt_hours):
         return
     b.init_on.set_value(int(s.on))
-    hold_on = max(c.min_on_hours - s.hours_in_state, 0) if s.on else 0
-    hold_off = max(c.min_off_hours - s.hours_in_state, 0) if not s.on else 0
+    hold_on = intervals(c.min_on_hours - s.hours_in_state, dt_hours) if s.on else 0
+    hold_off = intervals(c.min_off_hours - s.hours_in_state, dt_hours) if not s.on else 0
     for t in T:
         b.must_on[t].set_value(int(t < hold_on))
         b.must_off[t].set_value(int(t < hold_off))
@@ -113,7 +121,7 @@ def starts(b: pyo.Block, T: pyo.Set) -> list[float]:
 
 
 def restart_cost_expr(b: pyo.Block, t: int, c: Commitment):
-    """Restart cost incurred in hour t (USD)."""
+    """Restart cost incurred in interval t (USD; per start, whatever the interval length)."""
     return c.restart_cost_usd * b.start[t] if hasattr(b, "start") and c.restart_cost_usd else 0.0
 
 

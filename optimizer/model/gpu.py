@@ -33,7 +33,7 @@ def add(m: pyo.ConcreteModel, site: Site, *, elastic: bool = False, allow_sla_br
 
     def unit(b, name):
         g = clusters[name]
-        commitment.add(b, m.T, g.flexible_mw, g.commitment, elastic=elastic)
+        commitment.add(b, m.T, g.flexible_mw, g.commitment, dt_hours=m.dt_hours, elastic=elastic)
         b.committed_mw = pyo.Param(initialize=g.committed_mw, doc="SLA load, MW")
         b.spot_value_usd_per_mwh = pyo.Param(mutable=True, initialize=g.spot_value_usd_per_mwh)
         b.committed_usd_per_hour = pyo.Param(mutable=True, initialize=g.committed_revenue_usd_per_hour)
@@ -48,7 +48,7 @@ def add(m: pyo.ConcreteModel, site: Site, *, elastic: bool = False, allow_sla_br
             tiers = g.sla_credit_tiers
             b.TIERS = pyo.Set(initialize=range(len(tiers)), ordered=True)
             b.tier = pyo.Var(b.TIERS, within=pyo.Binary)
-            share = sum(b.shortfall_mw[t] for t in m.T) / (g.committed_mw * g.sla_month_hours)
+            share = sum(b.shortfall_mw[t] * m.dt_hours for t in m.T) / (g.committed_mw * g.sla_month_hours)
             b.tier_reached = pyo.Constraint(b.TIERS, rule=lambda b, k: share <= (1 - tiers[k][0])
                                             + tiers[k][0] * b.tier[k])
             steps = [c - (tiers[k - 1][1] if k else 0.0) for k, (_, c) in enumerate(tiers)]
@@ -60,7 +60,7 @@ def add(m: pyo.ConcreteModel, site: Site, *, elastic: bool = False, allow_sla_br
 
 def set_data(m: pyo.ConcreteModel, site: Site, state: dict[str, UnitState]) -> None:
     for g in site.gpu:
-        commitment.set_state(m.gpu[g.name], m.T, g.commitment, state[g.name])
+        commitment.set_state(m.gpu[g.name], m.T, g.commitment, state[g.name], m.dt_hours)
 
 
 def load_mw(m: pyo.ConcreteModel, t: int):
@@ -69,11 +69,11 @@ def load_mw(m: pyo.ConcreteModel, t: int):
 
 
 def profit(m: pyo.ConcreteModel, site: Site, t: int):
-    """Committed and spot revenue minus restart costs in hour t (USD); SLA credits are charged in hour 0."""
+    """Committed and spot revenue minus restart costs in interval t (USD); SLA credits are charged in the first."""
     total = 0.0
     for g in site.gpu:
         b = m.gpu[g.name]
-        total += (b.committed_usd_per_hour + b.spot_value_usd_per_mwh * b.mw[t]
+        total += ((b.committed_usd_per_hour + b.spot_value_usd_per_mwh * b.mw[t]) * m.dt_hours
                   - commitment.restart_cost_expr(b, t, g.commitment))
         if t == 0 and hasattr(b, "sla_credit_usd"):
             total -= b.sla_credit_usd

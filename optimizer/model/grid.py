@@ -41,7 +41,7 @@ def market_exposed(site: Site) -> bool:
 
 
 def profit(m: pyo.ConcreteModel, site: Site, t: int):
-    """Contract cost and market settlement in hour t (USD; negative: a cost)."""
+    """Contract cost and market settlement in interval t (USD; negative: a cost)."""
     contract = site.contract.block_mw * site.contract.price_usd_per_mwh
     market = m.price[t] * m.grid_mw[t] if market_exposed(site) else 0.0
-    return -contract - market
+    return -(contract + market) * m.dt_hours

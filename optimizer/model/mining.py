@@ -6,7 +6,7 @@
 | ``mining[f]`` | FLEETS | Block | - | a switchable unit (see :mod:`optimizer.model.commitment`) |
 | ``mining[f].value_usd_per_mwh`` | - | mutable Param | USD/MWh | mining revenue of one MWh at this hashprice |
 
-Revenue of fleet f in hour t: ``value_usd_per_mwh[f] * mining[f].mw[t] * 1 h``, where the value is
+Revenue of fleet f in interval t: ``value_usd_per_mwh[f] * mining[f].mw[t] * dt_hours``, where the value is
 ``hashprice / 24 * 1000 / (J/TH * (1 + cooling overhead)) * (1 - pool fee)``.
 """
 
@@ -25,7 +25,7 @@ def add(m: pyo.ConcreteModel, site: Site, *, elastic: bool = False, allow_sla_br
 
     def unit(b, name):
         f = fleets[name]
-        commitment.add(b, m.T, f.capacity_mw, f.commitment, elastic=elastic)
+        commitment.add(b, m.T, f.capacity_mw, f.commitment, dt_hours=m.dt_hours, elastic=elastic)
         b.value_usd_per_mwh = pyo.Param(mutable=True, initialize=0.0, doc="mining value, USD/MWh")
 
     m.mining = pyo.Block(m.FLEETS, rule=unit)
@@ -36,7 +36,7 @@ def set_data(m: pyo.ConcreteModel, site: Site, hashprice_usd_per_ph_day: float,
     for f in site.mining:
         b = m.mining[f.name]
         b.value_usd_per_mwh.set_value(f.value_usd_per_mwh(hashprice_usd_per_ph_day))
-        commitment.set_state(b, m.T, f.commitment, state[f.name])
+        commitment.set_state(b, m.T, f.commitment, state[f.name], m.dt_hours)
 
 
 def load_mw(m: pyo.ConcreteModel, t: int):
@@ -45,6 +45,6 @@ def load_mw(m: pyo.ConcreteModel, t: int):
 
 
 def profit(m: pyo.ConcreteModel, site: Site, t: int):
-    """Mining revenue minus restart costs in hour t (USD)."""
-    return sum(m.mining[f.name].value_usd_per_mwh * m.mining[f.name].mw[t]
+    """Mining revenue minus restart costs in interval t (USD)."""
+    return sum(m.mining[f.name].value_usd_per_mwh * m.mining[f.name].mw[t] * m.dt_hours
                - commitment.restart_cost_expr(m.mining[f.name], t, f.commitment) for f in site.mining)
