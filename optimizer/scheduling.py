@@ -7,11 +7,9 @@ The operating day is the site's local calendar day (23, 24 or 25 hours); the mod
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -19,11 +17,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from optimizer import data, diagnose, model, results, solve
-from optimizer.errors import InfeasibleError, InputError, NoSolutionError
-from optimizer.fallback import strike_schedule
+from optimizer import data, results, solve
+from optimizer.errors import InputError
+from optimizer.planner import Planner
 from optimizer.site import Site, load_site
-from optimizer.state import UnitState, resolve, state_to_json
+from optimizer.state import UnitState
 
 #: Default operating day of ``curtail schedule`` with no ``--day``: a real summer day with day-ahead prices.
 DEFAULT_DAY = dt.date(2022, 7, 20)
@@ -139,7 +137,8 @@ def optimize(site: Site, prices: pd.Series, hashprice: float, *,
              initial_state: Mapping[str, UnitState] | None = None, options: solve.SolverOptions | None = None,
              export_model: str | Path | None = None, allow_sla_breach: bool = False,
              fallback: bool = False) -> xr.Dataset:
-    """Build, solve and read back the model over exactly the hours of ``prices`` (hourly, tz-aware index).
+    """Build, solve and read back the model over exactly the intervals of ``prices`` (hourly or 15-minute,
+    tz-aware index): one :class:`~optimizer.planner.Planner` solve.
 
     The building block of :func:`schedule` (which adds the operating day, lookahead and shipped data); use it
     directly for a horizon of any length. Solver facts go in ``ds.attrs``.
@@ -148,65 +147,8 @@ def optimize(site: Site, prices: pd.Series, hashprice: float, *,
     the solver returns no usable solution: with ``fallback``, returns the strike-rule schedule of
     :mod:`optimizer.fallback` with ``attrs["fallback"] = 1`` and the reason; without, raises ``NoSolutionError``.
     """
-    if not (np.isfinite(hashprice) and hashprice > 0):
-        raise InputError(f"hashprice must be a positive number of USD/PH/day, got {hashprice!r}", field="hashprice")
-    state = resolve(site, initial_state)
-    options = options or solve.SolverOptions()
-    dt_hours = data.interval_hours(pd.DatetimeIndex(prices.index))
-    t0 = time.perf_counter()
-    m = model.build(site, len(prices), dt_hours=dt_hours, allow_sla_breach=allow_sla_breach)
-    model.set_data(m, site, model.Inputs(prices.to_numpy(dtype=float), float(hashprice), state))
-    build_s = time.perf_counter() - t0
-    if export_model is not None:
-        solve.export_model(m, export_model)
-    t0 = time.perf_counter()
-    try:
-        solver = solve.Solver(m, options)
-        translate_s = time.perf_counter() - t0
-        report = solver.solve()
-    except Exception as exc:  # noqa: BLE001 - a solver crash is handled like "no solution"
-        translate_s = time.perf_counter() - t0
-        report = solve.SolveReport("error", f"{type(exc).__name__}: {exc}", None, None, None, 0.0, 0.0, 0)
-    if report.status == "infeasible":
-        found = diagnose.conflicts(site, prices, hashprice, state)
-        raise InfeasibleError(diagnose.describe(site, state, found))
-    fell_back = ""
-    t0 = time.perf_counter()
-    if report.usable(options.accept_gap):
-        ds = results.read(m, site, pd.DatetimeIndex(prices.index), hashprice)
-    else:
-        gap = f", gap {report.mip_gap:.3g} above the accepted {options.accept_gap:g}" if report.mip_gap else ""
-        fell_back = (f"HiGHS returned no usable solution ({report.status}, {report.termination}{gap}) after "
-                     f"{report.solve_seconds:.2f} s; time limit {options.time_limit_seconds:g} s")
-        if not fallback:
-            raise NoSolutionError(fell_back)
-        ds = strike_schedule(site, prices, hashprice, state)
-    ds.attrs.update({
-        "site": site.name,
-        "site_source": site.source,
-        "site_sha256": site.sha256,
-        "settlement_point": site.settlement_point,
-        "hashprice_usd_per_ph_day": float(hashprice),
-        "status": "fallback" if fell_back else report.status,
-        "fallback": int(bool(fell_back)),
-        "fallback_reason": fell_back,
-        "allow_sla_breach": int(allow_sla_breach),
-        "termination": report.termination,
-        "objective_usd": float(report.objective_usd) if report.objective_usd is not None else float("nan"),
-        "bound_usd": float(report.bound_usd) if report.bound_usd is not None else float("nan"),
-        "mip_gap": float(report.mip_gap) if report.mip_gap is not None else float("nan"),
-        "mip_rel_gap_option": options.mip_rel_gap,
-        "time_limit_seconds": options.time_limit_seconds,
-        "nodes": report.nodes,
-        "build_seconds": build_s,
-        "translate_seconds": translate_s,
-        "solve_seconds": report.solve_seconds,
-        "highs_seconds": report.highs_seconds,
-        "read_seconds": time.perf_counter() - t0,
-        "initial_state_json": state_to_json(state),
-        "curtail_version": _version(),
-    })
-    return ds
+    planner = Planner(site, options, allow_sla_breach=allow_sla_breach)
+    return planner.solve(prices, hashprice, initial_state, fallback=fallback, export_model=export_model)
 
 
 def _as_day(day: dt.date | str) -> dt.date:
@@ -238,8 +180,3 @@ def _day_summary(site: Site, day: dt.date, pin: PriceInput, hp_source: str, ds: 
     }
 
 
-def _version() -> str:
-    try:
-        return version("curtail")
-    except PackageNotFoundError:
-        return "unknown"
