@@ -53,7 +53,8 @@ def resolve(site: Site, state: Mapping[str, UnitState] | None) -> dict[str, Unit
             raise InputError(f"{name}: hours_in_state {s.hours_in_state} < 0", field="initial_state")
         if s.on and p <= OFF_TOL_MW and cap > 0:
             s = UnitState(on=False, power_mw=0.0, hours_in_state=s.hours_in_state)
-        out[name] = UnitState(on=s.on, power_mw=min(max(p, 0.0), cap), hours_in_state=float(s.hours_in_state))
+        out[name] = UnitState(on=bool(s.on), power_mw=float(min(max(p, 0.0), cap)),
+                              hours_in_state=float(s.hours_in_state))
     return out
 
 
