@@ -33,11 +33,12 @@ class Violation:
         return f"{self.rule} [{self.asset}] hour {self.hour}: {self.detail}"
 
 
-def check_schedule(site: Site, frame: pd.DataFrame, *, hashprice_usd_per_ph_day: float,
+def check_schedule(site: Site, frame: pd.DataFrame, *, hashprice_usd_per_ph_day: float | np.ndarray,
                    initial_state: Mapping[str, UnitState] | None = None,
                    allow_sla_breach: bool = False) -> list[Violation]:
     """Every violated hard limit or accounting identity of ``frame`` (empty when the schedule is valid).
 
+    ``hashprice_usd_per_ph_day``: one value, or one per row (a backtest settles each day at its own).
     ``initial_state`` is the state the schedule started from (missing assets: on at full power, long ago).
     ``allow_sla_breach``: committed GPU load may fall short; the SLA credit of the tier reached is then due.
     Minimum on/off times are checked for runs that end inside the schedule, and for the hold the initial
@@ -93,7 +94,8 @@ def check_schedule(site: Site, frame: pd.DataFrame, *, hashprice_usd_per_ph_day:
     if not _need(frame, "price_usd_per_mwh", out):
         return out
     price = frame["price_usd_per_mwh"].to_numpy(float)
-    mining_rev = dt * sum(f.value_usd_per_mwh(hashprice_usd_per_ph_day) * c for f, c in zip(site.mining, fleet_cols))
+    hashprice = np.broadcast_to(np.asarray(hashprice_usd_per_ph_day, dtype=float), (n,))
+    mining_rev = dt * sum(f.value_usd_per_mwh(hashprice) * c for f, c in zip(site.mining, fleet_cols))
     ai_rev = dt * sum(g.committed_revenue_usd_per_hour + g.spot_value_usd_per_mwh * (c - g.committed_mw + sh)
                       for g, c, sh in zip(site.gpu, cluster_cols, shortfalls))
     sla_credit = np.zeros(n)

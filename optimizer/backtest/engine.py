@@ -91,6 +91,7 @@ class Result:
     days: pd.DataFrame
     summary: dict
     end_states: dict[str, dict[str, UnitState]]
+    forecast: pd.Series          # the forecast each operating hour was planned with (USD/MWh)
 
 
 def default_method(settings: Settings) -> str:
@@ -119,7 +120,7 @@ def run(site: Site, start: dt.date, end: dt.date, market: Market, settings: Sett
     perfect_planner = Planner(site, settings.solver)
     states = {p: resolve(site, (initial_states or {}).get(p)) for p in settings.policies}
     frames: dict[str, list[xr.Dataset]] = {p: [] for p in settings.policies}
-    rows = []
+    rows, forecasts = [], []
     for day in pd.date_range(start, end, freq="D").date:
         hours = operating_hours(day, site.timezone)
         sim_times = pd.date_range(hours[0], hours[-1] + pd.Timedelta(hours=1), freq=f"{int(dt_sim * 60)}min",
@@ -138,6 +139,7 @@ def run(site: Site, start: dt.date, end: dt.date, market: Market, settings: Sett
             if method in ("perfect",):
                 raise
             fc, used = fallback_forecaster.predict(decision, horizon), "naive"
+        forecasts.append(fc.iloc[: len(hours)])
         row = {"day": day, "forecast_method": used, "hashprice_known": hp_known, "hashprice_actual": hp_actual,
                "forecast_mae_usd_per_mwh": float(np.abs(fc.iloc[: len(hours)].to_numpy()
                                                         - _hourly(rt, hours).to_numpy()).mean())}
@@ -160,7 +162,7 @@ def run(site: Site, start: dt.date, end: dt.date, market: Market, settings: Sett
     days = pd.DataFrame(rows).set_index("day")
     summary = _summary(site, intervals, days, settings, method, hour, start, end,
                        plan_planner.highs_seconds + perfect_planner.highs_seconds, time.perf_counter() - t_wall)
-    return Result(intervals, days, summary, states)
+    return Result(intervals, days, summary, states, pd.concat(forecasts).rename("forecast_usd_per_mwh"))
 
 
 def _covered(horizon: pd.DatetimeIndex, actual: pd.Series, n_day: int) -> pd.DatetimeIndex:

@@ -1,17 +1,19 @@
 """The ``curtail`` command: a thin layer that parses options, calls the library and prints.
 
-Exit codes (for cron): 0 done; 2 bad input; 3 infeasible; 4 no valid solution; 1 internal error.
+Exit codes (for cron): see :mod:`optimizer.errors`.
 """
 
 from __future__ import annotations
 
 import typer
 
+from optimizer.cli import backtest as backtest_cmd
 from optimizer.cli import schedule as schedule_cmd
 
 app = typer.Typer(help="Power-market-aware curtailment optimizer for hybrid Bitcoin-mining / AI-compute sites.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 app.command("schedule")(schedule_cmd.schedule)
+app.command("backtest")(backtest_cmd.backtest)
 
 
 @app.callback()

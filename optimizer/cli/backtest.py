@@ -1,0 +1,127 @@
+"""``curtail backtest``: replay real market days as the nightly job would have, and report."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+
+from optimizer import data
+from optimizer.backtest import POLICIES, Market, Settings, report, run
+from optimizer.errors import CurtailError, InputError
+from optimizer.forecast import MarketHistory
+from optimizer.site import load_site
+from optimizer.solve import SolverOptions
+
+
+def backtest(
+    start: Annotated[str, typer.Option(help="First operating day, YYYY-MM-DD (site time zone).")],
+    end: Annotated[str, typer.Option(help="Last operating day, inclusive.")],
+    site: Annotated[Path | None, typer.Option(help="Site model (TOML). Default: the embedded west-texas-200.")] = None,
+    forecast: Annotated[str, typer.Option(help="auto (gbm), gbm, naive, da, da+gbm or perfect.")] = "auto",
+    prices: Annotated[Path | None, typer.Option(help="Real-time prices (CSV/Parquet), the only real-time series; "
+                                                "its resolution sets the simulation's. Default: shipped "
+                                                "15-minute ERCOT prices.")] = None,
+    da_prices: Annotated[Path | None, typer.Option(help="Day-ahead prices (CSV/Parquet). Default: shipped.")] = None,
+    hashprice: Annotated[str | None, typer.Option(help="USD/PH/day constant, or a CSV/Parquet with columns date, "
+                                                  "hashprice_usd_per_ph_day. Default: shipped daily.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Folder for intervals.nc, days.csv, summary.json, plots and "
+                                             "report.html.")] = None,
+    decision_hour: Annotated[int | None, typer.Option(help="Local hour on D-1 of the decision (default 10; 14 "
+                                                      "for da and da+gbm).")] = None,
+    lookahead_hours: Annotated[int, typer.Option(help="Hours after each day the plan sees.")] = 24,
+    hysteresis: Annotated[float, typer.Option(help="Strike rule hysteresis, USD/MWh.")] = 0.0,
+    hold_hours: Annotated[float, typer.Option(help="Strike rule minimum hold, hours.")] = 0.0,
+    policies: Annotated[str, typer.Option(help="Comma-separated subset of: " + ", ".join(POLICIES))] = ",".join(POLICIES),
+    time_limit: Annotated[float, typer.Option(help="Solver time limit per solve, seconds.")] = 60.0,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Walk forward day by day, operate at real-time resolution, settle at actual prices, compare policies."""
+    try:
+        site_obj = load_site(site or data.default_site_path())
+        first, last = _day(start, "--start"), _day(end, "--end")
+        settings = Settings(forecast_method=forecast, decision_hour_local=decision_hour,
+                            lookahead_hours=lookahead_hours, hysteresis_usd_per_mwh=hysteresis,
+                            hold_hours=hold_hours, policies=tuple(p.strip() for p in policies.split(",") if p.strip()),
+                            solver=SolverOptions(time_limit_seconds=time_limit),
+                            hashprice_usd_per_ph_day=_constant(hashprice))
+        market = _market(site_obj.settlement_point, prices, da_prices, hashprice)
+        result = _run_with_progress(site_obj, first, last, market, settings, quiet)
+        if out is not None:
+            report.write(result, out)
+    except CurtailError as exc:
+        typer.echo(f"curtail backtest: error: {exc}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+    table = report.headline(result)
+    typer.echo(table.to_string(float_format=lambda x: f"{x:,.0f}"))
+    s = result.summary
+    capture = "n/a" if s["value_capture"] is None else f"{s['value_capture']:.3f}"
+    typer.echo(f"\nvalue capture {capture} ({s['policy']}); perfect {s['perfect_foresight_profit_usd'] or 0:,.0f} USD, "
+               f"always-on {s['always_on_profit_usd'] or 0:,.0f} USD; {s['days']} days, forecast "
+               f"{s['forecast_method']} (MAE {s['forecast_mae_usd_per_mwh']:.1f} USD/MWh); wall {s['wall_seconds']:.1f} s, "
+               f"HiGHS {s['solver_seconds']:.1f} s")
+    if out is not None:
+        typer.echo(f"written to {out}/ (report.html, summary.json, days.csv, intervals.nc, plots)")
+
+
+def _run_with_progress(site, first, last, market, settings, quiet):
+    if quiet:
+        return run(site, first, last, market, settings)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    n = (last - first).days + 1
+    with Progress(TextColumn("backtest {task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), transient=True) as bar:
+        task = bar.add_task(str(first), total=n)
+        return run(site, first, last, market, settings,
+                   progress=lambda day: bar.update(task, advance=1, description=str(day)))
+
+
+def _day(text: str, flag: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"{text!r} is not a day (expected YYYY-MM-DD)", field=flag) from None
+
+
+def _constant(hashprice: str | None) -> float | None:
+    if hashprice is None:
+        return None
+    try:
+        value = float(hashprice)
+    except ValueError:
+        return None                 # a file
+    if not value > 0:
+        raise InputError(f"hashprice must be positive, got {hashprice}", field="--hashprice")
+    return value
+
+
+def _market(settlement_point: str, prices: Path | None, da_prices: Path | None, hashprice: str | None) -> Market:
+    shipped = MarketHistory.shipped(settlement_point) if prices is None or da_prices is None else None
+    rt = data.read_price_file(prices) if prices else data.ercot_prices(settlement_point, "rt", "15min")
+    rt_hourly = rt.groupby(rt.index.floor("h")).mean() if prices else shipped.rt
+    da = data.read_price_file(da_prices) if da_prices else (shipped.da if shipped else None)
+    history = MarketHistory(rt=rt_hourly, da=da, load_forecast=shipped.load_forecast if shipped else None,
+                            load=shipped.load if shipped else None)
+    hp = data.hashprice_series()
+    if hashprice is not None and _constant(hashprice) is None:
+        hp = _read_hashprice(Path(hashprice))
+    return Market(history, rt, hp)
+
+
+def _read_hashprice(path: Path) -> pd.Series:
+    try:
+        df = pd.read_parquet(path) if path.suffix.lower() == ".parquet" else pd.read_csv(path)
+        s = pd.Series(df["hashprice_usd_per_ph_day"].astype(float).to_numpy(),
+                      index=pd.DatetimeIndex(pd.to_datetime(df["date"])), name="hashprice_usd_per_ph_day")
+    except Exception as exc:  # noqa: BLE001 - any reader failure is a bad file
+        raise InputError(f"cannot read hashprice file ({type(exc).__name__}: {exc}); expected columns date, "
+                         "hashprice_usd_per_ph_day", source=str(path)) from None
+    if not (s > 0).all():
+        raise InputError("hashprice values must be positive", source=str(path), field="hashprice_usd_per_ph_day")
+    return s.sort_index()
+
+

@@ -1,0 +1,187 @@
+"""Walk-forward backtest on the shipped real ERCOT data: no look-ahead, exact state carry-over, perfect foresight
+as an upper bound, settlement identities, and the plan-based policies against the operators' strike rule."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import optimizer
+from optimizer import forecast
+from optimizer.backtest import Market, Settings, run
+from optimizer.cli import app
+
+D = dt.date
+
+
+@pytest.fixture(scope="module")
+def market() -> Market:
+    return Market.shipped("HB_WEST")
+
+
+def _free(site: optimizer.Site) -> optimizer.Site:
+    free = dict(ramp_mw_per_hour=float("inf"), min_on_hours=0, min_off_hours=0, restart_cost_usd=0.0,
+                min_load_fraction=0.0)
+    return dataclasses.replace(site, mining=tuple(dataclasses.replace(f, **free) for f in site.mining),
+                               gpu=tuple(dataclasses.replace(g, **free) for g in site.gpu))
+
+
+def _heavy(site: optimizer.Site) -> optimizer.Site:
+    """The default site with limits that punish a myopic rule: high restart costs, long minimum times, a
+    minimum load, slow ramps, a GPU cluster with a 4-hour warm-up commitment."""
+    fleets = tuple(dataclasses.replace(f, min_load_fraction=0.5, ramp_mw_per_hour=f.capacity_mw / 4,
+                                       min_on_hours=4, min_off_hours=4, restart_cost_usd=50.0 * f.capacity_mw)
+                   for f in site.mining)
+    gpu = tuple(dataclasses.replace(g, ramp_mw_per_hour=5.0, min_on_hours=4, restart_cost_usd=3000.0)
+                for g in site.gpu)
+    return dataclasses.replace(site, mining=fleets, gpu=gpu)
+
+
+def _check_every_policy(site, r):
+    """Each policy's whole trajectory holds every hard limit and the accounting, from the run's start state."""
+    hp = r.days["hashprice_actual"]
+    for p in r.intervals["policy"].values:
+        ds = r.intervals.sel(policy=p)
+        frame = optimizer.to_frame(ds)
+        day = pd.DatetimeIndex(ds["time"].values).tz_localize("UTC").tz_convert(site.timezone).date
+        per_row = hp.reindex(day).to_numpy()
+        violations = optimizer.check_schedule(site, frame, hashprice_usd_per_ph_day=per_row)
+        assert violations == [], f"{p}: " + "; ".join(map(str, violations[:5]))
+
+
+def _profits(r) -> pd.DataFrame:
+    d = r.days.filter(like=":profit_usd")
+    d.columns = [c.split(":")[0] for c in d.columns]
+    return d
+
+
+def test_week_of_august_2023_settles_every_policy_consistently(default_site, market):
+    r = run(default_site, D(2023, 8, 14), D(2023, 8, 17), market)
+    s = r.summary
+    assert s["days"] == 4 and s["interval_hours"] == 0.25 and s["forecast_method"] == "gbm"
+    assert r.intervals.sizes["time"] == 4 * 96
+    _check_every_policy(default_site, r)
+    for p, v in s["policies"].items():
+        parts = (v["mining_revenue_usd"] + v["ai_revenue_usd"] - v["energy_cost_usd"] + v["sellback_credit_usd"]
+                 - v["contract_cost_usd"] - v["restart_cost_usd"] - v["sla_credit_usd"])
+        assert parts == pytest.approx(v["profit_usd"], rel=1e-12)
+        assert v["profit_usd"] == pytest.approx(_profits(r)[p].sum(), rel=1e-12)
+        assert v["sla_delivered_fraction"] == 1.0
+    assert s["value_capture"] == pytest.approx(
+        (s["policies"][s["policy"]]["profit_usd"] - s["always_on_profit_usd"])
+        / (s["perfect_foresight_profit_usd"] - s["always_on_profit_usd"]))
+    assert 0.5 < s["value_capture"] <= 1.0
+    assert s["solver_seconds"] > 0 and s["wall_seconds"] > 0
+
+
+@pytest.mark.parametrize("make", [lambda s: s, _heavy], ids=["default", "heavy-limits"])
+def test_perfect_foresight_is_at_least_as_good_as_every_policy_on_every_day(default_site, market, make):
+    site = make(default_site)
+    r = run(site, D(2023, 8, 15), D(2023, 8, 18), market)
+    d = _profits(r)
+    for p in d.columns:
+        assert (d["perfect"] >= d[p] - 1e-6).all(), p
+
+
+def test_without_limits_perfect_equals_the_closed_form_and_strike_equals_it(default_site, market):
+    site = _free(default_site)
+    r = run(site, D(2022, 7, 19), D(2022, 7, 21), market)
+    d = _profits(r)
+    assert d["perfect"].to_numpy() == pytest.approx(d["strike"].to_numpy(), rel=1e-9)
+    assert d["schedule+strike"].to_numpy() == pytest.approx(d["strike"].to_numpy(), rel=1e-9)   # match it
+    ds = r.intervals.sel(policy="perfect")
+    price = ds["price_usd_per_mwh"].to_numpy()
+    day = pd.DatetimeIndex(ds["time"].values).tz_localize("UTC").tz_convert(site.timezone).date
+    hp = r.days["hashprice_known"].reindex(day).to_numpy()      # what the plan valued mining at
+    for f in site.mining:
+        want = np.where(price < f.value_usd_per_mwh(hp), f.capacity_mw, 0.0)
+        assert ds["power_mw"].sel(asset=f.name).to_numpy() == pytest.approx(want, abs=1e-6), f.name
+    g = site.gpu[0]
+    want = np.where(price < g.spot_value_usd_per_mwh, g.gpus, g.committed_gpus) * g.mw_per_gpu
+    assert ds["power_mw"].sel(asset=g.name).to_numpy() == pytest.approx(want, abs=1e-6)
+
+
+def test_plan_based_policies_beat_the_strike_rule_where_limits_make_it_costly(default_site, market):
+    site = _heavy(default_site)
+    r = run(site, D(2023, 8, 14), D(2023, 8, 20), market, Settings(forecast_method="perfect"))
+    total = _profits(r).sum()
+    assert max(total["schedule"], total["schedule+strike"]) > total["strike"] + 1e4
+    _check_every_policy(site, r)
+
+
+def test_state_carry_over_is_exact(default_site, market):
+    settings = Settings(forecast_method="naive")
+    both = run(_heavy(default_site), D(2023, 8, 16), D(2023, 8, 17), market, settings)
+    first = run(_heavy(default_site), D(2023, 8, 16), D(2023, 8, 16), market, settings)
+    second = run(_heavy(default_site), D(2023, 8, 17), D(2023, 8, 17), market, settings,
+                 initial_states=first.end_states)
+    pd.testing.assert_series_equal(_profits(both).iloc[1], _profits(second).iloc[0], check_names=False, rtol=1e-9)
+    day2 = both.intervals.isel(time=slice(96, None))
+    np.testing.assert_allclose(day2["power_mw"].to_numpy(), second.intervals["power_mw"].to_numpy(), atol=1e-6)
+    assert both.end_states == second.end_states
+
+
+def test_decisions_never_read_data_after_the_decision_time(default_site, market):
+    """Poison every price the forecasts could see after the last decision time: decisions must not change;
+    the same poison an hour before that decision time changes them (so the test can fail)."""
+    start, end = D(2022, 7, 19), D(2022, 7, 20)
+    settings = Settings(forecast_method="gbm", policies=("schedule", "perfect"))
+    clean = run(default_site, start, end, market, settings)
+    last_decision = forecast.decision_time_for(end, default_site.timezone, 10)
+
+    def poisoned(after: pd.Timestamp) -> Market:
+        h = market.history
+        bad = lambda s: s.where(s.index + pd.Timedelta(hours=1) <= after, 1e6) if s is not None else None  # noqa: E731
+        return Market(dataclasses.replace(h, rt=bad(h.rt), da=bad(h.da)), market.actual, market.hashprice)
+
+    future = run(default_site, start, end, poisoned(last_decision), settings)
+    pd.testing.assert_series_equal(clean.forecast, future.forecast)
+    a = clean.intervals["power_mw"].sel(policy="schedule").to_numpy()
+    np.testing.assert_array_equal(a, future.intervals["power_mw"].sel(policy="schedule").to_numpy())
+    earlier = run(default_site, start, end, poisoned(last_decision - pd.Timedelta(hours=1)), settings)
+    assert not np.allclose(clean.forecast.to_numpy(), earlier.forecast.to_numpy())
+    # settlement still uses the actual prices: perfect foresight is untouched by the poisoned history
+    np.testing.assert_array_equal(clean.intervals["profit_usd"].sel(policy="perfect").to_numpy(),
+                                  earlier.intervals["profit_usd"].sel(policy="perfect").to_numpy())
+
+
+def test_given_hourly_prices_set_the_simulation_resolution(default_site, market, tmp_path):
+    rt = optimizer.ercot_prices("HB_WEST", "rt")
+    hourly = Market(market.history, rt, market.hashprice)
+    r = run(default_site, D(2022, 7, 20), D(2022, 7, 20), hourly, Settings(forecast_method="naive"))
+    assert r.summary["interval_hours"] == 1.0 and r.intervals.sizes["time"] == 24
+
+
+def test_cli_backtest_writes_the_report(tmp_path):
+    out = tmp_path / "bt"
+    res = CliRunner().invoke(app, ["backtest", "--start", "2022-07-19", "--end", "2022-07-20", "--forecast", "naive",
+                                   "--out", str(out), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "value capture" in res.output
+    for name in ("intervals.nc", "days.csv", "summary.json", "week.png", "cumulative.png", "monthly.png",
+                 "report.html"):
+        assert (out / name).stat().st_size > 0, name
+    s = json.loads((out / "summary.json").read_text())
+    for key in ("perfect_foresight_profit_usd", "always_on_profit_usd", "value_capture", "policy", "days",
+                "wall_seconds", "solver_seconds"):
+        assert key in s
+    assert all("profit_usd" in v for v in s["policies"].values())
+    html = (out / "report.html").read_text()
+    assert html.index("Headline") < html.index("<img") and "data:image/png;base64," in html
+
+
+@pytest.mark.parametrize("args", [["--start", "2022-07-20", "--end", "2022-07-19"],
+                                  ["--start", "2022-07-20", "--end", "2022-07-20", "--policies", "yolo"],
+                                  ["--start", "2022-07-20", "--end", "2022-07-20", "--forecast", "psychic"],
+                                  ["--start", "20-07-2022", "--end", "2022-07-20"],
+                                  ["--start", "2026-01-01", "--end", "2026-01-02"]])
+def test_cli_backtest_bad_input_is_exit_2(args):
+    res = CliRunner().invoke(app, ["backtest", *args, "--quiet"])
+    assert res.exit_code == 2, res.output
+    assert "error" in res.output
