@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
 
-from optimizer import model, solve
+from optimizer import data, model, solve
 from optimizer.site import Site
 from optimizer.state import UnitState
 
@@ -26,7 +26,7 @@ _TOL = 1e-6
 def conflicts(site: Site, prices: pd.Series, hashprice: float, state: Mapping[str, UnitState]) -> list[dict]:
     """The relaxations that make the day feasible: one dict per (limit, asset) with hours, timestamps, amounts
     and ``alone`` (True when relaxing that family alone suffices)."""
-    m = model.build(site, len(prices), elastic=True)
+    m = model.build(site, len(prices), dt_hours=data.interval_hours(pd.DatetimeIndex(prices.index)), elastic=True)
     model.set_data(m, site, model.Inputs(prices.to_numpy(dtype=float), hashprice, state))
     slacks = model.slack_values(m)
     families = sorted({family for (family, _, _), _ in slacks})
@@ -74,7 +74,7 @@ def describe(site: Site, state: Mapping[str, UnitState], found: list[dict]) -> s
     for c in found:
         u = units.get(c["asset"])
         s = state.get(c["asset"])
-        span = f"{len(c['hours'])} h from {c['first']} to {c['last']}"
+        span = f"{len(c['hours'])} interval(s) from {c['first']} to {c['last']}"
         if c["limit"] == "import_limit":
             what = (f"import limit {site.grid.import_limit_mw:g} MW (committed GPU load {site.committed_mw:.3f} MW): "
                     f"exceeded by up to {c['max_amount']:.3f} MW")

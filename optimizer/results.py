@@ -85,8 +85,10 @@ def assemble(site: Site, times: pd.DatetimeIndex, price: np.ndarray, power: np.n
     mining_rev = (power[:, :n_mining] @ values if n_mining else np.zeros(n)) * dt_hours
     ai_rev = np.zeros(n)
     for j, g in enumerate(site.gpu):
-        flex = power[:, n_mining + j] - g.committed_mw + shortfall[:, n_mining + j]
-        ai_rev += (g.committed_revenue_usd_per_hour + g.spot_value_usd_per_mwh * flex) * dt_hours
+        short = shortfall[:, n_mining + j]
+        flex = power[:, n_mining + j] - g.committed_mw + short
+        delivered = 1.0 - short / g.committed_mw if g.committed_mw > 0 else 1.0
+        ai_rev += (g.committed_revenue_usd_per_hour * delivered + g.spot_value_usd_per_mwh * flex) * dt_hours
     restart_cost = start @ np.array([u.restart_cost_usd for u in (*site.mining, *site.gpu)])
     load = power.sum(axis=1)
     grid_mw = load - site.contract.block_mw
@@ -271,6 +273,35 @@ def _mode_for(path: Path) -> int:
 
 def _json_default(x: Any) -> Any:
     return x.item() if isinstance(x, np.generic) else str(x)
+
+
+def read_summary(path: str | Path) -> dict[str, Any]:
+    """The summary / provenance a written schedule carries (empty if it carries none)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".json":
+            return json.loads(path.read_text()).get("summary", {})
+        if suffix == ".csv":
+            out = {}
+            with open(path) as f:
+                for line in f:
+                    if not line.startswith("# "):
+                        break
+                    key, _, value = line[2:].partition(": ")
+                    out[key] = json.loads(value)
+            return out
+        if suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            meta = pq.read_schema(path).metadata or {}
+            return json.loads(meta.get(b"curtail", b"{}"))
+        if suffix == ".nc":
+            with xr.open_dataset(path) as ds:
+                return summary(ds)
+    except Exception as exc:  # noqa: BLE001
+        raise InputError(f"cannot read schedule summary ({type(exc).__name__}: {exc})", source=str(path)) from None
+    return {}
 
 
 def read_schedule(path: str | Path) -> pd.DataFrame:

@@ -49,8 +49,9 @@ def horizon_prices(site: Site, day: dt.date, prices: pd.Series | None, lookahead
     """Prices for the operating day plus lookahead.
 
     Given ``prices``, they must cover the whole horizon hourly. Without, the shipped ERCOT day-ahead prices are
-    used where they cover the horizon, else real-time; when shipped data ends inside the lookahead, the
-    lookahead is shortened to what exists (said in ``source``).
+    used when they cover the operating day, else real-time; the lookahead is cut where the chosen series ends (or
+    has a gap), and ``source`` says so. So a day whose day-ahead data ends inside the lookahead keeps day-ahead
+    prices with a shorter lookahead (e.g. 2022-12-31 at HB_WEST: lookahead 0) rather than mixing markets.
     """
     hours = operating_hours(day, site.timezone)
     full = pd.date_range(hours[0], periods=len(hours) + lookahead_hours, freq="1h")

@@ -9,11 +9,13 @@ import typer
 
 from optimizer.cli import backtest as backtest_cmd
 from optimizer.cli import schedule as schedule_cmd
+from optimizer.cli import sweep as sweep_cmd
 
 app = typer.Typer(help="Power-market-aware curtailment optimizer for hybrid Bitcoin-mining / AI-compute sites.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 app.command("schedule")(schedule_cmd.schedule)
 app.command("backtest")(backtest_cmd.backtest)
+app.command("sweep")(sweep_cmd.sweep)
 
 
 @app.callback()

@@ -142,7 +142,12 @@ def _read_state(path: Path, site: Site, day: dt.date) -> dict[str, UnitState]:
     if end != start:
         raise InputError(f"previous schedule ends at {end.isoformat()}, but {day} starts at {start.isoformat()}; "
                          "give the schedule of the day before", source=str(path), field="timestamp")
-    return state_from_schedule(site, frame)
+    before = results.read_summary(path).get("initial_state") or {}
+    try:
+        before_state = {k: UnitState(**v) for k, v in before.items()}
+    except TypeError:
+        before_state = {}
+    return state_from_schedule(site, frame, before=before_state)
 
 
 def format_summary(s: dict, out: Path | None) -> str:

@@ -91,7 +91,7 @@ def add(b: pyo.Block, T: pyo.Set, capacity_mw: float, c: Commitment, dt_hours: f
     if down > 1:
         b.min_off = pyo.Constraint(T, rule=lambda b, t: sum(b.stop[k] for k in T if t - down < k <= t)
                                    <= 1 - b.on[t])
-    if limited or jump < capacity_mw:
+    if limited:
         b.ramp_up = pyo.Constraint(T, rule=lambda b, t: b.mw[t] - _prev(b, t)
                                    <= ramp * _prev_on(b, t) + jump * b.start[t] + relax_up(t))
         b.ramp_down = pyo.Constraint(T, rule=lambda b, t: _prev(b, t) - b.mw[t]
@@ -100,7 +100,8 @@ def add(b: pyo.Block, T: pyo.Set, capacity_mw: float, c: Commitment, dt_hours: f
 
 def set_state(b: pyo.Block, T: pyo.Set, c: Commitment, s: UnitState, dt_hours: float = 1.0) -> None:
     """Load the initial state into the block's mutable parameters."""
-    b.init_mw.set_value(float(s.power_mw or 0.0) if s.on else 0.0)
+    full = b.mw[T.first()].ub
+    b.init_mw.set_value((full if s.power_mw is None else float(s.power_mw)) if s.on else 0.0)
     if not is_switched(c, dt_hours):
         return
     b.init_on.set_value(int(s.on))

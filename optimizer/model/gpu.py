@@ -12,7 +12,8 @@
 
 By default the SLA floor is structural: the cluster's load is ``committed_mw + gpu[g].mw[t]`` with
 ``gpu[g].mw >= 0``, so no price can switch committed GPUs off. With ``allow_sla_breach`` the load is
-``committed_mw - shortfall_mw[t] + mw[t]`` and the credit of the availability tier reached is charged:
+``committed_mw - shortfall_mw[t] + mw[t]``; committed GPUs earn only the GPU-hours delivered, and the credit of
+the availability tier reached is charged:
 ``credit = sum_k (c_k - c_{k-1}) * monthly bill * tier[k]`` with ``shortfall share <= (1 - a_k) + a_k tier[k]``
 (the month's availability before the day is taken as 100%). A restart cost is charged in the hour the flexible
 load rises from 0.
@@ -42,9 +43,6 @@ def add(m: pyo.ConcreteModel, site: Site, *, elastic: bool = False, allow_sla_br
             b.shortfall_mw = pyo.Expression(m.T, rule=lambda b, t: b.relax_sla[t])
         elif allow_sla_breach and g.committed_mw > 0:
             b.shortfall_mw = pyo.Var(m.T, bounds=(0.0, g.committed_mw), doc="SLA shortfall, MW")
-            # committed GPUs are served before spot ones: no spot load while committed load falls short
-            b.committed_first = pyo.Constraint(m.T, rule=lambda b, t: b.mw[t] * g.committed_mw
-                                               + g.flexible_mw * b.shortfall_mw[t] <= g.flexible_mw * g.committed_mw)
             tiers = g.sla_credit_tiers
             b.TIERS = pyo.Set(initialize=range(len(tiers)), ordered=True)
             b.tier = pyo.Var(b.TIERS, within=pyo.Binary)
@@ -73,7 +71,8 @@ def profit(m: pyo.ConcreteModel, site: Site, t: int):
     total = 0.0
     for g in site.gpu:
         b = m.gpu[g.name]
-        total += ((b.committed_usd_per_hour + b.spot_value_usd_per_mwh * b.mw[t]) * m.dt_hours
+        delivered = 1.0 - _shortfall(b, t) / g.committed_mw if g.committed_mw > 0 else 1.0
+        total += ((b.committed_usd_per_hour * delivered + b.spot_value_usd_per_mwh * b.mw[t]) * m.dt_hours
                   - commitment.restart_cost_expr(b, t, g.commitment))
         if t == 0 and hasattr(b, "sla_credit_usd"):
             total -= b.sla_credit_usd

@@ -9,7 +9,8 @@
 
 Settlement in hour t: the block costs ``block_mw * contract price`` whatever is used (take-or-pay); with
 sell-back, ``grid_mw[t]`` is settled at ``price[t]`` (bought above the block, credited below it). Without
-sell-back the block equals the import limit (validated), so nothing is bought and unused power is forfeited.
+sell-back, validation allows only ``block_mw = 0`` (every MWh bought at the market price) or
+``block_mw >= import_limit_mw`` (nothing is ever bought; unused block power is forfeited).
 """
 
 from __future__ import annotations

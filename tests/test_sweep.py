@@ -1,0 +1,99 @@
+"""Sweeps on Dask: a real scheduler and two real worker processes on localhost give the serial results."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import optimizer
+from optimizer import sweep as sw
+from optimizer.cli import app
+
+POLICIES = ("schedule+strike", "strike", "always-on", "perfect")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def dask_cluster():
+    """`dask scheduler` and two `dask worker` processes (one thread each) on 127.0.0.1, stopped afterwards."""
+    port = _free_port()
+    addr = f"tcp://127.0.0.1:{port}"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    procs = [subprocess.Popen([sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                               "--no-dashboard"], **quiet)]
+    for _ in range(2):
+        procs.append(subprocess.Popen([sys.executable, "-m", "dask", "worker", addr, "--nthreads", "1", "--nworkers", "1",
+                                       "--no-dashboard", "--host", "127.0.0.1"], **quiet))
+    from dask.distributed import Client
+
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            try:
+                with Client(addr, timeout=5) as c:
+                    if len(c.scheduler_info()["workers"]) == 2:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("dask cluster did not come up in 60 s")
+            time.sleep(0.5)
+        yield addr
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def _scenarios():
+    return sw.grid([optimizer.default_site_path()], [45.0, 90.0], ["2022-07-19:2022-07-20"], ["naive"])
+
+
+def test_sweep_on_a_real_dask_cluster_equals_the_serial_run(dask_cluster):
+    scen = _scenarios()
+    distributed = sw.sweep(scen, scheduler=dask_cluster, policies=POLICIES)
+    serial = sw.sweep(scen, serial=True, policies=POLICIES)
+    assert distributed.sizes == {"scenario": 2, "policy": len(POLICIES)}
+    for m in sw.METRICS:
+        np.testing.assert_allclose(distributed[m].to_numpy(), serial[m].to_numpy(), rtol=1e-9, err_msg=m)
+    np.testing.assert_allclose(distributed["value_capture"], serial["value_capture"], rtol=1e-9)
+    # a higher hashprice makes mining worth more: more MWh mined by the perfect policy
+    mined = distributed["mined_mwh"].sel(policy="perfect").to_numpy()
+    assert mined[1] > mined[0]
+    assert list(distributed["hashprice_usd_per_ph_day"].values) == [45.0, 90.0]
+
+
+def test_sweep_writes_netcdf_and_the_cli_prints_a_table(tmp_path, dask_cluster):
+    out = tmp_path / "sweep.nc"
+    res = CliRunner().invoke(app, ["sweep", "--hashprices", "60", "--periods", "2022-07-20:2022-07-20",
+                                   "--forecasts", "naive", "--policies", "strike,perfect", "--scheduler", dask_cluster,
+                                   "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "west-texas-200 | 60.0" in res.output
+    import xarray as xr
+
+    with xr.open_dataset(out) as ds:
+        assert ds.sizes["scenario"] == 1 and list(ds["policy"].values) == ["strike", "perfect"]
+
+
+@pytest.mark.parametrize("args", [["--periods", "22"], ["--hashprices", "-3"], ["--policies", "nope"],
+                                  ["--sites", "missing.toml"]])
+def test_sweep_bad_input_is_exit_2(args):
+    res = CliRunner().invoke(app, ["sweep", "--serial", *args])
+    assert res.exit_code == 2, res.output
