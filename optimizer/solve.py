@@ -53,6 +53,14 @@ class SolverOptions:
                 raise InputError(f"unknown HiGHS option or bad value: {name}={value!r}", field=name)
 
 
+#: Between solves only mutable parameters change (the structure is fixed per model): tell Pyomo's persistent
+#: interface to push parameter values and skip scanning for new or changed components (most of its overhead).
+_DATA_ONLY = {"check_for_new_or_removed_constraints": False, "check_for_new_or_removed_vars": False,
+              "check_for_new_or_removed_params": False, "check_for_new_objective": False,
+              "update_constraints": False, "update_vars": False, "update_named_expressions": False,
+              "update_objective": False, "update_parameters": True}
+
+
 @functools.cache
 def _probe():
     """A silent HiGHS instance for checking option names and values (HiGHS prints a banner when created)."""
@@ -107,7 +115,7 @@ class Solver:
         t0 = time.perf_counter()
         res = self._highs.solve(self.model, time_limit=o.time_limit_seconds, rel_gap=o.mip_rel_gap,
                                 threads=o.threads, solver_options=opts, load_solutions=False,
-                                raise_exception_on_nonoptimal_result=False, tee=False)
+                                raise_exception_on_nonoptimal_result=False, tee=False, auto_updates=_DATA_ONLY)
         wall = time.perf_counter() - t0
         info = self._highs._solver_model.getInfo()  # noqa: SLF001 - gap and nodes are only on the HiGHS object
         tc = res.termination_condition
