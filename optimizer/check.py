@@ -88,8 +88,11 @@ def check_schedule(site: Site, frame: pd.DataFrame, *, hashprice_usd_per_ph_day:
                        ("sellback_mw", sold)):
         if _need(frame, name, out):
             _close(out, "balance", name, frame[name].to_numpy(float), want, TOL_MW)
-    for t in np.flatnonzero(load > site.grid.import_limit_mw + TOL_MW):
-        out.append(Violation("import_limit", "site", int(t), f"load {load[t]:.4f} MW > {site.grid.import_limit_mw:g} MW"))
+    cap = np.full(n, site.grid.import_limit_mw)
+    if "max_load_mw" in frame.columns:
+        cap = np.minimum(cap, frame["max_load_mw"].to_numpy(float))
+    for t in np.flatnonzero(load > cap + TOL_MW):
+        out.append(Violation("import_limit", "site", int(t), f"load {load[t]:.4f} MW > limit {cap[t]:g} MW"))
 
     if not _need(frame, "price_usd_per_mwh", out):
         return out
@@ -115,8 +118,10 @@ def check_schedule(site: Site, frame: pd.DataFrame, *, hashprice_usd_per_ph_day:
     want = {"mining_revenue_usd": mining_rev + np.zeros(n), "ai_revenue_usd": ai_rev + np.zeros(n),
             "energy_cost_usd": energy_cost, "sellback_credit_usd": credit, "contract_cost_usd": contract,
             "restart_cost_usd": restart, "sla_credit_usd": sla_credit}
+    weight = frame["peak_weight"].to_numpy(float) if "peak_weight" in frame.columns else np.zeros(n)
+    want["fourcp_charge_usd"] = weight * load * site.fourcp.charge_usd_per_kw_year * 250.0
     want["profit_usd"] = (want["mining_revenue_usd"] + want["ai_revenue_usd"] - energy_cost + credit - contract
-                          - restart - sla_credit)
+                          - restart - sla_credit - want["fourcp_charge_usd"])
     for name, w in want.items():
         if _need(frame, name, out):
             _close(out, "accounting", name, frame[name].to_numpy(float), w, TOL_USD, relative=True)

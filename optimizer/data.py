@@ -229,3 +229,19 @@ def ercot_load() -> pd.Series:
 def ercot_load_forecast() -> pd.Series:
     """Shipped ERCOT system day-ahead load forecast (MW), UTC interval-start index, local calendar 2024 only."""
     return _load_series("ercot_load_forecast_da_2024.parquet", "da_demand_forecast_mw").copy()
+
+
+@functools.cache
+def _ercot_4cp_hours() -> pd.DatetimeIndex:
+    df = pd.read_csv(resource_dir("data") / "ercot_4cp_proxy.csv", dtype={"timestamp_utc": str})
+    idx = pd.DatetimeIndex(pd.to_datetime(df["timestamp_utc"], utc=True, format="ISO8601"), name="timestamp")
+    return idx.sort_values()
+
+
+def ercot_4cp_hours() -> pd.DatetimeIndex:
+    """UTC hour starts of ERCOT's monthly summer peak hours, June-September 2020-2024 (20 hours, sorted).
+
+    An HOURLY PROXY of 4CP: the hour of highest system Native Load in each month, not ERCOT's official
+    15-minute 4CP intervals (see ``data/SOURCE.md``).
+    """
+    return _ercot_4cp_hours()

@@ -23,11 +23,12 @@ from optimizer.state import UnitState
 _TOL = 1e-6
 
 
-def conflicts(site: Site, prices: pd.Series, hashprice: float, state: Mapping[str, UnitState]) -> list[dict]:
+def conflicts(site: Site, prices: pd.Series, hashprice: float, state: Mapping[str, UnitState],
+              inputs: model.Inputs | None = None) -> list[dict]:
     """The relaxations that make the day feasible: one dict per (limit, asset) with hours, timestamps, amounts
     and ``alone`` (True when relaxing that family alone suffices)."""
     m = model.build(site, len(prices), dt_hours=data.interval_hours(pd.DatetimeIndex(prices.index)), elastic=True)
-    model.set_data(m, site, model.Inputs(prices.to_numpy(dtype=float), hashprice, state))
+    model.set_data(m, site, inputs or model.Inputs(prices.to_numpy(dtype=float), hashprice, state))
     slacks = model.slack_values(m)
     families = sorted({family for (family, _, _), _ in slacks})
     found: list[dict] = []
@@ -76,8 +77,8 @@ def describe(site: Site, state: Mapping[str, UnitState], found: list[dict]) -> s
         s = state.get(c["asset"])
         span = f"{len(c['hours'])} interval(s) from {c['first']} to {c['last']}"
         if c["limit"] == "import_limit":
-            what = (f"import limit {site.grid.import_limit_mw:g} MW (committed GPU load {site.committed_mw:.3f} MW): "
-                    f"exceeded by up to {c['max_amount']:.3f} MW")
+            what = (f"import limit {site.grid.import_limit_mw:g} MW (or a lower emergency / 4CP cap; committed GPU "
+                    f"load {site.committed_mw:.3f} MW): exceeded by up to {c['max_amount']:.3f} MW")
         elif c["limit"] in ("ramp_down", "ramp_up"):
             what = (f"{c['asset']}: {c['limit'].replace('_', '-')} limit {u.ramp_mw_per_hour:g} MW/h"
                     f" (initial power {s.power_mw:g} MW): short by up to {c['max_amount']:.3f} MW")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
 import pandas as pd
 import xarray as xr
 
@@ -21,12 +22,14 @@ from optimizer.state import UnitState
 
 
 def strike_schedule(site: Site, prices: pd.Series, hashprice: float,
-                    initial_state: Mapping[str, UnitState] | None = None) -> xr.Dataset:
-    """The strike-rule schedule over the intervals of ``prices`` (a dataset like :func:`optimizer.results.read`)."""
+                    initial_state: Mapping[str, UnitState] | None = None,
+                    load_cap_mw: np.ndarray | None = None) -> xr.Dataset:
+    """The strike-rule schedule over the intervals of ``prices`` (a dataset like :func:`optimizer.results.read`),
+    within ``load_cap_mw`` (per interval; default the import limit)."""
     times = pd.DatetimeIndex(prices.index)
     dt = interval_hours(times)
     price = prices.to_numpy(dtype=float)
     w = operate.walk(site, times, operate.units_for(site, hashprice, initial_state, dt),
-                     operate.strike_policy(price))
+                     operate.strike_policy(price), load_cap_mw)
     return results.assemble(site, times, price, w.site_power(site), w.on, w.start,
-                            hashprice_usd_per_ph_day=hashprice, dt_hours=dt)
+                            hashprice_usd_per_ph_day=hashprice, dt_hours=dt, max_load_mw=load_cap_mw)

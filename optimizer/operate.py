@@ -94,17 +94,19 @@ def units_for(site: Site, hashprice: float, state: Mapping[str, UnitState] | Non
                     for g in site.gpu]
 
 
-def walk(site: Site, times: pd.DatetimeIndex, units: list[Unit], policy: Policy) -> Walk:
-    """Drive ``units`` through ``times`` with ``policy``; the import limit is kept by cutting the least valuable
-    units first. Raises ``NoSolutionError`` if the limits cannot be kept (the units' state forbids it)."""
+def walk(site: Site, times: pd.DatetimeIndex, units: list[Unit], policy: Policy,
+         load_cap_mw: np.ndarray | None = None) -> Walk:
+    """Drive ``units`` through ``times`` with ``policy``; the import limit (or a lower cap per interval) is kept by
+    cutting the least valuable units first. Raises ``NoSolutionError`` if it cannot be kept (the units' state
+    forbids it)."""
     n, k = len(times), len(units)
     power, on, start = np.zeros((n, k)), np.zeros((n, k)), np.zeros((n, k))
-    room = site.grid.import_limit_mw - site.committed_mw
+    cap = np.full(n, site.grid.import_limit_mw) if load_cap_mw is None else np.asarray(load_cap_mw, dtype=float)
     order = sorted(range(k), key=lambda j: units[j].value)
     for t in range(n):
         b = [u.bounds() for u in units]
         want = [min(max(policy(t, j, u, lo, hi), lo), hi) for j, (u, (lo, hi)) in enumerate(zip(units, b, strict=True))]
-        excess = sum(want) - room
+        excess = sum(want) - (cap[t] - site.committed_mw)
         for j in order:                                   # least valuable gives way first
             if excess <= 1e-9:
                 break

@@ -36,9 +36,11 @@ class Planner:
         self.highs_seconds = 0.0          # time inside HiGHS over all solves, as HiGHS measures it
 
     def solve(self, prices: pd.Series, hashprice: float, initial_state: Mapping[str, UnitState] | None = None, *,
-              fallback: bool = False, export_model: str | Path | None = None) -> xr.Dataset:
+              fallback: bool = False, export_model: str | Path | None = None,
+              load_cap_mw: np.ndarray | None = None, peak_probability: np.ndarray | None = None) -> xr.Dataset:
         """Solve the horizon of ``prices`` (hourly or 15-minute, tz-aware index) from ``initial_state``.
 
+        ``load_cap_mw`` (per interval, MW): emergency caps; ``peak_probability`` (per interval): 4CP peak chances.
         Raises ``InfeasibleError`` naming the conflicting limits; with no usable solution, returns the strike-rule
         fallback (``attrs["fallback"] = 1``) when ``fallback``, else raises ``NoSolutionError``.
         """
@@ -54,7 +56,8 @@ class Planner:
                                 None)
             self.builds += 1
         m, solver = self._cache[key]
-        model.set_data(m, site, model.Inputs(prices.to_numpy(dtype=float), float(hashprice), state))
+        inputs = model.Inputs(prices.to_numpy(dtype=float), float(hashprice), state, load_cap_mw, peak_probability)
+        model.set_data(m, site, inputs)
         build_s = time.perf_counter() - t0
         if export_model is not None:
             solve.export_model(m, export_model)
@@ -71,7 +74,7 @@ class Planner:
             report = solve.SolveReport("error", f"{type(exc).__name__}: {exc}", None, None, None, 0.0, 0.0, 0)
         self.highs_seconds += report.highs_seconds
         if report.status == "infeasible":
-            found = diagnose.conflicts(site, prices, hashprice, state)
+            found = diagnose.conflicts(site, prices, hashprice, state, inputs)
             raise InfeasibleError(diagnose.describe(site, state, found))
         fell_back = ""
         t0 = time.perf_counter()
@@ -83,7 +86,7 @@ class Planner:
                          f"{report.solve_seconds:.2f} s; time limit {options.time_limit_seconds:g} s")
             if not fallback:
                 raise NoSolutionError(fell_back)
-            ds = strike_schedule(site, prices, hashprice, state)
+            ds = strike_schedule(site, prices, hashprice, state, inputs.caps(site))
         ds.attrs.update({
             "site": site.name,
             "site_source": site.source,

@@ -13,8 +13,10 @@ Dataset layout (dims ``time``: UTC interval starts, hourly or 15-minute; ``asset
 
 ``energy_cost_usd`` is what is bought above the block at the market price; ``sellback_credit_usd`` what unused
 block power earns (negative when the price is negative); ``sla_credit_usd`` the SLA credit owed for committed GPU
-load not delivered (only with SLA breach allowed; booked in the first hour). ``profit_usd`` = mining + AI revenue
-- energy cost + sell-back credit - contract cost - restart cost - SLA credit.
+load not delivered (only with SLA breach allowed; booked in the first hour); ``fourcp_charge_usd`` the 4CP
+transmission charge (expected in a plan; on the actual peaks in a backtest). ``profit_usd`` = mining + AI revenue
+- energy cost + sell-back credit - contract cost - restart cost - SLA credit - 4CP charge. ``max_load_mw`` is the
+load cap in force each interval, ``peak_weight`` the 4CP peak probability.
 """
 
 from __future__ import annotations
@@ -39,8 +41,9 @@ from optimizer.model import commitment, grid
 from optimizer.site import Site
 
 MONEY = ("mining_revenue_usd", "ai_revenue_usd", "energy_cost_usd", "sellback_credit_usd", "contract_cost_usd",
-         "restart_cost_usd", "sla_credit_usd", "profit_usd")
-UNITS = {"price_usd_per_mwh": "USD/MWh", "power_mw": "MW", "sla_shortfall_mw": "MW", "on": "1", "start": "1", "mining_mw": "MW",
+         "restart_cost_usd", "sla_credit_usd", "fourcp_charge_usd", "profit_usd")
+UNITS = {"price_usd_per_mwh": "USD/MWh", "power_mw": "MW", "sla_shortfall_mw": "MW", "max_load_mw": "MW",
+         "peak_weight": "1", "on": "1", "start": "1", "mining_mw": "MW",
          "ai_mw": "MW", "load_mw": "MW", "grid_mw": "MW", "sellback_mw": "MW"} | {k: "USD" for k in MONEY}
 OUTPUT_SUFFIXES = (".csv", ".parquet", ".json", ".nc")
 
@@ -69,16 +72,22 @@ def read(m: pyo.ConcreteModel, site: Site, times: pd.DatetimeIndex, hashprice_us
         start.append(np.asarray(commitment.starts(b, m.T), dtype=float))
     return assemble(site, times, val([m.price[t] for t in T]), np.clip(np.array(power).T, 0.0, None),
                     np.array(on).T, np.array(start).T, hashprice_usd_per_ph_day=hashprice_usd_per_ph_day,
-                    dt_hours=m.dt_hours, shortfall=np.array(shortfall).T, sla_credit=sla_credit)
+                    dt_hours=m.dt_hours, shortfall=np.array(shortfall).T, sla_credit=sla_credit,
+                    max_load_mw=val([m.load_cap_mw[t] for t in T]), peak_weight=val([m.peak_weight[t] for t in T]))
 
 
 def assemble(site: Site, times: pd.DatetimeIndex, price: np.ndarray, power: np.ndarray, on: np.ndarray,
              start: np.ndarray, *, hashprice_usd_per_ph_day: float, dt_hours: float = 1.0,
-             shortfall: np.ndarray | None = None, sla_credit: np.ndarray | None = None) -> xr.Dataset:
+             shortfall: np.ndarray | None = None, sla_credit: np.ndarray | None = None,
+             max_load_mw: np.ndarray | None = None, peak_weight: np.ndarray | None = None) -> xr.Dataset:
     """Build the result dataset from per-interval power (MW, columns in ``site.asset_names`` order) and price;
     every derived quantity (balance, revenue, settlement, USD per interval of ``dt_hours``) is computed here once.
-    Used for solved schedules, fallback schedules and backtest settlement alike."""
+    Used for solved schedules, fallback schedules and backtest settlement alike. ``max_load_mw``: the load cap in
+    force (default the import limit); ``peak_weight``: 4CP peak probability (plans) or the share of the interval
+    in an actual monthly peak (settlement); the 4CP charge is ``peak_weight x load x charge per MW-peak``."""
     n, n_mining = len(price), len(site.mining)
+    max_load_mw = np.full(n, site.grid.import_limit_mw) if max_load_mw is None else max_load_mw
+    peak_weight = np.zeros(n) if peak_weight is None else peak_weight
     shortfall = np.zeros_like(power) if shortfall is None else shortfall
     sla_credit = np.zeros(n) if sla_credit is None else sla_credit
     values = np.array([f.value_usd_per_mwh(hashprice_usd_per_ph_day) for f in site.mining])
@@ -98,7 +107,8 @@ def assemble(site: Site, times: pd.DatetimeIndex, price: np.ndarray, power: np.n
     energy_cost = price * bought * dt_hours
     credit = price * sold * dt_hours
     contract = np.full(n, site.contract.block_mw * site.contract.price_usd_per_mwh * dt_hours)
-    profit = mining_rev + ai_rev - energy_cost + credit - contract - restart_cost - sla_credit
+    fourcp = peak_weight * load * site.fourcp.usd_per_mw_peak
+    profit = mining_rev + ai_rev - energy_cost + credit - contract - restart_cost - sla_credit - fourcp
     time = pd.DatetimeIndex(times).tz_convert("UTC").tz_localize(None)
     th, ta = ("time",), ("time", "asset")
     ds = xr.Dataset(
@@ -120,7 +130,10 @@ def assemble(site: Site, times: pd.DatetimeIndex, price: np.ndarray, power: np.n
             "contract_cost_usd": (th, contract),
             "restart_cost_usd": (th, restart_cost),
             "sla_credit_usd": (th, sla_credit),
+            "fourcp_charge_usd": (th, fourcp),
             "profit_usd": (th, profit),
+            "max_load_mw": (th, max_load_mw),
+            "peak_weight": (th, peak_weight),
         },
         coords={"time": time, "asset": list(site.asset_names),
                 "asset_kind": ("asset", ["mining"] * n_mining + ["gpu"] * len(site.gpu))},
@@ -153,7 +166,8 @@ def to_frame(ds: xr.Dataset) -> pd.DataFrame:
     ``ai_mw__<cluster>`` per asset, and ``sla_shortfall_mw__<cluster>`` per GPU cluster."""
     times = pd.DatetimeIndex(ds["time"].values).tz_localize("UTC")
     df = pd.DataFrame({"timestamp": times.strftime("%Y-%m-%dT%H:%M:%SZ")})
-    for name in ("price_usd_per_mwh", "mining_mw", "ai_mw", "load_mw", "grid_mw", "sellback_mw", *MONEY):
+    for name in ("price_usd_per_mwh", "mining_mw", "ai_mw", "load_mw", "grid_mw", "sellback_mw", "max_load_mw",
+                 "peak_weight", *MONEY):
         df[name] = ds[name].values
     for asset, kind in zip(ds["asset"].values, ds["asset_kind"].values, strict=True):
         prefix = "mining_mw" if kind == "mining" else "ai_mw"

@@ -38,6 +38,25 @@ class Contract:
 
 
 @dataclass(frozen=True)
+class FourCP:
+    """ERCOT 4CP transmission charge: the site's MW in each June-September system peak, times
+    ``charge_usd_per_kw_year`` x 1000 / 4. 0 leaves 4CP out. Hours whose peak probability reaches
+    ``curtail_above_probability`` are curtailed to the committed GPU load (a hard limit); 1.0 never."""
+
+    charge_usd_per_kw_year: float = 0.0
+    curtail_above_probability: float = 1.0
+
+    @property
+    def usd_per_mw_peak(self) -> float:
+        """Charge of one MW drawn in one monthly peak (USD)."""
+        return self.charge_usd_per_kw_year * 1000.0 / 4.0
+
+    @property
+    def active(self) -> bool:
+        return self.charge_usd_per_kw_year > 0 or self.curtail_above_probability < 1.0
+
+
+@dataclass(frozen=True)
 class Commitment:
     """On/off limits shared by every switchable unit (mining fleet, flexible GPU load)."""
 
@@ -151,6 +170,7 @@ class Site:
     contract: Contract = field(default_factory=Contract)
     mining: tuple[MiningFleet, ...] = ()
     gpu: tuple[GpuCluster, ...] = ()
+    fourcp: FourCP = field(default_factory=FourCP)
     source: str = "<memory>"
     sha256: str = ""
 
@@ -186,7 +206,7 @@ def load_site(path: str | Path) -> Site:
 def site_from_dict(raw: dict[str, Any], *, source: str = "<memory>") -> Site:
     """Build a validated :class:`Site` from the parsed TOML structure."""
     v = _Validator(source)
-    top = v.table(raw, "", {"name", "timezone", "settlement_point", "grid", "contract", "mining", "gpu"})
+    top = v.table(raw, "", {"name", "timezone", "settlement_point", "grid", "contract", "mining", "gpu", "fourcp"})
     name = v.string(top, "", "name", required=True)
     tz = v.string(top, "", "timezone", required=True)
     try:
@@ -225,8 +245,15 @@ def site_from_dict(raw: dict[str, Any], *, source: str = "<memory>") -> Site:
         raise InputError(
             f"committed GPU load {committed:.3f} MW exceeds the import limit {grid.import_limit_mw:g} MW: "
             "the SLA can never be met", source=source, field="gpu.committed_gpus")
+    f = v.table(top.get("fourcp", {}), "fourcp", {"charge_usd_per_kw_year", "curtail_above_probability"})
+    fourcp = FourCP(
+        charge_usd_per_kw_year=v.number(f, "fourcp", "charge_usd_per_kw_year", default=0.0, minimum=0.0,
+                                        maximum=1000.0),
+        curtail_above_probability=v.number(f, "fourcp", "curtail_above_probability", default=1.0, minimum=0.0,
+                                           maximum=1.0),
+    )
     return Site(name=name, timezone=tz, settlement_point=sp, grid=grid, contract=contract,
-                mining=mining, gpu=gpus, source=source)
+                mining=mining, gpu=gpus, fourcp=fourcp, source=source)
 
 
 _COMMITMENT_KEYS = {"min_load_fraction", "ramp_mw_per_hour", "min_on_hours", "min_off_hours", "restart_cost_usd"}

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import pyomo.environ as pyo
 
 from optimizer.model import grid, gpu, mining
@@ -22,11 +23,26 @@ MODULES = (mining, gpu, grid)
 
 @dataclass(frozen=True)
 class Inputs:
-    """The data of one solve: hourly prices (USD/MWh, one per model hour), hashprice, initial state."""
+    """The data of one solve, one value per model interval where a sequence: prices (USD/MWh), hashprice
+    (USD/PH/day), initial state; optional load caps (MW; emergency events) and 4CP peak probabilities."""
 
     prices_usd_per_mwh: Sequence[float]
     hashprice_usd_per_ph_day: float
     state: Mapping[str, UnitState]
+    load_cap_mw: Sequence[float] | None = None
+    peak_probability: Sequence[float] | None = None
+
+    def caps(self, site: Site) -> np.ndarray:
+        """The load cap of every interval: the import limit, lowered by emergency caps and, where the 4CP
+        probability reaches the site's threshold, to the committed GPU load."""
+        n = len(self.prices_usd_per_mwh)
+        cap = np.full(n, site.grid.import_limit_mw)
+        if self.load_cap_mw is not None:
+            cap = np.minimum(cap, np.asarray(self.load_cap_mw, dtype=float))
+        if self.peak_probability is not None and site.fourcp.curtail_above_probability < 1.0:
+            hot = np.asarray(self.peak_probability, dtype=float) >= site.fourcp.curtail_above_probability
+            cap = np.where(hot, np.minimum(cap, site.committed_mw), cap)
+        return cap
 
 
 #: Penalty of one unit of slack in an elastic (diagnostic) model, USD per MW (or per unit of a hold).
@@ -70,4 +86,6 @@ def set_data(m: pyo.ConcreteModel, site: Site, inputs: Inputs) -> None:
         raise ValueError(f"{len(inputs.prices_usd_per_mwh)} prices for a {len(m.T)}-hour model")
     mining.set_data(m, site, inputs.hashprice_usd_per_ph_day, dict(inputs.state))
     gpu.set_data(m, site, dict(inputs.state))
-    grid.set_data(m, inputs.prices_usd_per_mwh)
+    n = len(m.T)
+    weight = np.zeros(n) if inputs.peak_probability is None else np.asarray(inputs.peak_probability, dtype=float)
+    grid.set_data(m, site, np.asarray(inputs.prices_usd_per_mwh, dtype=float), inputs.caps(site), weight)

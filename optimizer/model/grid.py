@@ -5,7 +5,9 @@
 | ``price`` | T | mutable Param | USD/MWh | market price at the site's settlement point |
 | ``load_mw`` | T | Expression | MW | mining + GPU load |
 | ``grid_mw`` | T | Expression | MW | load minus contract block: > 0 bought, < 0 sold back |
-| ``import_limit`` | T | Constraint | MW | ``load_mw[t] <= import_limit_mw`` |
+| ``load_cap_mw`` | T | mutable Param | MW | the most the site may draw: the import limit, or lower in an emergency event or a 4CP curtailment hour |
+| ``peak_weight`` | T | mutable Param | - | chance that interval t is its month's 4CP peak (in settlement: the peak's share of the interval) |
+| ``import_limit`` | T | Constraint | MW | ``load_mw[t] <= load_cap_mw[t]`` |
 
 Settlement in hour t: the block costs ``block_mw * contract price`` whatever is used (take-or-pay); with
 sell-back, ``grid_mw[t]`` is settled at ``price[t]`` (bought above the block, credited below it). Without
@@ -23,17 +25,21 @@ from optimizer.site import Site
 
 def add(m: pyo.ConcreteModel, site: Site, *, elastic: bool = False, allow_sla_breach: bool = False) -> None:
     m.price = pyo.Param(m.T, mutable=True, initialize=0.0, doc="market price, USD/MWh")
+    m.load_cap_mw = pyo.Param(m.T, mutable=True, initialize=site.grid.import_limit_mw, doc="load cap, MW")
+    m.peak_weight = pyo.Param(m.T, mutable=True, initialize=0.0, doc="4CP peak probability")
     m.load_mw = pyo.Expression(m.T, rule=lambda m, t: mining.load_mw(m, t) + gpu.load_mw(m, t))
     m.grid_mw = pyo.Expression(m.T, rule=lambda m, t: m.load_mw[t] - site.contract.block_mw)
     if elastic:
         m.relax_import_limit = pyo.Var(m.T, within=pyo.NonNegativeReals, doc="import above the limit, MW")
-    m.import_limit = pyo.Constraint(m.T, rule=lambda m, t: m.load_mw[t] <= site.grid.import_limit_mw
+    m.import_limit = pyo.Constraint(m.T, rule=lambda m, t: m.load_mw[t] <= m.load_cap_mw[t]
                                     + (m.relax_import_limit[t] if elastic else 0.0))
 
 
-def set_data(m: pyo.ConcreteModel, prices_usd_per_mwh) -> None:
-    for t, p in zip(m.T, prices_usd_per_mwh, strict=True):
-        m.price[t].set_value(float(p))
+def set_data(m: pyo.ConcreteModel, site: Site, prices_usd_per_mwh, load_cap_mw, peak_weight) -> None:
+    for t in m.T:
+        m.price[t].set_value(float(prices_usd_per_mwh[t]))
+        m.load_cap_mw[t].set_value(float(load_cap_mw[t]))
+        m.peak_weight[t].set_value(float(peak_weight[t]))
 
 
 def market_exposed(site: Site) -> bool:
@@ -42,7 +48,8 @@ def market_exposed(site: Site) -> bool:
 
 
 def profit(m: pyo.ConcreteModel, site: Site, t: int):
-    """Contract cost and market settlement in interval t (USD; negative: a cost)."""
+    """Contract cost, market settlement and expected 4CP charge in interval t (USD; negative: a cost)."""
     contract = site.contract.block_mw * site.contract.price_usd_per_mwh
     market = m.price[t] * m.grid_mw[t] if market_exposed(site) else 0.0
-    return -(contract + market) * m.dt_hours
+    fourcp = m.peak_weight[t] * m.load_mw[t] * site.fourcp.usd_per_mw_peak if site.fourcp.charge_usd_per_kw_year else 0.0
+    return -(contract + market) * m.dt_hours - fourcp
