@@ -7,6 +7,7 @@ parameters; results are the same as a fresh build (tested).
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
@@ -87,6 +88,7 @@ class Planner:
             if not fallback:
                 raise NoSolutionError(fell_back)
             ds = strike_schedule(site, prices, hashprice, state, inputs.caps(site))
+        read_s = time.perf_counter() - t0
         ds.attrs.update({
             "site": site.name,
             "site_source": site.source,
@@ -108,7 +110,7 @@ class Planner:
             "translate_seconds": translate_s,
             "solve_seconds": report.solve_seconds,
             "highs_seconds": report.highs_seconds,
-            "read_seconds": time.perf_counter() - t0,
+            "read_seconds": read_s,
             "initial_state_json": state_to_json(state),
             "curtail_version": package_version(),
         })
@@ -119,6 +121,7 @@ def _num(x: float | None) -> float:
     return float(x) if x is not None else float("nan")
 
 
+@functools.cache
 def package_version() -> str:
     try:
         return version("curtail")

@@ -7,7 +7,9 @@ The operating day is the site's local calendar day (23, 24 or 25 hours); the mod
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,7 @@ import xarray as xr
 
 from optimizer import data, results, solve
 from optimizer.errors import InputError
+from optimizer.events import Event, load_caps
 from optimizer.planner import Planner
 from optimizer.site import Site, load_site
 from optimizer.state import UnitState
@@ -103,13 +106,16 @@ def schedule(site: Site | str | Path, prices: pd.Series | None = None, *, day: d
              hashprice: float | None = None, lookahead_hours: int = 24,
              initial_state: Mapping[str, UnitState] | None = None,
              options: solve.SolverOptions | None = None, export_model: str | Path | None = None,
-             allow_sla_breach: bool = False, fallback: bool = False) -> xr.Dataset:
+             allow_sla_breach: bool = False, fallback: bool = False, events: list[Event] | None = None,
+             peak_probability: pd.Series | None = None) -> xr.Dataset:
     """Solve one operating day and return its schedule as an ``xarray.Dataset`` (see :mod:`optimizer.results`).
 
     ``site``: a :class:`Site` or a path to a site model. ``prices``: hourly USD/MWh with a tz-aware index
     covering the day and lookahead (default: shipped ERCOT prices). ``day``: local operating day (default
     2022-07-20). ``hashprice``: USD per PH/s per day for the whole run (default: the latest shipped value
-    before the day). ``initial_state``: per asset; default all on at full power.
+    before the day). ``initial_state``: per asset; default all on at full power. ``events``: emergency load caps
+    (:mod:`optimizer.events`), hard limits. ``peak_probability``: 4CP peak chance per hour (default, for a site with
+    a ``[fourcp]`` table: estimated from the shipped ERCOT load as known at 10:00 the day before).
 
     The summary is in ``ds.attrs`` (``optimizer.results.summary(ds)`` decodes it). Raises ``InputError`` on bad
     input, ``InfeasibleError`` when hard limits conflict, ``NoSolutionError`` when the solver finds nothing.
@@ -126,12 +132,53 @@ def schedule(site: Site | str | Path, prices: pd.Series | None = None, *, day: d
         hp_source = f"shipped daily hashprice of {hp_day} (latest known before {day})"
     else:
         hp, hp_source = float(hashprice), "given"
-    ds = optimize(site, pin.prices, hp, initial_state=initial_state, options=options, export_model=export_model,
-                  allow_sla_breach=allow_sla_breach, fallback=fallback)
+    times = pd.DatetimeIndex(pin.prices.index)
+    caps = load_caps(site, events, times, 1.0) if events else None
+    prob, prob_source = _peak_probability(site, day, times, peak_probability)
+    planner = Planner(site, options, allow_sla_breach=allow_sla_breach)
+    ds = planner.solve(pin.prices, hp, initial_state, fallback=fallback, export_model=export_model,
+                       load_cap_mw=caps, peak_probability=prob)
     full_profit = float(ds["profit_usd"].sum())
     ds = ds.isel(time=slice(0, len(hours)))
     ds.attrs.update(_day_summary(site, day, pin, hp_source, ds, full_profit, time.perf_counter() - t_start))
+    ds.attrs["fourcp_source"] = prob_source
+    ds.attrs["emergency_events_json"] = json.dumps(_events_report(events, ds))
     return ds
+
+
+def _peak_probability(site: Site, day: dt.date, times: pd.DatetimeIndex,
+                      given: pd.Series | None) -> tuple[np.ndarray | None, str]:
+    if given is not None:
+        return given.reindex(times).fillna(0.0).to_numpy(dtype=float), "given"
+    if not site.fourcp.active:
+        return None, "off"
+    from optimizer import forecast, fourcp
+
+    decision = forecast.decision_time_for(day, site.timezone, forecast.DEFAULT_DECISION_HOUR_LOCAL)
+    try:
+        prob = fourcp.peak_probability(_load_history(), decision, times)
+    except InputError as exc:
+        warnings.warn(f"4CP: no peak probability for {day} ({exc}); 4CP left out", data.PriceWarning, stacklevel=3)
+        return None, f"unavailable: {exc}"
+    return prob.to_numpy(dtype=float), f"estimated from ERCOT load known at {decision.isoformat()}"
+
+
+def _load_history():
+    from optimizer import forecast
+
+    return forecast.MarketHistory.shipped("HB_HUBAVG")
+
+
+def _events_report(events: list[Event] | None, ds: xr.Dataset) -> list[dict]:
+    """Each event with the most the schedule draws inside it (MW), to show it was honoured."""
+    out = []
+    times = pd.DatetimeIndex(ds["time"].values).tz_localize("UTC")
+    for e in events or ():
+        inside = (times < e.end) & (times + pd.Timedelta(hours=float(ds.attrs.get("interval_hours", 1.0))) > e.start)
+        out.append({"start": e.start.isoformat(), "end": e.end.isoformat(), "max_load_mw": e.max_load_mw,
+                    "intervals_in_schedule": int(inside.sum()),
+                    "highest_load_mw": float(ds["load_mw"].values[inside].max()) if inside.any() else None})
+    return out
 
 
 def optimize(site: Site, prices: pd.Series, hashprice: float, *,

@@ -21,6 +21,7 @@ import typer
 
 from optimizer import check, data, results
 from optimizer.errors import FALLBACK_EXIT_CODE, CurtailError, InputError, NoSolutionError
+from optimizer.events import read_events
 from optimizer.scheduling import DEFAULT_DAY, operating_hours, schedule as run_schedule
 from optimizer.site import Site, load_site
 from optimizer.solve import SolverOptions
@@ -48,6 +49,8 @@ def schedule(
     threads: Annotated[int, typer.Option(help="Solver threads.")] = 1,
     allow_sla_breach: Annotated[bool, typer.Option(help="Let committed GPU load fall short, priced with the "
                                                    "cluster's SLA credit tiers, instead of failing.")] = False,
+    emergency: Annotated[Path | None, typer.Option(help="Emergency curtailment events (CSV: start, end, "
+                                                   "max_load_mw or shed_mw), honoured as hard limits.")] = None,
     json_summary: Annotated[bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")] = False,
 ) -> None:
     """Solve one operating day and write its hourly schedule."""
@@ -56,7 +59,7 @@ def schedule(
             warnings.simplefilter("always", data.PriceWarning)
             summary = _run(site, day, prices, hashprice, out, export_model, initial_state, lookahead_hours,
                            SolverOptions(time_limit_seconds=time_limit, mip_rel_gap=mip_gap, accept_gap=accept_gap,
-                                         threads=threads), allow_sla_breach)
+                                         threads=threads), allow_sla_breach, emergency)
         for w in caught:
             typer.echo(f"curtail schedule: warning: {w.message}", err=True)
     except CurtailError as exc:
@@ -70,7 +73,7 @@ def schedule(
 
 
 def _run(site_path, day, prices, hashprice, out, export_model, initial_state, lookahead_hours, options,
-         allow_sla_breach) -> dict:
+         allow_sla_breach, emergency) -> dict:
     site = load_site(site_path or data.default_site_path())
     the_day = _parse_day(day, site.timezone)
     if out is not None:
@@ -78,9 +81,10 @@ def _run(site_path, day, prices, hashprice, out, export_model, initial_state, lo
     with results.output_lock(out) if out is not None else nullcontext():
         price_series = data.read_price_file(prices) if prices else None
         state = _read_state(initial_state, site, the_day) if initial_state else None
+        events = read_events(emergency, site) if emergency else None
         ds = run_schedule(site, price_series, day=the_day, hashprice=hashprice, lookahead_hours=lookahead_hours,
                           initial_state=state, options=options, export_model=export_model,
-                          allow_sla_breach=allow_sla_breach, fallback=True)
+                          allow_sla_breach=allow_sla_breach, fallback=True, events=events)
         ds.attrs["inputs_json"] = json.dumps(_inputs(site, prices, initial_state), sort_keys=True)
         ds.attrs["created_at"] = _created_at()
         summary = results.summary(ds)
@@ -167,6 +171,7 @@ def format_summary(s: dict, out: Path | None) -> str:
         ("contract block", _usd(-s["contract_cost_usd"])),
         ("restart costs", _usd(-s["restart_cost_usd"]) + f"  ({s['restarts']} restarts)"),
         ("SLA credits", _usd(-s["sla_credit_usd"])),
+        ("4CP (expected)", _usd(-s["fourcp_charge_usd"])),
         ("profit (day)", _usd(s["profit_usd"])),
         ("", ""),
         ("mining", f"{s['mining_mwh']:>14,.1f} MWh"),
@@ -177,6 +182,9 @@ def format_summary(s: dict, out: Path | None) -> str:
         ("times", f"build {s['build_seconds']:.3f} s, translate {s['translate_seconds']:.3f} s, "
                   f"solve {s['solve_seconds']:.3f} s (HiGHS {s['highs_seconds']:.3f} s), read {s['read_seconds']:.3f} s, "
                   f"total {s['total_seconds']:.3f} s"),
+        *[("emergency event", f"{e['start']} .. {e['end']}: cap {e['max_load_mw']:.1f} MW, highest load "
+                                 f"{e['highest_load_mw'] if e['highest_load_mw'] is None else round(e['highest_load_mw'], 3)} MW")
+          for e in s.get("emergency_events", [])],
         ("written", str(out) if out else "(no --out given: nothing written)"),
     ]
     return "\n".join(f"{k:<18} {v}" if k else "" for k, v in rows)
