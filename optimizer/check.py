@@ -50,6 +50,9 @@ def check_schedule(site: Site, frame: pd.DataFrame, *, hashprice_usd_per_ph_day:
     dt = _check_steps(frame, out)
 
     fleet_cols, cluster_cols, shortfalls = [], [], []
+    # intervals under an emergency cap (below the import limit): a unit may be tripped to zero there
+    emergency = (frame["max_load_mw"].to_numpy(float) < site.grid.import_limit_mw - TOL_MW
+                 if "max_load_mw" in frame.columns else np.zeros(n, dtype=bool))
     for f in site.mining:
         col = f"mining_mw__{f.name}"
         if _need(frame, col, out):
@@ -57,7 +60,7 @@ def check_schedule(site: Site, frame: pd.DataFrame, *, hashprice_usd_per_ph_day:
             fleet_cols.append(p)
             s = state.get(f.name, UnitState())
             p0 = (f.capacity_mw if s.power_mw is None else s.power_mw) if s.on else 0.0
-            _check_unit(out, f.name, p, f.capacity_mw, f.commitment, p0, s, dt)
+            _check_unit(out, f.name, p, f.capacity_mw, f.commitment, p0, s, dt, emergency)
     for g in site.gpu:
         col = f"ai_mw__{g.name}"
         if _need(frame, col, out):
@@ -75,7 +78,7 @@ def check_schedule(site: Site, frame: pd.DataFrame, *, hashprice_usd_per_ph_day:
             shortfalls.append(np.clip(short, 0.0, None))
             s = state.get(g.name, UnitState())
             p0 = (g.flexible_mw if s.power_mw is None else s.power_mw) if s.on else 0.0
-            _check_unit(out, g.name, p - g.committed_mw + short, g.flexible_mw, g.commitment, p0, s, dt)
+            _check_unit(out, g.name, p - g.committed_mw + short, g.flexible_mw, g.commitment, p0, s, dt, emergency)
     if len(fleet_cols) != len(site.mining) or len(cluster_cols) != len(site.gpu):
         return out
 
@@ -128,7 +131,7 @@ def check_schedule(site: Site, frame: pd.DataFrame, *, hashprice_usd_per_ph_day:
     return out
 
 
-def _check_unit(out, name, p, cap, c: Commitment, p0, s: UnitState, dt: float) -> None:
+def _check_unit(out, name, p, cap, c: Commitment, p0, s: UnitState, dt: float, emergency: np.ndarray) -> None:
     n = len(p)
     min_on, min_off = c.min_on_hours, c.min_off_hours
     for t in np.flatnonzero((p < -TOL_MW) | (p > cap + TOL_MW)):
@@ -146,7 +149,8 @@ def _check_unit(out, name, p, cap, c: Commitment, p0, s: UnitState, dt: float) -
     was_on = np.concatenate([[p0 > TOL_MW], on[:-1]])
     step = p - prev
     limit = np.where(on & ~was_on, jump, np.where(~on & was_on, jump, ramp))
-    for t in np.flatnonzero(np.abs(step) > limit + TOL_MW):
+    tripped = emergency & ~on & was_on                 # an emergency trip to zero: allowed under an emergency cap
+    for t in np.flatnonzero((np.abs(step) > limit + TOL_MW) & ~tripped):
         out.append(Violation("ramp", name, int(t), f"change {step[t]:+.4f} MW exceeds {limit[t]:.4f} MW "
                                                    f"per {dt:g} h"))
     # Minimum on/off times: runs that end inside the schedule; the initial run counts its earlier hours.
@@ -156,7 +160,8 @@ def _check_unit(out, name, p, cap, c: Commitment, p0, s: UnitState, dt: float) -
         ends_inside = start + length < n
         before = s.hours_in_state if (k == 0 and bool(value) == s_on) else 0
         need = min_on if value else min_off
-        if ends_inside and before + length * dt < need - 1e-9:
+        trip = bool(value) and ends_inside and emergency[start + length]
+        if ends_inside and not trip and before + length * dt < need - 1e-9:
             out.append(Violation("min_on" if value else "min_off", name, int(start),
                                  f"{'on' if value else 'off'} for {before + length * dt:g} h < {need} h"))
 

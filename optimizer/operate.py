@@ -2,8 +2,10 @@
 
 This is the firmware's view: each interval, every unit can reach a range of powers (its ramp, minimum load,
 minimum on/off times and the holds of its state allow no more); a policy says what it wants inside that range;
-when the import limit binds, the least valuable units give way first. Used by the strike-rule fallback and by the
-backtest's policies. The result always holds every hard limit (the tests check it independently).
+when the import limit binds, the least valuable units give way first. Under an emergency cap (a load cap below the
+import limit) that ramps cannot reach in time, units are tripped to zero, least valuable first, as firmware can;
+the checker accepts such a drop only into an interval under an emergency cap. Used by the strike-rule fallback and
+by the backtest's policies. The result always holds every hard limit (the tests check it independently).
 """
 
 from __future__ import annotations
@@ -46,6 +48,12 @@ class Unit:
             return low, min(self.cap, self.p + self.ramp)
         can_start = self.hours >= self.min_off - 1e-9
         return 0.0, (min(self.cap, self.jump) if can_start else 0.0)
+
+    def trip(self) -> None:
+        """Emergency: the next move may go to zero whatever the ramp and minimum on time (firmware cuts power in
+        seconds; only an emergency cap below the import limit allows it)."""
+        self.hours = max(self.hours, self.min_on)
+        self.p = min(self.p, self.jump)
 
     def move(self, p: float) -> bool:
         """Go to power p (within bounds); returns True when this is a start."""
@@ -113,6 +121,13 @@ def walk(site: Site, times: pd.DatetimeIndex, units: list[Unit], policy: Policy,
             cut = min(excess, want[j] - b[j][0])
             want[j] -= cut
             excess -= cut
+        if excess > 1e-6 and cap[t] < site.grid.import_limit_mw:
+            for j in order:                               # emergency: trip units (least valuable first)
+                if excess <= 1e-9:
+                    break
+                excess -= want[j]
+                want[j] = 0.0
+                units[j].trip()
         if excess > 1e-6:
             raise NoSolutionError(f"the import limit cannot be kept at {times[t]} ({excess:.3f} MW over) within "
                                   "the units' ramp and run-time limits")

@@ -184,7 +184,8 @@ def _events_report(events: list[Event] | None, ds: xr.Dataset) -> list[dict]:
 def optimize(site: Site, prices: pd.Series, hashprice: float, *,
              initial_state: Mapping[str, UnitState] | None = None, options: solve.SolverOptions | None = None,
              export_model: str | Path | None = None, allow_sla_breach: bool = False,
-             fallback: bool = False) -> xr.Dataset:
+             fallback: bool = False, load_cap_mw: np.ndarray | None = None,
+             peak_probability: np.ndarray | None = None) -> xr.Dataset:
     """Build, solve and read back the model over exactly the intervals of ``prices`` (hourly or 15-minute,
     tz-aware index): one :class:`~optimizer.planner.Planner` solve.
 
@@ -196,7 +197,8 @@ def optimize(site: Site, prices: pd.Series, hashprice: float, *,
     :mod:`optimizer.fallback` with ``attrs["fallback"] = 1`` and the reason; without, raises ``NoSolutionError``.
     """
     planner = Planner(site, options, allow_sla_breach=allow_sla_breach)
-    return planner.solve(prices, hashprice, initial_state, fallback=fallback, export_model=export_model)
+    return planner.solve(prices, hashprice, initial_state, fallback=fallback, export_model=export_model,
+                         load_cap_mw=load_cap_mw, peak_probability=peak_probability)
 
 
 def _as_day(day: dt.date | str) -> dt.date:

@@ -5,6 +5,8 @@ Fleet value at hashprice 100 USD/PH/day and 24 J/TH, no overhead or fees: 100/24
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -218,3 +220,36 @@ def test_fifteen_minute_ramp_is_a_quarter_of_the_hourly_ramp():
     site = make_site([fleet(ramp_mw_per_hour=4.0)])
     ds = solve(site, quarter_hourly([1000.0] * 6))
     assert power(ds, "f") == pytest.approx([9, 8, 7, 6, 5, 4], abs=1e-6)
+
+
+def test_emergency_cap_is_a_hard_limit_reached_by_ramping_ahead():
+    from optimizer.events import Event, load_caps
+
+    site = make_site([fleet(ramp_mw_per_hour=3.0)])
+    prices = hourly([10.0] * 6)
+    event = Event(prices.index[4], prices.index[5], 2.0)
+    caps = load_caps(site, [event], prices.index, 1.0)
+    assert caps.tolist() == [1000.0] * 4 + [2.0, 1000.0]
+    ds = solve(site, prices, load_cap_mw=caps)
+    # down from 10 to 2 by hour 4 at 3 MW/h, as late as possible; then back up
+    assert power(ds, "f") == pytest.approx([10, 10, 8, 5, 2, 5], abs=1e-6)
+    assert ds["max_load_mw"].to_numpy()[4] == 2.0
+
+
+@pytest.mark.parametrize(("charge", "want_hour_2"), [(0.0, 10.0), (100.0, 0.0)])
+def test_a_certain_4cp_peak_hour_is_curtailed_when_the_charge_outweighs_mining(charge, want_hour_2):
+    site = make_site([fleet()])
+    site = dataclasses.replace(site, fourcp=dataclasses.replace(site.fourcp, charge_usd_per_kw_year=charge))
+    prob = np.array([0.0, 0.0, 1.0, 0.0])
+    ds = solve(site, hourly([50.0] * 4), peak_probability=prob)
+    assert power(ds, "f") == pytest.approx([10, 10, want_hour_2, 10], abs=1e-6)
+    # expected charge of an hour = probability x MW x charge x 1000 / 4
+    assert ds["fourcp_charge_usd"].to_numpy()[2] == pytest.approx(prob[2] * want_hour_2 * charge * 250.0)
+
+
+def test_4cp_threshold_curtails_to_the_committed_load():
+    site = make_site([fleet()], gpu=[_cluster()])
+    site = dataclasses.replace(site, fourcp=dataclasses.replace(site.fourcp, curtail_above_probability=0.3))
+    ds = solve(site, hourly([50.0] * 4), peak_probability=np.array([0.1, 0.35, 0.2, 0.0]))
+    assert ds["load_mw"].to_numpy()[1] == pytest.approx(0.6)          # committed GPUs only
+    assert ds["load_mw"].to_numpy()[[0, 2, 3]] == pytest.approx([11.0, 11.0, 11.0])

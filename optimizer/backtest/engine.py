@@ -21,6 +21,11 @@ Policies (:data:`POLICIES`):
 ``always-on``        everything at full power;
 ``perfect``          the same model solved on the actual real-time prices at the simulation's resolution
                      (with the actual lookahead): the upper limit.
+
+Emergency events (hard load caps) are given in advance: plans honour them with their ramps; rule-based policies
+trip units to zero when a cap binds (see :mod:`optimizer.operate`). 4CP: plans price each hour's peak
+probability as known at the decision time; perfect foresight knows the actual peaks; every policy is settled on
+the actual monthly peaks (``fourcp_charge_usd``).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import xarray as xr
 
 from optimizer import data, forecast, operate, results
 from optimizer.errors import InputError
+from optimizer.events import Event, load_caps
 from optimizer.planner import Planner
 from optimizer.scheduling import operating_hours
 from optimizer.site import Site
@@ -58,6 +64,8 @@ class Settings:
     hold_hours: float = 0.0                  # minimum hold of the strike rule
     policies: tuple[str, ...] = POLICIES
     solver: SolverOptions = field(default_factory=lambda: SolverOptions(mip_rel_gap=1e-6))
+    events: tuple[Event, ...] = ()           # emergency caps: honoured by every policy; only perfect foresees them
+    fourcp_in_plan: bool = True              # plans price the expected 4CP charge (when the site has one)
 
     def __post_init__(self) -> None:
         unknown = set(self.policies) - set(POLICIES)
@@ -76,11 +84,13 @@ class Market:
     history: forecast.MarketHistory
     actual: pd.Series
     hashprice: pd.Series | None = None      # daily USD/PH/day indexed by UTC date; None: constant given
+    peak_hours: pd.DatetimeIndex | None = None   # actual 4CP hours (UTC hour starts) that settle the charge
 
     @classmethod
     def shipped(cls, settlement_point: str, resolution: str = "15min") -> Market:
         return cls(forecast.MarketHistory.shipped(settlement_point),
-                   data.ercot_prices(settlement_point, "rt", resolution), data.hashprice_series())
+                   data.ercot_prices(settlement_point, "rt", resolution), data.hashprice_series(),
+                   _peak_hours())
 
 
 @dataclass
@@ -92,6 +102,41 @@ class Result:
     summary: dict
     end_states: dict[str, dict[str, UnitState]]
     forecast: pd.Series          # the forecast each operating hour was planned with (USD/MWh)
+
+
+@dataclass(frozen=True)
+class _Day:
+    """Everything one operating day's policies need: what was known at the decision, and what happened."""
+
+    hours: pd.DatetimeIndex          # UTC hour starts of the operating day
+    sim_times: pd.DatetimeIndex      # real-time intervals of the day
+    rt: pd.Series                    # actual real-time prices of the day (settlement)
+    forecast: pd.Series              # hourly forecast over the plan horizon (decision time)
+    hashprice_known: float
+    sim_caps: np.ndarray             # load caps of the day's intervals (emergency events)
+    plan_caps: np.ndarray            # the same events over the plan horizon (events are given in advance)
+    plan_peak_probability: np.ndarray | None   # 4CP chances over the plan horizon, known at the decision
+    perfect_prices: pd.Series        # actual prices over the horizon at real-time resolution
+    perfect_caps: np.ndarray
+    perfect_peak_weight: np.ndarray | None      # the actual 4CP peaks over that horizon
+
+
+def _peak_hours() -> pd.DatetimeIndex | None:
+    loader = getattr(data, "ercot_4cp_hours", None)     # shipped 4CP proxy (see data/SOURCE.md)
+    return loader() if loader else None
+
+
+def _peak_probability(history, decision, horizon) -> np.ndarray:
+    from optimizer import fourcp
+
+    return fourcp.peak_probability(history, decision, horizon).to_numpy()
+
+
+def _peak_weight(times: pd.DatetimeIndex, peaks: pd.DatetimeIndex | None, dt_hours: float) -> np.ndarray:
+    """Share of each interval in an actual monthly peak hour (dt for intervals inside it, else 0)."""
+    if peaks is None or len(peaks) == 0:
+        return np.zeros(len(times))
+    return pd.DatetimeIndex(times).floor("h").isin(peaks).astype(float) * dt_hours
 
 
 def default_method(settings: Settings) -> str:
@@ -140,14 +185,28 @@ def run(site: Site, start: dt.date, end: dt.date, market: Market, settings: Sett
                 raise
             fc, used = fallback_forecaster.predict(decision, horizon), "naive"
         forecasts.append(fc.iloc[: len(hours)])
+        step = pd.Timedelta(hours=dt_sim)
+        perfect_times = pd.date_range(horizon[0], horizon[-1] + pd.Timedelta(hours=1), freq=step, inclusive="left")
+        perfect_prices = actual.reindex(perfect_times).dropna()
+        fourcp = site.fourcp.active
+        d = _Day(hours=hours, sim_times=sim_times, rt=rt, forecast=fc, hashprice_known=hp_known,
+                 sim_caps=load_caps(site, list(settings.events), sim_times, dt_sim),
+                 plan_caps=load_caps(site, list(settings.events), horizon, 1.0),
+                 plan_peak_probability=(_peak_probability(market.history, decision, horizon)
+                                        if fourcp and settings.fourcp_in_plan else None),
+                 perfect_prices=perfect_prices,
+                 perfect_caps=load_caps(site, list(settings.events), perfect_prices.index, dt_sim),
+                 perfect_peak_weight=(_peak_weight(perfect_prices.index, market.peak_hours, dt_sim)
+                                      if fourcp and settings.fourcp_in_plan else None))
+        settle_weight = _peak_weight(sim_times, market.peak_hours, dt_sim)
         row = {"day": day, "forecast_method": used, "hashprice_known": hp_known, "hashprice_actual": hp_actual,
                "forecast_mae_usd_per_mwh": float(np.abs(fc.iloc[: len(hours)].to_numpy()
                                                         - _hourly(rt, hours).to_numpy()).mean())}
         for policy in settings.policies:
-            walk = _operate(policy, site, states[policy], day, hours, sim_times, rt, fc, hp_known, settings,
-                            plan_planner, perfect_planner, actual, horizon)
+            walk = _operate(policy, site, states[policy], d, settings, plan_planner, perfect_planner)
             ds = results.assemble(site, sim_times, rt.to_numpy(), walk.site_power(site), walk.on, walk.start,
-                                  hashprice_usd_per_ph_day=hp_actual, dt_hours=dt_sim)
+                                  hashprice_usd_per_ph_day=hp_actual, dt_hours=dt_sim, max_load_mw=d.sim_caps,
+                                  peak_weight=settle_weight)
             frames[policy].append(ds)
             states[policy] = walk.end_state
             row[f"{policy}:profit_usd"] = float(ds["profit_usd"].sum())
@@ -187,29 +246,29 @@ def _hashprices(market: Market, settings: Settings, day: dt.date, decision: pd.T
     return float(ended.iloc[-1]), float(s.loc[pd.Timestamp(day)])
 
 
-def _operate(policy: str, site: Site, state: Mapping[str, UnitState], day: dt.date, hours: pd.DatetimeIndex,
-             sim_times: pd.DatetimeIndex, rt: pd.Series, fc: pd.Series, hp_known: float, settings: Settings,
-             plan_planner: Planner, perfect_planner: Planner, actual: pd.Series,
-             horizon: pd.DatetimeIndex) -> operate.Walk:
-    dt_sim = data.interval_hours(sim_times[:2])
-    price = rt.to_numpy()
+def _operate(policy: str, site: Site, state: Mapping[str, UnitState], d: _Day, settings: Settings,
+             plan_planner: Planner, perfect_planner: Planner) -> operate.Walk:
+    """One policy through one day, from its own state; every policy honours the day's load caps."""
+    dt_sim = data.interval_hours(d.sim_times[:2])
+    price = d.rt.to_numpy()
+    caps = d.sim_caps
     if policy == "strike":
-        units = operate.units_for(site, hp_known, state, dt_sim, settings.hold_hours)
-        return operate.walk(site, sim_times, units, operate.strike_policy(price, settings.hysteresis_usd_per_mwh))
-    units = operate.units_for(site, hp_known, state, dt_sim)
+        units = operate.units_for(site, d.hashprice_known, state, dt_sim, settings.hold_hours)
+        return operate.walk(site, d.sim_times, units, operate.strike_policy(price, settings.hysteresis_usd_per_mwh),
+                            caps)
+    units = operate.units_for(site, d.hashprice_known, state, dt_sim)
     if policy == "always-on":
-        return operate.walk(site, sim_times, units, lambda t, j, u, lo, hi: hi)
+        return operate.walk(site, d.sim_times, units, lambda t, j, u, lo, hi: hi, caps)
     if policy == "perfect":
-        step = pd.Timedelta(hours=dt_sim)
-        full = pd.date_range(horizon[0], horizon[-1] + pd.Timedelta(hours=1), freq=step, inclusive="left")
-        prices = actual.reindex(full).dropna()
-        plan = perfect_planner.solve(prices, hp_known, state, fallback=True)
-        setpoint = _setpoints(site, plan, sim_times)
-        return operate.walk(site, sim_times, units, lambda t, j, u, lo, hi: setpoint[t, j])
-    plan = plan_planner.solve(fc, hp_known, state, fallback=True)
-    setpoint = _setpoints(site, plan, sim_times)
+        plan = perfect_planner.solve(d.perfect_prices, d.hashprice_known, state, fallback=True,
+                                     load_cap_mw=d.perfect_caps, peak_probability=d.perfect_peak_weight)
+        setpoint = _setpoints(site, plan, d.sim_times)
+        return operate.walk(site, d.sim_times, units, lambda t, j, u, lo, hi: setpoint[t, j], caps)
+    plan = plan_planner.solve(d.forecast, d.hashprice_known, state, fallback=True, load_cap_mw=d.plan_caps,
+                              peak_probability=d.plan_peak_probability)
+    setpoint = _setpoints(site, plan, d.sim_times)
     if policy == "schedule":
-        return operate.walk(site, sim_times, units, lambda t, j, u, lo, hi: setpoint[t, j])
+        return operate.walk(site, d.sim_times, units, lambda t, j, u, lo, hi: setpoint[t, j], caps)
     strike = _strikes(units, setpoint)
     # the plan runs a unit when above its on-floor: a unit held warm at the floor counts as curtailed
     planned_on = setpoint > np.array([u.floor for u in units]) + 1e-6
@@ -218,7 +277,7 @@ def _operate(policy: str, site: Site, state: Mapping[str, UnitState], day: dt.da
         runs = price[t] < strike[t, j]
         return setpoint[t, j] if runs == planned_on[t, j] else (hi if runs else lo)
 
-    return operate.walk(site, sim_times, units, plan_with_override)
+    return operate.walk(site, d.sim_times, units, plan_with_override, caps)
 
 
 def _setpoints(site: Site, plan: xr.Dataset, sim_times: pd.DatetimeIndex) -> np.ndarray:

@@ -51,6 +51,7 @@ def headline(result: Result) -> pd.DataFrame:
         rows.append({"policy": p, "profit_usd": v["profit_usd"], "mining_revenue_usd": v["mining_revenue_usd"],
                      "ai_revenue_usd": v["ai_revenue_usd"], "power_credits_usd": v["power_credits_usd"],
                      "energy_cost_usd": v["energy_cost_usd"], "restart_cost_usd": v["restart_cost_usd"],
+                     "fourcp_charge_usd": v["fourcp_charge_usd"],
                      "mined_mwh": v["mined_mwh"], "sold_back_mwh": v["sold_back_mwh"],
                      "curtailment_hours": v["curtailment_hours"], "restarts": v["restarts"]})
     return pd.DataFrame(rows).set_index("policy").sort_values("profit_usd", ascending=False)

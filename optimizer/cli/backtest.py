@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 from typing import Annotated
@@ -12,6 +13,7 @@ import typer
 from optimizer import data
 from optimizer.backtest import POLICIES, Market, Settings, report, run
 from optimizer.errors import CurtailError, InputError
+from optimizer.events import read_events
 from optimizer.forecast import MarketHistory
 from optimizer.site import load_site
 from optimizer.solve import SolverOptions
@@ -37,17 +39,30 @@ def backtest(
     hold_hours: Annotated[float, typer.Option(help="Strike rule minimum hold, hours.")] = 0.0,
     policies: Annotated[str, typer.Option(help="Comma-separated subset of: " + ", ".join(POLICIES))] = ",".join(POLICIES),
     time_limit: Annotated[float, typer.Option(help="Solver time limit per solve, seconds.")] = 60.0,
+    emergency: Annotated[Path | None, typer.Option(help="Emergency events (CSV: start, end, max_load_mw or "
+                                                   "shed_mw): hard caps every policy honours.")] = None,
+    fourcp: Annotated[float | None, typer.Option(help="4CP charge, USD/kW-year (overrides the site's [fourcp]); "
+                                                 "settled on the actual monthly peaks.")] = None,
+    fourcp_plan: Annotated[bool, typer.Option(help="Plans price the expected 4CP charge (--no-fourcp-plan: they "
+                                              "ignore it, and still pay it).")] = True,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Walk forward day by day, operate at real-time resolution, settle at actual prices, compare policies."""
     try:
         site_obj = load_site(site or data.default_site_path())
+        if fourcp is not None:
+            if not 0 <= fourcp <= 1000:
+                raise InputError(f"4CP charge must be 0..1000 USD/kW-year, got {fourcp}", field="--fourcp")
+            site_obj = dataclasses.replace(site_obj, fourcp=dataclasses.replace(site_obj.fourcp,
+                                                                                charge_usd_per_kw_year=fourcp))
         first, last = _day(start, "--start"), _day(end, "--end")
         settings = Settings(forecast_method=forecast, decision_hour_local=decision_hour,
                             lookahead_hours=lookahead_hours, hysteresis_usd_per_mwh=hysteresis,
                             hold_hours=hold_hours, policies=tuple(p.strip() for p in policies.split(",") if p.strip()),
                             solver=SolverOptions(time_limit_seconds=time_limit),
-                            hashprice_usd_per_ph_day=_constant(hashprice))
+                            hashprice_usd_per_ph_day=_constant(hashprice),
+                            events=tuple(read_events(emergency, site_obj)) if emergency else (),
+                            fourcp_in_plan=fourcp_plan)
         market = _market(site_obj.settlement_point, prices, da_prices, hashprice)
         result = _run_with_progress(site_obj, first, last, market, settings, quiet)
         if out is not None:

@@ -1,0 +1,571 @@
+"""ERCOT 4CP: the probability that an hour is its month's system peak hour, and the settlement helpers.
+
+A large load's ERCOT transmission charge for the next year is set by its demand in the system peak interval of each
+of June, July, August and September (4CP). The optimizer prices that in as an expected charge: for each horizon
+hour h, ``P(h is this month's 4CP hour) x site MW in h x usd_per_kw_year x 1000 / 4``
+(:func:`expected_charge_usd_per_mw` gives the per-MW coefficient).
+
+:func:`peak_probability` estimates that probability from what is known at a decision time, and ONLY from
+:func:`optimizer.forecast.available` (actual system load up to the decision time; the day-ahead system load forecast
+for the days it is published; no prices).
+
+The method (all in log-load space, deterministic, no fitting beyond trailing averages):
+
+1. **Daily peaks.** Known hourly system load is grouped by local calendar day; a day's peak is its highest hourly
+   load. ``b`` is the last complete known day (the day before the decision day for a morning decision).
+2. **Forecast of each remaining day's peak** in the month (the rest of the decision day, then every later day):
+
+   * where ERCOT's day-ahead load forecast is known for all of the day's open hours, its hourly values plus a bias
+     correction (mean log error of the forecast's daily peak over the last :data:`ERROR_WINDOW_DAYS` known days);
+   * otherwise a persistence estimator at lead ``k = day - b`` days: the mean log peak of the last
+     :data:`LEVEL_DAYS` complete days, plus :data:`TREND_WEIGHT` x the morning trend (the known hours of the
+     partial day after ``b`` against the same local hours of the level days) for leads up to
+     :data:`TREND_MAX_LEAD_DAYS`, plus a seasonal term (the change of the prior years' mean daily-peak shape, by
+     day of year, between the level days and the target day; zero without a complete prior summer). The hourly
+     shape of such a day is the mean shape (hourly load relative to the day's peak) of the level days.
+
+3. **Spread.** The forecast error of a day's peak is Gaussian in log load with a standard deviation per lead: the
+   root-mean-square error of the SAME estimator (same lead, same morning hours) replayed over the last
+   :data:`ERROR_WINDOW_DAYS` days whose outcome is known (no look-ahead), made non-decreasing in lead and floored
+   at :data:`MIN_SD_LOG`; for day-ahead-forecast days the spread of that forecast's bias-corrected error.
+4. **Which day.** The days' peaks are taken as independent. The probability that day ``d`` holds the month's peak
+   is ``P(X_d > month-to-date max, X_d > X_e for every other remaining day e)``, integrated numerically. The
+   probability that no remaining day beats the month-to-date max goes to the known hour holding it.
+5. **Which hour.** Inside a day the peak hour is split among the day's open hours by the same max-of-Gaussians rule
+   on their forecast shape with independent noise :data:`HOUR_SD_LOG` (an assumption).
+
+ASSUMPTIONS worth knowing: independence between days and between hours (errors are really correlated: a heat wave
+lifts several days together); Gaussian tails in log load (real errors are skewed: storms and cold fronts cut load
+sharply); weekday/holiday effects are ignored (summer weekend peaks are ~1.5% lower); the system load is ERCOT's
+hourly Native Load while the real 4CP is a 15-minute interval of a slightly different quantity. The probabilities of
+all hours of a month (one call, a horizon covering the whole month) sum to 1; hours after the month's peak has
+clearly passed get small values because they must beat the month-to-date maximum.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+
+from optimizer.errors import InputError
+from optimizer.forecast import (
+    DEFAULT_DECISION_HOUR_LOCAL,
+    HOUR,
+    MarketHistory,
+    available,
+    decision_time_for,
+    horizon_for,
+)
+
+#: Local calendar months of 4CP (June .. September).
+FOURCP_MONTHS = (6, 7, 8, 9)
+#: Complete known days whose mean log daily peak is the persistence level.
+LEVEL_DAYS = 3
+#: Weight of the morning trend (log ratio of today's known hours to the same hours of the level days).
+TREND_WEIGHT = 0.5
+#: Largest lead (days after the last complete day) the morning trend is applied to.
+TREND_MAX_LEAD_DAYS = 3
+#: Trailing days over which forecast errors (and the day-ahead forecast's bias) are measured.
+ERROR_WINDOW_DAYS = 56
+#: Fewest replayed errors needed to trust an estimated spread; else :data:`FALLBACK_SD_LOG` is used.
+MIN_ERROR_SAMPLES = 14
+#: Spread (log load) when too few errors are known: 5% plus 0.5% per lead day, at most 12%.
+FALLBACK_SD_LOG = (0.05, 0.005, 0.12)
+#: Floor of a day's peak spread (log load).
+MIN_SD_LOG = 0.015
+#: Independent noise (log load) of each hour around the day's forecast shape, splitting a day among its hours.
+HOUR_SD_LOG = 0.01
+#: Leads beyond this many days use this lead's spread (far days are all climatology).
+MAX_LEAD_DAYS = 40
+#: Days of the centred moving average smoothing the prior years' seasonal shape.
+SEASONAL_SMOOTH_DAYS = 21
+#: Fewest known June-September days a prior year needs to contribute to the seasonal shape.
+SEASONAL_MIN_SUMMER_DAYS = 60
+#: Fewest hours of known load :func:`peak_probability` needs.
+MIN_KNOWN_LOAD_HOURS = 7 * 24
+
+_GRID_POINTS = 601
+_SQRT2 = math.sqrt(2.0)
+_LOG_TINY = -690.0          # log of the smallest CDF value used (exp(-690) ~ 1e-300)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# small numerical helpers (numpy only: scipy is not a dependency)
+
+
+def _norm_cdf(z: np.ndarray) -> np.ndarray:
+    """Standard normal CDF; erfc by the Chebyshev fit of Numerical Recipes (relative error < 1.2e-7)."""
+    x = -np.asarray(z, dtype=float) / _SQRT2
+    a = np.abs(x)
+    t = 1.0 / (1.0 + 0.5 * a)
+    poly = (-1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (
+        0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))))
+    erfc_a = t * np.exp(-a * a + poly)
+    return 0.5 * np.where(x >= 0, erfc_a, 2.0 - erfc_a)
+
+
+def _safe_mean(a: np.ndarray, axis: int) -> np.ndarray:
+    """Mean over ``axis`` ignoring NaN; NaN where nothing is finite (without numpy's empty-slice warning)."""
+    finite = np.isfinite(a)
+    n = finite.sum(axis=axis)
+    s = np.where(finite, a, 0.0).sum(axis=axis)
+    return np.divide(s, n, out=np.full(np.shape(s), np.nan), where=n > 0)
+
+
+def _rolling_mean(a: np.ndarray, n: int) -> np.ndarray:
+    """out[i] = mean of the finite values among a[i-n+1 .. i] (NaN if none)."""
+    finite = np.isfinite(a)
+    cs = np.concatenate([[0.0], np.cumsum(np.where(finite, a, 0.0))])
+    cn = np.concatenate([[0], np.cumsum(finite)])
+    i = np.arange(len(a))
+    lo = np.maximum(i - n + 1, 0)
+    s, c = cs[i + 1] - cs[lo], cn[i + 1] - cn[lo]
+    return np.divide(s, c, out=np.full(len(a), np.nan), where=c > 0)
+
+
+def _prob_of_max(mu: np.ndarray, sd: np.ndarray | float, floor: float = -np.inf) -> tuple[np.ndarray, float]:
+    """Independent ``X_i ~ N(mu_i, sd_i)``: ``(P(X_i > floor and X_i is the largest), P(every X_i <= floor))``.
+
+    Integrated on a grid; the first part is rescaled so the two add up to exactly 1.
+    """
+    mu = np.asarray(mu, dtype=float)
+    sd = np.broadcast_to(np.asarray(sd, dtype=float), mu.shape)
+    if mu.size == 0:
+        return mu.copy(), 1.0
+    p_none = 0.0
+    if np.isfinite(floor):
+        p_none = float(np.exp(np.maximum(np.log(np.maximum(_norm_cdf((floor - mu) / sd), 1e-300)), _LOG_TINY).sum()))
+    hi = float(np.max(mu + 8.0 * sd))
+    lo = max(float(np.max(mu - 8.0 * sd)), floor)
+    if mu.size == 1:
+        return np.array([1.0 - p_none]), p_none
+    if hi <= lo or p_none >= 1.0:
+        return np.zeros_like(mu), 1.0
+    x = np.linspace(lo, hi, _GRID_POINTS)
+    z = (x[None, :] - mu[:, None]) / sd[:, None]
+    log_cdf = np.maximum(np.log(np.maximum(_norm_cdf(z), 1e-300)), _LOG_TINY)
+    others = np.exp(log_cdf.sum(axis=0)[None, :] - log_cdf)
+    pdf = np.exp(-0.5 * z * z) / (sd[:, None] * math.sqrt(2.0 * math.pi))
+    y = pdf * others
+    p = ((y[:, 1:] + y[:, :-1]) * 0.5 * np.diff(x)[None, :]).sum(axis=1)
+    total = p.sum()
+    if total <= 0.0:
+        return np.zeros_like(mu), 1.0
+    return p * ((1.0 - p_none) / total), p_none
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# daily tables
+
+
+def _local_seconds(idx: pd.DatetimeIndex, timezone: str) -> np.ndarray:
+    return idx.tz_convert(timezone).tz_localize(None).as_unit("s").asi8
+
+
+@dataclass(frozen=True)
+class _Daily:
+    """Hourly log values by local day (rows: day numbers ``first`` .. , days since 1970-01-01 local) and local hour."""
+
+    first: int
+    log_hourly: np.ndarray          # (n_days, 24), NaN where unknown
+    complete: np.ndarray            # (n_days,) bool: every hour of the local day is known
+
+    @classmethod
+    def of(cls, s: pd.Series, timezone: str) -> _Daily:
+        secs = _local_seconds(s.index, timezone)
+        day = secs // 86400
+        hour = (secs // 3600) % 24
+        first = int(day[0])
+        row = day - first
+        n = int(row[-1]) + 1
+        table = np.full((n, 24), np.nan)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            table[row, hour] = np.log(s.to_numpy())
+        table[~np.isfinite(table)] = np.nan
+        count = np.bincount(row, minlength=n)
+        complete = (count >= 23) & np.isfinite(table[:, 0]) & np.isfinite(table[:, 23])
+        return cls(first, table, complete)
+
+    def peaks(self) -> np.ndarray:
+        """Log daily peak of each complete day, NaN for incomplete days."""
+        m = np.where(np.isfinite(self.log_hourly), self.log_hourly, -np.inf).max(axis=1)
+        return np.where(self.complete, m, np.nan)
+
+
+def _day_number(d: dt.date) -> int:
+    return (d - dt.date(1970, 1, 1)).days
+
+
+def _calendar(day_numbers: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(year, month, day of year) of day numbers."""
+    d = np.datetime64("1970-01-01", "D") + np.asarray(day_numbers, dtype="int64")
+    years = d.astype("datetime64[Y]")
+    year = years.astype(int) + 1970
+    month = (d.astype("datetime64[M]") - years.astype("datetime64[M]")).astype(int) + 1
+    doy = (d - years.astype("datetime64[D]")).astype(int) + 1
+    return year, month, doy
+
+
+def _seasonal_shape(daily: _Daily, peaks: np.ndarray, before_year: int) -> np.ndarray:
+    """(367,) by day of year: the mean over complete prior summers (years < ``before_year``) of the log daily peak
+    minus that year's June-September mean, smoothed over :data:`SEASONAL_SMOOTH_DAYS`; 0 where unknown."""
+    days = daily.first + np.arange(len(peaks))
+    year, month, doy = _calendar(days)
+    sums, counts = np.zeros(367), np.zeros(367)
+    for y in np.unique(year[year < before_year]):
+        in_year = (year == y) & np.isfinite(peaks)
+        summer = in_year & (month >= 6) & (month <= 9)
+        if summer.sum() < SEASONAL_MIN_SUMMER_DAYS:
+            continue
+        use = in_year & (month >= 3) & (month <= 10)
+        np.add.at(sums, doy[use], peaks[use] - peaks[summer].mean())
+        np.add.at(counts, doy[use], 1.0)
+    if not counts.any():
+        return np.zeros(367)
+    kernel = np.ones(SEASONAL_SMOOTH_DAYS)
+    s = np.convolve(sums, kernel, mode="same")
+    c = np.convolve(counts, kernel, mode="same")
+    return np.divide(s, c, out=np.zeros(367), where=c > 0)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the load model known at a decision time
+
+
+class _PeakModel:
+    """Forecasts of daily peak loads (log MW) and their spreads, from an ``available`` history only."""
+
+    def __init__(self, avail: MarketHistory, decision_time: pd.Timestamp) -> None:
+        load = avail.load
+        if load is None:
+            raise InputError("the market history has no system load; 4CP probabilities need it", field="load")
+        load = load.dropna()
+        if len(load) < MIN_KNOWN_LOAD_HOURS:
+            raise InputError(f"only {len(load)} hours of system load known at {decision_time.isoformat()} "
+                             f"(need {MIN_KNOWN_LOAD_HOURS})", field="load")
+        self.tz = avail.timezone
+        self.load = load
+        self.load_end = load.index[-1] + HOUR          # first hour whose load is not known
+        self.daily = _Daily.of(load, self.tz)
+        lp = self.daily.peaks()
+        complete_rows = np.flatnonzero(np.isfinite(lp))
+        if len(complete_rows) < LEVEL_DAYS:
+            raise InputError(f"fewer than {LEVEL_DAYS} complete days of system load known at "
+                             f"{decision_time.isoformat()}", field="load")
+        self.lp = lp
+        self.b = int(complete_rows[-1])                 # row of the last complete day
+        decision_year = int(decision_time.tz_convert(self.tz).year)
+        self.season = _seasonal_shape(self.daily, lp, decision_year)
+
+        # per-row building blocks of the estimator (row i used as "last complete day")
+        table = self.daily.log_hourly
+        self.level = _rolling_mean(lp, LEVEL_DAYS)
+        n = table.shape[0]
+        partial = table[self.b + 1] if self.b + 1 < n else np.full(24, np.nan)
+        mask = np.isfinite(partial)
+        if mask.any():
+            morning = _safe_mean(table[:, mask], axis=1)               # mean log load of those hours, per day
+            next_morning = np.append(morning[1:], np.nan)
+            with np.errstate(invalid="ignore"):
+                self.trend = next_morning - _rolling_mean(np.where(np.isfinite(lp), morning, np.nan), LEVEL_DAYS)
+        else:
+            self.trend = np.zeros(n)
+        days = self.daily.first + np.arange(n)
+        self.season_rows = self.season[_calendar(days)[2]]
+        self.season_level = _rolling_mean(np.where(np.isfinite(lp), self.season_rows, np.nan), LEVEL_DAYS)
+        # hourly shape of the level days: log load minus the day's log peak, by local hour
+        rows = slice(max(self.b - LEVEL_DAYS + 1, 0), self.b + 1)
+        shape = _safe_mean(table[rows] - lp[rows, None], axis=0)
+        self.shape = np.where(np.isfinite(shape), shape, np.nanmin(np.where(np.isfinite(shape), shape, 0.0)) - 0.1)
+        self.sd = self._spreads()
+        self.da = self._day_ahead(avail.load_forecast)
+
+    # -- estimator -----------------------------------------------------------------------------------------------
+
+    def _season_at(self, day_numbers: np.ndarray) -> np.ndarray:
+        return self.season[_calendar(day_numbers)[2]]
+
+    def _estimate(self, rows: np.ndarray, lead: np.ndarray) -> np.ndarray:
+        """Log peak forecast of day ``row + lead`` made with ``row`` as the last complete day."""
+        w = np.where(lead <= TREND_MAX_LEAD_DAYS, TREND_WEIGHT, 0.0)
+        trend = np.where(np.isfinite(self.trend[rows]), self.trend[rows], 0.0)
+        seasonal = self._season_at(self.daily.first + rows + lead) - self.season_level[rows]
+        return self.level[rows] + w * trend + np.where(np.isfinite(seasonal), seasonal, 0.0)
+
+    def _spreads(self) -> np.ndarray:
+        """(MAX_LEAD_DAYS + 1,) spread by lead: RMS error of the estimator replayed over the trailing window."""
+        leads = np.arange(1, MAX_LEAD_DAYS + 1)
+        offsets = np.arange(ERROR_WINDOW_DAYS)
+        rows = self.b - leads[:, None] - offsets[None, :]          # base rows whose target row + lead <= b
+        valid = rows >= LEVEL_DAYS - 1
+        rows_c = np.where(valid, rows, 0)
+        lead_m = np.broadcast_to(leads[:, None], rows.shape)
+        err = self.lp[rows_c + lead_m] - self._estimate(rows_c, lead_m)
+        err = np.where(valid, err, np.nan)
+        finite = np.isfinite(err)
+        n_ok = finite.sum(axis=1)
+        rms = np.sqrt(_safe_mean(err * err, axis=1))
+        base, per_day, cap = FALLBACK_SD_LOG
+        fallback = np.minimum(base + per_day * leads, cap)
+        sd = np.where((n_ok >= MIN_ERROR_SAMPLES) & np.isfinite(rms), rms, fallback)
+        sd = np.maximum.accumulate(np.maximum(sd, MIN_SD_LOG))
+        return np.concatenate([[sd[0]], sd])                      # index = lead (lead 0 unused: same as 1)
+
+    def spread(self, lead: int) -> float:
+        return float(self.sd[min(max(lead, 0), MAX_LEAD_DAYS)])
+
+    # -- day-ahead load forecast ---------------------------------------------------------------------------------
+
+    def _day_ahead(self, lf: pd.Series | None) -> tuple[pd.Series, float, float] | None:
+        """(known forecast, bias, spread) in log MW, or None if no forecast is known."""
+        if lf is None:
+            return None
+        lf = lf.dropna()
+        lf = lf[lf > 0]
+        if lf.empty:
+            return None
+        start = self.load_end - pd.Timedelta(days=ERROR_WINDOW_DAYS + 2)
+        tail = lf[lf.index >= start]
+        errors = np.array([])
+        if len(tail):
+            f = _Daily.of(tail, self.tz)
+            fp = f.peaks()
+            rows = np.arange(len(fp))
+            load_rows = f.first + rows - self.daily.first
+            ok = (load_rows >= 0) & (load_rows <= self.b) & np.isfinite(fp)
+            errors = self.lp[load_rows[ok]] - fp[ok]
+            errors = errors[np.isfinite(errors)]
+        if len(errors) >= MIN_ERROR_SAMPLES:
+            bias = float(errors.mean())
+            sd = max(float(np.sqrt(np.mean((errors - bias) ** 2))), MIN_SD_LOG)
+        else:
+            bias, sd = 0.0, self.spread(1)
+        return np.log(lf), bias, sd
+
+    # -- one month -----------------------------------------------------------------------------------------------
+
+    def month_probabilities(self, year: int, month: int, wanted: pd.DatetimeIndex) -> pd.Series:
+        """P(hour is the month's peak hour) for the hours of ``wanted`` (UTC) in local month ``year-month``."""
+        tz = ZoneInfo(self.tz)
+        first = dt.date(year, month, 1)
+        nxt = dt.date(year + month // 12, month % 12 + 1, 1)
+        start = pd.Timestamp(dt.datetime.combine(first, dt.time(), tz)).tz_convert("UTC")
+        end = pd.Timestamp(dt.datetime.combine(nxt, dt.time(), tz)).tz_convert("UTC")
+        out = pd.Series(0.0, index=wanted)
+
+        known = self.load.iloc[self.load.index.searchsorted(start): self.load.index.searchsorted(end)]
+        m0 = float(np.log(known.max())) if len(known) else -np.inf
+        open_hours = pd.date_range(max(start, self.load_end), end, freq="1h", inclusive="left")
+        if len(open_hours) == 0:
+            if len(known):
+                out[out.index == known.idxmax()] = 1.0
+            return out
+
+        secs = _local_seconds(open_hours, self.tz)
+        day = secs // 86400
+        hour = (secs // 3600) % 24
+        days, first_pos = np.unique(day, return_index=True)
+        bounds = np.append(first_pos, len(open_hours))
+        lf_log = None
+        if self.da is not None:
+            lf_log = self.da[0].reindex(open_hours).to_numpy()
+        last_complete = self.daily.first + self.b
+
+        mu_days = np.empty(len(days))
+        sd_days = np.empty(len(days))
+        hour_mu: list[np.ndarray] = []
+        for i, d in enumerate(days):
+            sl = slice(bounds[i], bounds[i + 1])
+            lead = int(d - last_complete)
+            if lf_log is not None and np.isfinite(lf_log[sl]).all():
+                mu_h = lf_log[sl] + self.da[1]
+                sd = self.da[2]
+            else:
+                lead_c = min(max(lead, 1), MAX_LEAD_DAYS)
+                full = float(self._estimate(np.array([self.b]), np.array([lead_c]))[0])
+                if lead_c != lead:  # far beyond the error table: seasonal term at the true target day
+                    full += float(self._season_at(np.array([d]))[0] - self._season_at(np.array([d - lead + lead_c]))[0])
+                mu_h = full + self.shape[hour[sl]]
+                sd = self.spread(lead)
+            hour_mu.append(mu_h)
+            mu_days[i] = mu_h.max()
+            sd_days[i] = sd
+        p_days, p_none = _prob_of_max(mu_days, sd_days, m0)
+
+        if len(known) and p_none > 0:
+            out[out.index == known.idxmax()] = p_none
+        wanted_set = wanted[(wanted >= open_hours[0]) & (wanted < end)]
+        if len(wanted_set):
+            for i in range(len(days)):
+                hours_i = open_hours[bounds[i]:bounds[i + 1]]
+                if p_days[i] <= 0 or not hours_i.isin(wanted_set).any():
+                    continue
+                split, _ = _prob_of_max(hour_mu[i], HOUR_SD_LOG)
+                part = pd.Series(p_days[i] * split, index=hours_i)
+                common = part.index.intersection(out.index)
+                out.loc[common] = part.loc[common].to_numpy()
+        return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# public API
+
+
+def _utc(decision_time: Any) -> pd.Timestamp:
+    t = pd.Timestamp(decision_time)
+    if t.tz is None:
+        raise InputError(f"decision time {t} has no time zone (give a tz-aware timestamp)", field="decision_time")
+    return t.tz_convert("UTC")
+
+
+def _check_horizon(horizon: Any) -> pd.DatetimeIndex:
+    idx = pd.DatetimeIndex(horizon)
+    if idx.tz is None:
+        raise InputError("horizon must be tz-aware (UTC hour starts)", field="horizon")
+    idx = idx.tz_convert("UTC")
+    if not (idx.is_unique and idx.is_monotonic_increasing):
+        raise InputError("horizon must be increasing without repeats", field="horizon")
+    if len(idx) and (idx != idx.floor("h")).any():
+        raise InputError("horizon hours must start on the hour", field="horizon")
+    return idx
+
+
+def peak_probability(history: MarketHistory, decision_time: Any, horizon: pd.DatetimeIndex) -> pd.Series:
+    """P(hour is its local month's 4CP peak hour), in [0, 1], for each hour of ``horizon`` (UTC hour starts).
+
+    Uses only ``available(history, decision_time)``: the system load known then and the day-ahead system load
+    forecast where published (see the module docstring for the method). 0 for hours outside June-September.
+    The result's index is ``horizon`` itself (converted to UTC, name ``timestamp``).
+
+    Raises :class:`~optimizer.errors.InputError` if a June-September hour is asked for and fewer than
+    :data:`MIN_KNOWN_LOAD_HOURS` hours of system load are known.
+    """
+    t = _utc(decision_time)
+    idx = _check_horizon(horizon)
+    result = pd.Series(0.0, index=pd.DatetimeIndex(idx, name="timestamp"), name="peak_probability")
+    if len(idx) == 0:
+        return result
+    local = idx.tz_convert(history.timezone)
+    months = sorted({(y, m) for y, m in zip(local.year, local.month, strict=True) if m in FOURCP_MONTHS})
+    if not months:
+        return result
+    model = _PeakModel(available(history, t), t)
+    values = result.to_numpy(copy=True)
+    for y, m in months:
+        sel = (local.year == y) & (local.month == m)
+        values[sel] = model.month_probabilities(y, m, idx[sel]).to_numpy()
+    return pd.Series(np.clip(values, 0.0, 1.0), index=result.index, name=result.name)
+
+
+def expected_charge_usd_per_mw(probability: pd.Series, usd_per_kw_year: float) -> pd.Series:
+    """Expected 4CP charge per MW of site load in each hour: ``probability x usd_per_kw_year x 1000 / 4`` (USD/MW).
+
+    Each of the four summer months sets a quarter of the yearly charge; this is the objective coefficient of the
+    site's MW in each hour.
+    """
+    rate = _check_rate(usd_per_kw_year)
+    return (probability.astype(float) * rate * 1000.0 / 4.0).rename("fourcp_usd_per_mw")
+
+
+def _check_rate(usd_per_kw_year: float) -> float:
+    rate = float(usd_per_kw_year)
+    if not math.isfinite(rate) or rate < 0:
+        raise InputError(f"4CP rate {usd_per_kw_year!r} USD/kW-year must be a finite number >= 0",
+                         field="usd_per_kw_year")
+    return rate
+
+
+def site_peak_charge_usd(load_mw_at_peaks: Sequence[float] | Mapping[Any, float] | pd.Series,
+                         usd_per_kw_year: float) -> float:
+    """The 4CP transmission charge (USD for the following year) of a site drawing ``load_mw_at_peaks`` MW in each
+    month's actual peak interval (up to four values, June-September): ``sum(MW) x 1000 x usd_per_kw_year / 4``.
+
+    >>> site_peak_charge_usd([10, 10, 10, 10], 100.0)
+    1000000.0
+    """
+    values = list(load_mw_at_peaks.values()) if isinstance(load_mw_at_peaks, Mapping) else list(load_mw_at_peaks)
+    if len(values) > len(FOURCP_MONTHS):
+        raise InputError(f"{len(values)} peak loads given; 4CP has at most {len(FOURCP_MONTHS)} (June-September)",
+                         field="load_mw_at_peaks")
+    mw = np.asarray(values, dtype=float)
+    if not np.isfinite(mw).all() or (mw < 0).any():
+        raise InputError(f"peak loads {values} MW must be finite and >= 0", field="load_mw_at_peaks")
+    return float(mw.sum() * 1000.0 * _check_rate(usd_per_kw_year) / 4.0)
+
+
+def actual_peak_hours(year: int) -> list[pd.Timestamp]:
+    """UTC hour starts of the June-September monthly peak hours of ``year`` from the shipped HOURLY PROXY
+    (highest Native Load hour of each month; not ERCOT's official 15-minute 4CP list; see ``data/SOURCE.md``)."""
+    from optimizer import data
+
+    hours = data.ercot_4cp_hours()
+    chosen = [ts for ts in hours if ts.year == int(year)]
+    if not chosen:
+        raise InputError(f"no shipped 4CP proxy for {year} (covers {hours[0].year}..{hours[-1].year})",
+                         field="year")
+    return chosen
+
+
+def site_load_at_peaks_mw(site_mw: pd.Series, year: int) -> list[float]:
+    """A site's MW (hourly series on UTC hour starts) in each of ``year``'s actual peak hours (shipped proxy)."""
+    idx = pd.DatetimeIndex(site_mw.index)
+    if idx.tz is None:
+        raise InputError("site load index must be tz-aware (UTC hour starts)", field="site_mw")
+    s = pd.Series(site_mw.to_numpy(dtype=float), index=idx.tz_convert("UTC"))
+    peaks = actual_peak_hours(year)
+    missing = [ts.isoformat() for ts in peaks if ts not in s.index]
+    if missing:
+        raise InputError(f"no site load for peak hour(s) {', '.join(missing)}", field="site_mw")
+    return [float(s.loc[ts]) for ts in peaks]
+
+
+def evaluate(history: MarketHistory, year: int,
+             decision_hour_local: int = DEFAULT_DECISION_HOUR_LOCAL) -> dict[str, Any]:
+    """Skill of :func:`peak_probability` on ``year``'s summer, as a backtest would see it.
+
+    Every day D of June-September is forecast by one call at ``decision_hour_local`` on D-1 with horizon = day D
+    (no lookahead); the day's probabilities are stitched into one series per month. The actual peak hour of each
+    month is the highest hour of ``history.load`` in it (the month must be fully known).
+
+    Returns ``{"year", "decision_hour_local", "probabilities": Series over all summer hours, "months": {month:
+    {"peak_hour", "peak_load_mw", "probability_at_peak", "rank_of_peak" (1 = the month's highest-probability
+    hour; ties count against it), "hours", "mean_probability_other_hours", "mean_probability_all_hours",
+    "sum_probability"}}}``.
+    """
+    tz = history.timezone
+    if history.load is None:
+        raise InputError("the market history has no system load", field="load")
+    months: dict[int, dict[str, Any]] = {}
+    parts: list[pd.Series] = []
+    for month in FOURCP_MONTHS:
+        first = dt.date(year, month, 1)
+        nxt = dt.date(year + month // 12, month % 12 + 1, 1)
+        days = [first + dt.timedelta(days=i) for i in range((nxt - first).days)]
+        probs = pd.concat([peak_probability(history, decision_time_for(d, tz, decision_hour_local),
+                                            horizon_for(d, tz, 0)) for d in days])
+        actual = history.load.reindex(probs.index)
+        if actual.isna().any():
+            raise InputError(f"system load of {year}-{month:02d} is not fully known; cannot score it", field="load")
+        peak = actual.idxmax()
+        p_peak = float(probs.loc[peak])
+        others = probs.drop(peak)
+        months[month] = {
+            "peak_hour": peak,
+            "peak_load_mw": float(actual.loc[peak]),
+            "probability_at_peak": p_peak,
+            "rank_of_peak": int((others >= p_peak).sum()) + 1,
+            "hours": len(probs),
+            "mean_probability_other_hours": float(others.mean()),
+            "mean_probability_all_hours": float(probs.mean()),
+            "sum_probability": float(probs.sum()),
+        }
+        parts.append(probs)
+    return {"year": int(year), "decision_hour_local": int(decision_hour_local),
+            "probabilities": pd.concat(parts), "months": months}
