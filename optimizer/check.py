@@ -123,8 +123,9 @@ def check_schedule(site: Site, frame: pd.DataFrame, *, hashprice_usd_per_ph_day:
             "restart_cost_usd": restart, "sla_credit_usd": sla_credit}
     weight = frame["peak_weight"].to_numpy(float) if "peak_weight" in frame.columns else np.zeros(n)
     want["fourcp_charge_usd"] = weight * load * site.fourcp.charge_usd_per_kw_year * 250.0
+    want["reserve_revenue_usd"] = _check_reserves(out, site, frame, fleet_cols, flexible, dt)
     want["profit_usd"] = (want["mining_revenue_usd"] + want["ai_revenue_usd"] - energy_cost + credit - contract
-                          - restart - sla_credit - want["fourcp_charge_usd"])
+                          - restart - sla_credit - want["fourcp_charge_usd"] + want["reserve_revenue_usd"])
     for name, w in want.items():
         if _need(frame, name, out):
             _close(out, "accounting", name, frame[name].to_numpy(float), w, TOL_USD, relative=True)
@@ -164,6 +165,38 @@ def _check_unit(out, name, p, cap, c: Commitment, p0, s: UnitState, dt: float, e
         if ends_inside and not trip and before + length * dt < need - 1e-9:
             out.append(Violation("min_on" if value else "min_off", name, int(start),
                                  f"{'on' if value else 'off'} for {before + length * dt:g} h < {need} h"))
+
+
+def _check_reserves(out, site: Site, frame: pd.DataFrame, fleet_cols, flexible, dt: float) -> np.ndarray:
+    """Offers never above the load a unit consumes nor what it can drop in the response time; their revenue."""
+    n = len(frame)
+    revenue = np.zeros(n)
+    loads = dict(zip([f.name for f in site.mining] + [g.name for g in site.gpu], [*fleet_cols, *flexible]))
+    units = {u.name: u for u in (*site.mining, *site.gpu)}
+    total = {name: np.zeros(n) for name in loads}
+    for r in site.reserves:
+        price_col = f"reserve_price__{r.name}"
+        price = frame[price_col].to_numpy(float) if price_col in frame.columns else np.full(n, r.price_usd_per_mw_hour)
+        for name in loads:
+            col = f"reserve_mw__{r.name}__{name}"
+            if col not in frame.columns:
+                continue
+            offer = frame[col].to_numpy(float)
+            limit = units[name].reserve_limit_mw(r.response_minutes)
+            for t in np.flatnonzero((offer < -TOL_MW) | (offer > limit + TOL_MW)):
+                out.append(Violation("reserve", name, int(t), f"{r.name} offer {offer[t]:.4f} MW outside [0, {limit:g}]"))
+            total[name] += offer
+            revenue += price * offer * dt
+    deployed = frame["reserve_deployed_mw"].to_numpy(float) if "reserve_deployed_mw" in frame.columns else np.zeros(n)
+    for name, load in loads.items():
+        for t in np.flatnonzero((total[name] > load + TOL_MW) & (deployed <= TOL_MW)):
+            out.append(Violation("reserve", name, int(t), f"offers {total[name][t]:.4f} MW above the load "
+                                                          f"{load[t]:.4f} MW it consumes"))
+    site_offer, site_load = sum(total.values(), np.zeros(n)), sum(loads.values(), np.zeros(n))
+    for t in np.flatnonzero(site_offer > site_load + deployed + TOL_MW):
+        out.append(Violation("reserve", "site", int(t), f"offers {site_offer[t]:.4f} MW above load {site_load[t]:.4f} "
+                                                        f"MW plus deployed {deployed[t]:.4f} MW"))
+    return revenue
 
 
 def _runs(on: np.ndarray) -> list[tuple[bool, int, int]]:

@@ -82,6 +82,8 @@ FALLBACK_SD_LOG = (0.05, 0.005, 0.12)
 MIN_SD_LOG = 0.015
 #: Independent noise (log load) of each hour around the day's forecast shape, splitting a day among its hours.
 HOUR_SD_LOG = 0.01
+#: Correlation of the errors of any two days' peak forecasts (one common factor, e.g. a hotter month).
+DAY_ERROR_CORRELATION = 0.6
 #: Leads beyond this many days use this lead's spread (far days are all climatology).
 MAX_LEAD_DAYS = 40
 #: Days of the centred moving average smoothing the prior years' seasonal shape.
@@ -91,7 +93,8 @@ SEASONAL_MIN_SUMMER_DAYS = 60
 #: Fewest hours of known load :func:`peak_probability` needs.
 MIN_KNOWN_LOAD_HOURS = 7 * 24
 
-_GRID_POINTS = 601
+_GRID_POINTS = 401
+_FACTOR_NODES = 15
 _SQRT2 = math.sqrt(2.0)
 _LOG_TINY = -690.0          # log of the smallest CDF value used (exp(-690) ~ 1e-300)
 
@@ -130,35 +133,54 @@ def _rolling_mean(a: np.ndarray, n: int) -> np.ndarray:
     return np.divide(s, c, out=np.full(len(a), np.nan), where=c > 0)
 
 
-def _prob_of_max(mu: np.ndarray, sd: np.ndarray | float, floor: float = -np.inf) -> tuple[np.ndarray, float]:
-    """Independent ``X_i ~ N(mu_i, sd_i)``: ``(P(X_i > floor and X_i is the largest), P(every X_i <= floor))``.
+def _prob_of_max_batch(mu: np.ndarray, sd: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndarray]:
+    """For each row q of ``mu`` (shape (Q, n)), independent ``X_i ~ N(mu[q, i], sd_i)``: returns
+    ``P(X_i > floor and X_i is the largest)`` (Q, n) and ``P(every X_i <= floor)`` (Q,).
 
-    Integrated on a grid; the first part is rescaled so the two add up to exactly 1.
+    Integrated by the trapezoid rule on a grid per row; the first part is rescaled so each row adds up to 1.
     """
+    q, n = mu.shape
+    if n == 0:
+        return np.zeros((q, 0)), np.ones(q)
+    if np.isfinite(floor):
+        log_below = np.maximum(np.log(np.maximum(_norm_cdf((floor - mu) / sd[None, :]), 1e-300)), _LOG_TINY)
+        p_none = np.exp(log_below.sum(axis=1))
+    else:
+        p_none = np.zeros(q)
+    hi = (mu + 8.0 * sd[None, :]).max(axis=1)
+    lo = np.maximum((mu - 8.0 * sd[None, :]).max(axis=1), floor)
+    empty = hi <= lo
+    hi = np.where(empty, lo + 1.0, hi)
+    x = lo[:, None] + (hi - lo)[:, None] * np.linspace(0.0, 1.0, _GRID_POINTS)[None, :]     # (Q, G)
+    z = (x[:, None, :] - mu[:, :, None]) / sd[None, :, None]                                # (Q, n, G)
+    log_cdf = np.maximum(np.log(np.maximum(_norm_cdf(z), 1e-300)), _LOG_TINY)
+    y = np.exp(log_cdf.sum(axis=1, keepdims=True) - log_cdf - 0.5 * z * z) / sd[None, :, None]
+    dx = (hi - lo) / (_GRID_POINTS - 1)
+    p = (y.sum(axis=2) - 0.5 * (y[:, :, 0] + y[:, :, -1])) * dx[:, None] / math.sqrt(2.0 * math.pi)
+    total = p.sum(axis=1)
+    ok = (total > 0) & ~empty
+    scale = np.divide(1.0 - p_none, total, out=np.zeros(q), where=ok)
+    p = p * scale[:, None]
+    p_none = np.where(ok, p_none, 1.0)
+    return p, p_none
+
+
+def _prob_of_max(mu: np.ndarray, sd: np.ndarray | float, floor: float = -np.inf,
+                 rho: float = 0.0) -> tuple[np.ndarray, float]:
+    """``X_i = mu_i + sd_i (sqrt(rho) Z + sqrt(1 - rho) e_i)`` with a common standard normal factor ``Z``
+    (correlation ``rho`` between any two) and independent standard normal ``e_i``: returns
+    ``P(X_i > floor and X_i is the largest)`` per i and ``P(every X_i <= floor)`` (they add up to 1).
+    ``Z`` is integrated out by Gauss-Hermite quadrature."""
     mu = np.asarray(mu, dtype=float)
     sd = np.broadcast_to(np.asarray(sd, dtype=float), mu.shape)
-    if mu.size == 0:
-        return mu.copy(), 1.0
-    p_none = 0.0
-    if np.isfinite(floor):
-        p_none = float(np.exp(np.maximum(np.log(np.maximum(_norm_cdf((floor - mu) / sd), 1e-300)), _LOG_TINY).sum()))
-    hi = float(np.max(mu + 8.0 * sd))
-    lo = max(float(np.max(mu - 8.0 * sd)), floor)
-    if mu.size == 1:
-        return np.array([1.0 - p_none]), p_none
-    if hi <= lo or p_none >= 1.0:
-        return np.zeros_like(mu), 1.0
-    x = np.linspace(lo, hi, _GRID_POINTS)
-    z = (x[None, :] - mu[:, None]) / sd[:, None]
-    log_cdf = np.maximum(np.log(np.maximum(_norm_cdf(z), 1e-300)), _LOG_TINY)
-    others = np.exp(log_cdf.sum(axis=0)[None, :] - log_cdf)
-    pdf = np.exp(-0.5 * z * z) / (sd[:, None] * math.sqrt(2.0 * math.pi))
-    y = pdf * others
-    p = ((y[:, 1:] + y[:, :-1]) * 0.5 * np.diff(x)[None, :]).sum(axis=1)
-    total = p.sum()
-    if total <= 0.0:
-        return np.zeros_like(mu), 1.0
-    return p * ((1.0 - p_none) / total), p_none
+    if rho <= 0.0:
+        p, none = _prob_of_max_batch(mu[None, :], sd, floor)
+        return p[0], float(none[0])
+    nodes, weights = np.polynomial.hermite_e.hermegauss(_FACTOR_NODES)
+    weights = weights / weights.sum()
+    p, none = _prob_of_max_batch(mu[None, :] + math.sqrt(rho) * sd[None, :] * nodes[:, None],
+                                 sd * math.sqrt(1.0 - rho), floor)
+    return weights @ p, float(weights @ none)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -297,7 +319,7 @@ class _PeakModel:
         w = np.where(lead <= TREND_MAX_LEAD_DAYS, TREND_WEIGHT, 0.0)
         trend = np.where(np.isfinite(self.trend[rows]), self.trend[rows], 0.0)
         seasonal = self._season_at(self.daily.first + rows + lead) - self.season_level[rows]
-        return self.level[rows] + w * trend + np.where(np.isfinite(seasonal), seasonal, 0.0)
+        return self.level[rows] + w * trend + seasonal
 
     def _spreads(self) -> np.ndarray:
         """(MAX_LEAD_DAYS + 1,) spread by lead: RMS error of the estimator replayed over the trailing window."""
@@ -351,33 +373,24 @@ class _PeakModel:
 
     # -- one month -----------------------------------------------------------------------------------------------
 
-    def month_probabilities(self, year: int, month: int, wanted: pd.DatetimeIndex) -> pd.Series:
-        """P(hour is the month's peak hour) for the hours of ``wanted`` (UTC) in local month ``year-month``."""
+    def month_days(self, year: int, month: int) -> _MonthDays:
+        """The month's known maximum and the forecast of each of its remaining (open) days."""
         tz = ZoneInfo(self.tz)
         first = dt.date(year, month, 1)
         nxt = dt.date(year + month // 12, month % 12 + 1, 1)
         start = pd.Timestamp(dt.datetime.combine(first, dt.time(), tz)).tz_convert("UTC")
         end = pd.Timestamp(dt.datetime.combine(nxt, dt.time(), tz)).tz_convert("UTC")
-        out = pd.Series(0.0, index=wanted)
-
         known = self.load.iloc[self.load.index.searchsorted(start): self.load.index.searchsorted(end)]
+        known_peak = known.idxmax() if len(known) else None
         m0 = float(np.log(known.max())) if len(known) else -np.inf
         open_hours = pd.date_range(max(start, self.load_end), end, freq="1h", inclusive="left")
-        if len(open_hours) == 0:
-            if len(known):
-                out[out.index == known.idxmax()] = 1.0
-            return out
-
         secs = _local_seconds(open_hours, self.tz)
         day = secs // 86400
         hour = (secs // 3600) % 24
         days, first_pos = np.unique(day, return_index=True)
         bounds = np.append(first_pos, len(open_hours))
-        lf_log = None
-        if self.da is not None:
-            lf_log = self.da[0].reindex(open_hours).to_numpy()
+        lf_log = self.da[0].reindex(open_hours).to_numpy() if self.da is not None else None
         last_complete = self.daily.first + self.b
-
         mu_days = np.empty(len(days))
         sd_days = np.empty(len(days))
         hour_mu: list[np.ndarray] = []
@@ -388,30 +401,50 @@ class _PeakModel:
                 mu_h = lf_log[sl] + self.da[1]
                 sd = self.da[2]
             else:
-                lead_c = min(max(lead, 1), MAX_LEAD_DAYS)
-                full = float(self._estimate(np.array([self.b]), np.array([lead_c]))[0])
-                if lead_c != lead:  # far beyond the error table: seasonal term at the true target day
-                    full += float(self._season_at(np.array([d]))[0] - self._season_at(np.array([d - lead + lead_c]))[0])
-                mu_h = full + self.shape[hour[sl]]
+                mu_h = self.estimate_day(int(d), lead) + self.shape[hour[sl]]
                 sd = self.spread(lead)
             hour_mu.append(mu_h)
             mu_days[i] = mu_h.max()
             sd_days[i] = sd
-        p_days, p_none = _prob_of_max(mu_days, sd_days, m0)
+        return _MonthDays(m0, known_peak, open_hours, days, bounds, mu_days, sd_days, hour_mu)
 
-        if len(known) and p_none > 0:
-            out[out.index == known.idxmax()] = p_none
-        wanted_set = wanted[(wanted >= open_hours[0]) & (wanted < end)]
-        if len(wanted_set):
-            for i in range(len(days)):
-                hours_i = open_hours[bounds[i]:bounds[i + 1]]
-                if p_days[i] <= 0 or not hours_i.isin(wanted_set).any():
-                    continue
-                split, _ = _prob_of_max(hour_mu[i], HOUR_SD_LOG)
-                part = pd.Series(p_days[i] * split, index=hours_i)
-                common = part.index.intersection(out.index)
-                out.loc[common] = part.loc[common].to_numpy()
+    def estimate_day(self, day_number: int, lead: int) -> float:
+        """Log peak forecast of local day ``day_number``, ``lead`` days after the last complete day."""
+        lead_c = min(max(lead, 1), MAX_LEAD_DAYS)
+        full = float(self._estimate(np.array([self.b]), np.array([lead_c]))[0])
+        if lead_c != lead:  # beyond the error table: the seasonal term still moves with the true target day
+            full += float(self._season_at(np.array([day_number]))[0]
+                          - self._season_at(np.array([day_number - lead + lead_c]))[0])
+        return full
+
+    def month_probabilities(self, year: int, month: int, wanted: pd.DatetimeIndex) -> pd.Series:
+        """P(hour is the month's peak hour) for the hours of ``wanted`` (UTC) in local month ``year-month``."""
+        md = self.month_days(year, month)
+        out = pd.Series(0.0, index=wanted)
+        p_days, p_none = _prob_of_max(md.mu_log, md.sd_log, md.known_max_log, DAY_ERROR_CORRELATION)
+        if md.known_peak is not None and p_none > 0:
+            out[out.index == md.known_peak] = p_none
+        for i in range(len(md.days)):
+            hours_i = md.open_hours[md.bounds[i]:md.bounds[i + 1]]
+            if p_days[i] <= 0 or not hours_i.isin(wanted).any():
+                continue
+            split, _ = _prob_of_max(md.hour_mu_log[i], HOUR_SD_LOG)
+            part = pd.Series(p_days[i] * split, index=hours_i)
+            common = part.index.intersection(out.index)
+            out.loc[common] = part.loc[common].to_numpy()
         return out
+
+
+@dataclass(frozen=True)
+class _MonthDays:
+    known_max_log: float                 # log of the month's highest known load (-inf if none is known)
+    known_peak: pd.Timestamp | None      # its hour
+    open_hours: pd.DatetimeIndex         # the month's hours whose load is not known (UTC)
+    days: np.ndarray                     # local day numbers of the open hours' days
+    bounds: np.ndarray                   # open_hours[bounds[i]:bounds[i+1]] are the hours of days[i]
+    mu_log: np.ndarray                   # forecast log peak of each open day (over its open hours)
+    sd_log: np.ndarray                   # its spread
+    hour_mu_log: list[np.ndarray]        # forecast log load of each open hour of each day
 
 
 # ----------------------------------------------------------------------------------------------------------------

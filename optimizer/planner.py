@@ -38,7 +38,8 @@ class Planner:
 
     def solve(self, prices: pd.Series, hashprice: float, initial_state: Mapping[str, UnitState] | None = None, *,
               fallback: bool = False, export_model: str | Path | None = None,
-              load_cap_mw: np.ndarray | None = None, peak_probability: np.ndarray | None = None) -> xr.Dataset:
+              load_cap_mw: np.ndarray | None = None, peak_probability: np.ndarray | None = None,
+              reserve_prices: Mapping[str, np.ndarray] | None = None) -> xr.Dataset:
         """Solve the horizon of ``prices`` (hourly or 15-minute, tz-aware index) from ``initial_state``.
 
         ``load_cap_mw`` (per interval, MW): emergency caps; ``peak_probability`` (per interval): 4CP peak chances.
@@ -57,7 +58,8 @@ class Planner:
                                 None)
             self.builds += 1
         m, solver = self._cache[key]
-        inputs = model.Inputs(prices.to_numpy(dtype=float), float(hashprice), state, load_cap_mw, peak_probability)
+        inputs = model.Inputs(prices.to_numpy(dtype=float), float(hashprice), state, load_cap_mw, peak_probability,
+                              reserve_prices)
         model.set_data(m, site, inputs)
         build_s = time.perf_counter() - t0
         if export_model is not None:

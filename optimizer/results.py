@@ -15,8 +15,10 @@ Dataset layout (dims ``time``: UTC interval starts, hourly or 15-minute; ``asset
 block power earns (negative when the price is negative); ``sla_credit_usd`` the SLA credit owed for committed GPU
 load not delivered (only with SLA breach allowed; booked in the first hour); ``fourcp_charge_usd`` the 4CP
 transmission charge (expected in a plan; on the actual peaks in a backtest). ``profit_usd`` = mining + AI revenue
-- energy cost + sell-back credit - contract cost - restart cost - SLA credit - 4CP charge. ``max_load_mw`` is the
-load cap in force each interval, ``peak_weight`` the 4CP peak probability.
+- energy cost + sell-back credit - contract cost - restart cost - SLA credit - 4CP charge + reserve capacity
+revenue (``reserve_revenue_usd``). ``max_load_mw`` is the load cap in force each interval, ``peak_weight`` the 4CP
+peak probability; ``reserve_offer_mw`` (time, asset, service) the capacity offered, at
+``reserve_price_usd_per_mw_hour`` (time, service).
 """
 
 from __future__ import annotations
@@ -41,9 +43,10 @@ from optimizer.model import commitment, grid
 from optimizer.site import Site
 
 MONEY = ("mining_revenue_usd", "ai_revenue_usd", "energy_cost_usd", "sellback_credit_usd", "contract_cost_usd",
-         "restart_cost_usd", "sla_credit_usd", "fourcp_charge_usd", "profit_usd")
+         "restart_cost_usd", "sla_credit_usd", "fourcp_charge_usd", "reserve_revenue_usd", "profit_usd")
 UNITS = {"price_usd_per_mwh": "USD/MWh", "power_mw": "MW", "sla_shortfall_mw": "MW", "max_load_mw": "MW",
-         "peak_weight": "1", "on": "1", "start": "1", "mining_mw": "MW",
+         "reserve_deployed_mw": "MW",
+         "peak_weight": "1", "reserve_offer_mw": "MW", "reserve_price_usd_per_mw_hour": "USD/MW/h", "on": "1", "start": "1", "mining_mw": "MW",
          "ai_mw": "MW", "load_mw": "MW", "grid_mw": "MW", "sellback_mw": "MW"} | {k: "USD" for k in MONEY}
 OUTPUT_SUFFIXES = (".csv", ".parquet", ".json", ".nc")
 
@@ -70,22 +73,38 @@ def read(m: pyo.ConcreteModel, site: Site, times: pd.DatetimeIndex, hashprice_us
             sla_credit[0] += pyo.value(b.sla_credit_usd)
         on.append(_on(b, T, flex))
         start.append(np.asarray(commitment.starts(b, m.T), dtype=float))
+    services = [r.name for r in site.reserves]
+    offer = np.zeros((len(T), len(site.asset_names), len(services)))
+    for j, b in enumerate([*(m.mining[f.name] for f in site.mining), *(m.gpu[g.name] for g in site.gpu)]):
+        if hasattr(b, "offer"):
+            offer[:, j, :] = np.clip(val([[b.offer[s, t] for s in services] for t in T]), 0.0, None)
+    reserve_price = val([[m.reserve_price[s, t] for s in services] for t in T]).reshape(len(T), len(services))
     return assemble(site, times, val([m.price[t] for t in T]), np.clip(np.array(power).T, 0.0, None),
                     np.array(on).T, np.array(start).T, hashprice_usd_per_ph_day=hashprice_usd_per_ph_day,
                     dt_hours=m.dt_hours, shortfall=np.array(shortfall).T, sla_credit=sla_credit,
-                    max_load_mw=val([m.load_cap_mw[t] for t in T]), peak_weight=val([m.peak_weight[t] for t in T]))
+                    max_load_mw=val([m.load_cap_mw[t] for t in T]), peak_weight=val([m.peak_weight[t] for t in T]),
+                    reserve_offer=offer, reserve_price=reserve_price)
 
 
 def assemble(site: Site, times: pd.DatetimeIndex, price: np.ndarray, power: np.ndarray, on: np.ndarray,
              start: np.ndarray, *, hashprice_usd_per_ph_day: float, dt_hours: float = 1.0,
              shortfall: np.ndarray | None = None, sla_credit: np.ndarray | None = None,
-             max_load_mw: np.ndarray | None = None, peak_weight: np.ndarray | None = None) -> xr.Dataset:
+             max_load_mw: np.ndarray | None = None, peak_weight: np.ndarray | None = None,
+             reserve_offer: np.ndarray | None = None, reserve_price: np.ndarray | None = None,
+             reserve_deployed_mw: np.ndarray | None = None) -> xr.Dataset:
     """Build the result dataset from per-interval power (MW, columns in ``site.asset_names`` order) and price;
     every derived quantity (balance, revenue, settlement, USD per interval of ``dt_hours``) is computed here once.
     Used for solved schedules, fallback schedules and backtest settlement alike. ``max_load_mw``: the load cap in
     force (default the import limit); ``peak_weight``: 4CP peak probability (plans) or the share of the interval
-    in an actual monthly peak (settlement); the 4CP charge is ``peak_weight x load x charge per MW-peak``."""
+    in an actual monthly peak (settlement); the 4CP charge is ``peak_weight x load x charge per MW-peak``.
+    ``reserve_offer`` (interval, asset, service; MW) is kept only as far as the unit's load backs it, except in
+    intervals where capacity is being deployed (``reserve_deployed_mw`` > 0: the load has already dropped)."""
     n, n_mining = len(price), len(site.mining)
+    services = [r.name for r in site.reserves]
+    k = len(site.asset_names)
+    reserve_offer = np.zeros((n, k, len(services))) if reserve_offer is None else reserve_offer
+    if reserve_price is None:
+        reserve_price = np.tile([r.price_usd_per_mw_hour for r in site.reserves], (n, 1)).reshape(n, len(services))
     max_load_mw = np.full(n, site.grid.import_limit_mw) if max_load_mw is None else max_load_mw
     peak_weight = np.zeros(n) if peak_weight is None else peak_weight
     shortfall = np.zeros_like(power) if shortfall is None else shortfall
@@ -99,6 +118,13 @@ def assemble(site: Site, times: pd.DatetimeIndex, price: np.ndarray, power: np.n
         delivered = 1.0 - short / g.committed_mw if g.committed_mw > 0 else 1.0
         ai_rev += (g.committed_revenue_usd_per_hour * delivered + g.spot_value_usd_per_mwh * flex) * dt_hours
     restart_cost = start @ np.array([u.restart_cost_usd for u in (*site.mining, *site.gpu)])
+    switchable = power - np.concatenate([np.zeros(n_mining), [g.committed_mw for g in site.gpu]]) + shortfall
+    offered = reserve_offer.sum(axis=2)
+    deployed = np.zeros(n) if reserve_deployed_mw is None else reserve_deployed_mw
+    scale = np.where(offered > 1e-9, np.minimum(1.0, np.clip(switchable, 0, None) / np.maximum(offered, 1e-12)), 1.0)
+    scale[deployed > 1e-9] = 1.0
+    reserve_offer = reserve_offer * scale[:, :, None]
+    reserve_revenue = np.einsum("tas,ts->t", reserve_offer, reserve_price) * dt_hours
     load = power.sum(axis=1)
     grid_mw = load - site.contract.block_mw
     exposed = grid.market_exposed(site)
@@ -108,7 +134,8 @@ def assemble(site: Site, times: pd.DatetimeIndex, price: np.ndarray, power: np.n
     credit = price * sold * dt_hours
     contract = np.full(n, site.contract.block_mw * site.contract.price_usd_per_mwh * dt_hours)
     fourcp = peak_weight * load * site.fourcp.usd_per_mw_peak
-    profit = mining_rev + ai_rev - energy_cost + credit - contract - restart_cost - sla_credit - fourcp
+    profit = (mining_rev + ai_rev - energy_cost + credit - contract - restart_cost - sla_credit - fourcp
+              + reserve_revenue)
     time = pd.DatetimeIndex(times).tz_convert("UTC").tz_localize(None)
     th, ta = ("time",), ("time", "asset")
     ds = xr.Dataset(
@@ -131,11 +158,15 @@ def assemble(site: Site, times: pd.DatetimeIndex, price: np.ndarray, power: np.n
             "restart_cost_usd": (th, restart_cost),
             "sla_credit_usd": (th, sla_credit),
             "fourcp_charge_usd": (th, fourcp),
+            "reserve_revenue_usd": (th, reserve_revenue),
+            "reserve_offer_mw": (("time", "asset", "service"), reserve_offer),
+            "reserve_price_usd_per_mw_hour": (("time", "service"), reserve_price),
+            "reserve_deployed_mw": (th, deployed),
             "profit_usd": (th, profit),
             "max_load_mw": (th, max_load_mw),
             "peak_weight": (th, peak_weight),
         },
-        coords={"time": time, "asset": list(site.asset_names),
+        coords={"time": time, "asset": list(site.asset_names), "service": services,
                 "asset_kind": ("asset", ["mining"] * n_mining + ["gpu"] * len(site.gpu))},
     )
     for name, unit in UNITS.items():
@@ -174,6 +205,14 @@ def to_frame(ds: xr.Dataset) -> pd.DataFrame:
         df[f"{prefix}__{asset}"] = ds["power_mw"].sel(asset=asset).values
     for asset in ds["asset"].values[ds["asset_kind"].values == "gpu"]:
         df[f"sla_shortfall_mw__{asset}"] = ds["sla_shortfall_mw"].sel(asset=asset).values
+    if "service" in ds.dims and ds.sizes["service"]:
+        df["reserve_deployed_mw"] = ds["reserve_deployed_mw"].values
+        for s in ds["service"].values:
+            df[f"reserve_price__{s}"] = ds["reserve_price_usd_per_mw_hour"].sel(service=s).values
+            for asset in ds["asset"].values:
+                offer = ds["reserve_offer_mw"].sel(service=s, asset=asset).values
+                if offer.any():
+                    df[f"reserve_mw__{s}__{asset}"] = offer
     return df
 
 

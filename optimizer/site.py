@@ -38,6 +38,16 @@ class Contract:
 
 
 @dataclass(frozen=True)
+class Reserve:
+    """An ancillary service the site's curtailable load can offer as Controllable Load Resource capacity, paid
+    per MW per hour whether or not deployed; ``response_minutes`` bounds what a unit can drop in time."""
+
+    name: str
+    price_usd_per_mw_hour: float = 0.0
+    response_minutes: float = 10.0
+
+
+@dataclass(frozen=True)
 class FourCP:
     """ERCOT 4CP transmission charge: the site's MW in each June-September system peak, times
     ``charge_usd_per_kw_year`` x 1000 / 4. 0 leaves 4CP out. Hours whose peak probability reaches
@@ -81,11 +91,18 @@ class MiningFleet:
     min_on_hours: int = 0
     min_off_hours: int = 0
     restart_cost_usd: float = 0.0
+    reserve_drop_mw_per_minute: float | None = None
 
     @property
     def commitment(self) -> Commitment:
         return Commitment(self.min_load_fraction, self.ramp_mw_per_hour, self.min_on_hours,
                           self.min_off_hours, self.restart_cost_usd)
+
+    def reserve_limit_mw(self, response_minutes: float) -> float:
+        """Most it can drop within a service's response time (MW); ASICs cut power in seconds: by default all."""
+        if self.reserve_drop_mw_per_minute is None:
+            return self.capacity_mw
+        return min(self.capacity_mw, self.reserve_drop_mw_per_minute * response_minutes)
 
     def hashrate_ph_per_mw(self) -> float:
         """PH/s delivered per MW of site power: 1 MW -> 1e6 W / (1 + overhead) / (J/TH) TH/s."""
@@ -115,11 +132,18 @@ class GpuCluster:
     min_on_hours: int = 0
     min_off_hours: int = 0
     restart_cost_usd: float = 0.0
+    reserve_drop_mw_per_minute: float | None = None
 
     @property
     def commitment(self) -> Commitment:
         return Commitment(self.min_load_fraction, self.ramp_mw_per_hour, self.min_on_hours,
                           self.min_off_hours, self.restart_cost_usd)
+
+    def reserve_limit_mw(self, response_minutes: float) -> float:
+        """Most of the flexible load it can drop within a response time (MW); by default none is offered."""
+        if self.reserve_drop_mw_per_minute is None:
+            return 0.0
+        return min(self.flexible_mw, self.reserve_drop_mw_per_minute * response_minutes)
 
     @property
     def mw_per_gpu(self) -> float:
@@ -171,6 +195,7 @@ class Site:
     mining: tuple[MiningFleet, ...] = ()
     gpu: tuple[GpuCluster, ...] = ()
     fourcp: FourCP = field(default_factory=FourCP)
+    reserves: tuple[Reserve, ...] = ()
     source: str = "<memory>"
     sha256: str = ""
 
@@ -206,7 +231,8 @@ def load_site(path: str | Path) -> Site:
 def site_from_dict(raw: dict[str, Any], *, source: str = "<memory>") -> Site:
     """Build a validated :class:`Site` from the parsed TOML structure."""
     v = _Validator(source)
-    top = v.table(raw, "", {"name", "timezone", "settlement_point", "grid", "contract", "mining", "gpu", "fourcp"})
+    top = v.table(raw, "", {"name", "timezone", "settlement_point", "grid", "contract", "mining", "gpu", "fourcp",
+                            "reserve"})
     name = v.string(top, "", "name", required=True)
     tz = v.string(top, "", "timezone", required=True)
     try:
@@ -252,11 +278,25 @@ def site_from_dict(raw: dict[str, Any], *, source: str = "<memory>") -> Site:
         curtail_above_probability=v.number(f, "fourcp", "curtail_above_probability", default=1.0, minimum=0.0,
                                            maximum=1.0),
     )
+    reserves = tuple(_reserve(v, t, f"reserve[{i}]") for i, t in enumerate(v.array(top, "reserve")))
+    rnames = [r.name for r in reserves]
+    if len(set(rnames)) != len(rnames):
+        raise InputError(f"reserve names must be unique; got {', '.join(rnames)}", source=source, field="reserve")
     return Site(name=name, timezone=tz, settlement_point=sp, grid=grid, contract=contract,
-                mining=mining, gpu=gpus, fourcp=fourcp, source=source)
+                mining=mining, gpu=gpus, fourcp=fourcp, reserves=reserves, source=source)
 
 
-_COMMITMENT_KEYS = {"min_load_fraction", "ramp_mw_per_hour", "min_on_hours", "min_off_hours", "restart_cost_usd"}
+def _reserve(v: _Validator, raw: Any, where: str) -> Reserve:
+    t = v.table(raw, where, {"name", "price_usd_per_mw_hour", "response_minutes"}, required=True)
+    return Reserve(name=v.string(t, where, "name", required=True),
+                   price_usd_per_mw_hour=v.number(t, where, "price_usd_per_mw_hour", default=0.0, minimum=0.0,
+                                                  maximum=10_000.0),
+                   response_minutes=v.number(t, where, "response_minutes", default=10.0, positive=True,
+                                             maximum=240.0))
+
+
+_COMMITMENT_KEYS = {"min_load_fraction", "ramp_mw_per_hour", "min_on_hours", "min_off_hours", "restart_cost_usd",
+                    "reserve_drop_mw_per_minute"}
 
 
 def _commitment_kwargs(v: _Validator, t: dict, where: str) -> dict[str, Any]:
@@ -266,6 +306,8 @@ def _commitment_kwargs(v: _Validator, t: dict, where: str) -> dict[str, Any]:
         "min_on_hours": v.integer(t, where, "min_on_hours", default=0, minimum=0, maximum=168),
         "min_off_hours": v.integer(t, where, "min_off_hours", default=0, minimum=0, maximum=168),
         "restart_cost_usd": v.number(t, where, "restart_cost_usd", default=0.0, minimum=0.0),
+        "reserve_drop_mw_per_minute": (v.number(t, where, "reserve_drop_mw_per_minute", minimum=0.0)
+                                       if "reserve_drop_mw_per_minute" in t else None),
     }
 
 

@@ -185,3 +185,22 @@ def test_cli_backtest_bad_input_is_exit_2(args):
     res = CliRunner().invoke(app, ["backtest", *args, "--quiet"])
     assert res.exit_code == 2, res.output
     assert "error" in res.output
+
+
+def test_reserve_capacity_is_offered_backed_by_load_and_deployed(default_site, market):
+    from optimizer.backtest import Deployment
+    from optimizer.site import Reserve
+
+    site = dataclasses.replace(default_site, reserves=(Reserve("ecrs", 15.0, 10.0),))
+    dep = Deployment(pd.Timestamp("2022-07-20T15:00Z"), pd.Timestamp("2022-07-20T16:00Z"), "ecrs")
+    r = run(site, D(2022, 7, 19), D(2022, 7, 20), market, Settings(forecast_method="naive", deployments=(dep,)))
+    _check_every_policy(site, r)
+    s = r.summary["policies"]
+    assert s["schedule"]["reserve_revenue_usd"] > 0 and s["perfect"]["reserve_revenue_usd"] > 0
+    assert s["strike"]["reserve_revenue_usd"] == 0 and s["always-on"]["reserve_revenue_usd"] == 0
+    # in the deployed hour, the plan-following policy drew at most its load minus what it offered
+    ds = r.intervals.sel(policy="schedule", time=slice("2022-07-20T15:00", "2022-07-20T15:45"))
+    offered = float(ds["reserve_offer_mw"].sum(dim=("asset", "service")).max())
+    assert offered > 0
+    assert (ds["load_mw"] <= ds["max_load_mw"] + 1e-6).all()
+    assert float(ds["max_load_mw"].max()) < site.grid.import_limit_mw

@@ -253,3 +253,32 @@ def test_4cp_threshold_curtails_to_the_committed_load():
     ds = solve(site, hourly([50.0] * 4), peak_probability=np.array([0.1, 0.35, 0.2, 0.0]))
     assert ds["load_mw"].to_numpy()[1] == pytest.approx(0.6)          # committed GPUs only
     assert ds["load_mw"].to_numpy()[[0, 2, 3]] == pytest.approx([11.0, 11.0, 11.0])
+
+
+def _with_reserve(site, price: float, response: float = 10.0):
+    from optimizer.site import Reserve
+
+    return dataclasses.replace(site, reserves=(Reserve("ecrs", price, response),))
+
+
+@pytest.mark.parametrize(("as_price", "runs"), [(20.0, False), (50.0, True)])
+def test_reserve_capacity_pays_for_running_when_it_beats_the_energy_loss(as_price, runs):
+    # energy at 200 USD/MWh loses 26.39 USD per MWh mined; each MW offered earns as_price per hour
+    site = _with_reserve(make_site([fleet()]), as_price)
+    ds = solve(site, hourly([200.0] * 3))
+    want = 10.0 if runs else 0.0
+    assert power(ds, "f") == pytest.approx([want] * 3, abs=1e-6)
+    offer = ds["reserve_offer_mw"].sel(asset="f", service="ecrs").to_numpy()
+    assert offer == pytest.approx([want] * 3, abs=1e-6)                 # never above the load consumed
+    assert ds["reserve_revenue_usd"].to_numpy() == pytest.approx(offer * as_price)
+
+
+def test_reserve_offer_is_bounded_by_what_drops_within_the_response_time():
+    site = _with_reserve(make_site([fleet(reserve_drop_mw_per_minute=0.3)]), 100.0, response=10.0)
+    ds = solve(site, hourly([50.0] * 2))
+    assert ds["reserve_offer_mw"].sel(asset="f").to_numpy().ravel() == pytest.approx([3.0, 3.0])   # 0.3 x 10
+
+
+def test_gpu_load_is_not_offered_unless_the_site_says_so():
+    site = _with_reserve(make_site(gpu=[_cluster()]), 500.0)
+    assert float(solve(site, hourly([50.0] * 2))["reserve_offer_mw"].sum()) == 0.0

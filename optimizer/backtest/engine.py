@@ -64,7 +64,8 @@ class Settings:
     hold_hours: float = 0.0                  # minimum hold of the strike rule
     policies: tuple[str, ...] = POLICIES
     solver: SolverOptions = field(default_factory=lambda: SolverOptions(mip_rel_gap=1e-6))
-    events: tuple[Event, ...] = ()           # emergency caps: honoured by every policy; only perfect foresees them
+    events: tuple[Event, ...] = ()           # emergency caps, given in advance: honoured by every policy
+    deployments: tuple[Deployment, ...] = ()  # ancillary-service deployments: offered capacity must drop
     fourcp_in_plan: bool = True              # plans price the expected 4CP charge (when the site has one)
 
     def __post_init__(self) -> None:
@@ -102,6 +103,15 @@ class Result:
     summary: dict
     end_states: dict[str, dict[str, UnitState]]
     forecast: pd.Series          # the forecast each operating hour was planned with (USD/MWh)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """A deployment of an ancillary service (UTC, end exclusive): units that offered it drop that capacity."""
+
+    start: pd.Timestamp
+    end: pd.Timestamp
+    service: str
 
 
 @dataclass(frozen=True)
@@ -203,10 +213,11 @@ def run(site: Site, start: dt.date, end: dt.date, market: Market, settings: Sett
                "forecast_mae_usd_per_mwh": float(np.abs(fc.iloc[: len(hours)].to_numpy()
                                                         - _hourly(rt, hours).to_numpy()).mean())}
         for policy in settings.policies:
-            walk = _operate(policy, site, states[policy], d, settings, plan_planner, perfect_planner)
+            walk, offer, caps, deployed = _operate(policy, site, states[policy], d, settings, plan_planner,
+                                                   perfect_planner)
             ds = results.assemble(site, sim_times, rt.to_numpy(), walk.site_power(site), walk.on, walk.start,
-                                  hashprice_usd_per_ph_day=hp_actual, dt_hours=dt_sim, max_load_mw=d.sim_caps,
-                                  peak_weight=settle_weight)
+                                  hashprice_usd_per_ph_day=hp_actual, dt_hours=dt_sim, max_load_mw=caps,
+                                  peak_weight=settle_weight, reserve_offer=offer, reserve_deployed_mw=deployed)
             frames[policy].append(ds)
             states[policy] = walk.end_state
             row[f"{policy}:profit_usd"] = float(ds["profit_usd"].sum())
@@ -247,28 +258,31 @@ def _hashprices(market: Market, settings: Settings, day: dt.date, decision: pd.T
 
 
 def _operate(policy: str, site: Site, state: Mapping[str, UnitState], d: _Day, settings: Settings,
-             plan_planner: Planner, perfect_planner: Planner) -> operate.Walk:
-    """One policy through one day, from its own state; every policy honours the day's load caps."""
+             plan_planner: Planner, perfect_planner: Planner
+             ) -> tuple[operate.Walk, np.ndarray | None, np.ndarray, np.ndarray | None]:
+    """One policy through one day, from its own state: the walk, the reserve capacity it offered (plan-based
+    policies only), the load caps it honoured (events, and deployments of what it offered) and the MW deployed."""
     dt_sim = data.interval_hours(d.sim_times[:2])
     price = d.rt.to_numpy()
     caps = d.sim_caps
     if policy == "strike":
         units = operate.units_for(site, d.hashprice_known, state, dt_sim, settings.hold_hours)
         return operate.walk(site, d.sim_times, units, operate.strike_policy(price, settings.hysteresis_usd_per_mwh),
-                            caps)
+                            caps), None, caps, None
     units = operate.units_for(site, d.hashprice_known, state, dt_sim)
     if policy == "always-on":
-        return operate.walk(site, d.sim_times, units, lambda t, j, u, lo, hi: hi, caps)
+        return operate.walk(site, d.sim_times, units, lambda t, j, u, lo, hi: hi, caps), None, caps, None
     if policy == "perfect":
         plan = perfect_planner.solve(d.perfect_prices, d.hashprice_known, state, fallback=True,
                                      load_cap_mw=d.perfect_caps, peak_probability=d.perfect_peak_weight)
-        setpoint = _setpoints(site, plan, d.sim_times)
-        return operate.walk(site, d.sim_times, units, lambda t, j, u, lo, hi: setpoint[t, j], caps)
-    plan = plan_planner.solve(d.forecast, d.hashprice_known, state, fallback=True, load_cap_mw=d.plan_caps,
-                              peak_probability=d.plan_peak_probability)
-    setpoint = _setpoints(site, plan, d.sim_times)
-    if policy == "schedule":
-        return operate.walk(site, d.sim_times, units, lambda t, j, u, lo, hi: setpoint[t, j], caps)
+    else:
+        plan = plan_planner.solve(d.forecast, d.hashprice_known, state, fallback=True, load_cap_mw=d.plan_caps,
+                                  peak_probability=d.plan_peak_probability)
+    setpoint, offer = _setpoints(site, plan, d.sim_times)
+    caps, deployed = _deployed(site, settings.deployments, d.sim_times, dt_sim, caps, setpoint, offer)
+    if policy in ("schedule", "perfect"):
+        return (operate.walk(site, d.sim_times, units, lambda t, j, u, lo, hi: setpoint[t, j], caps), offer, caps,
+                deployed)
     strike = _strikes(units, setpoint)
     # the plan runs a unit when above its on-floor: a unit held warm at the floor counts as curtailed
     planned_on = setpoint > np.array([u.floor for u in units]) + 1e-6
@@ -277,18 +291,41 @@ def _operate(policy: str, site: Site, state: Mapping[str, UnitState], d: _Day, s
         runs = price[t] < strike[t, j]
         return setpoint[t, j] if runs == planned_on[t, j] else (hi if runs else lo)
 
-    return operate.walk(site, d.sim_times, units, plan_with_override, caps)
+    return operate.walk(site, d.sim_times, units, plan_with_override, caps), offer, caps, deployed
 
 
-def _setpoints(site: Site, plan: xr.Dataset, sim_times: pd.DatetimeIndex) -> np.ndarray:
-    """The plan's power of each switchable part (fleets; clusters' flexible load), on the simulation's times."""
+def _deployed(site: Site, deployments: Sequence[Deployment], times: pd.DatetimeIndex, dt_hours: float,
+              caps: np.ndarray, setpoint: np.ndarray, offer: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Load caps with deployments, and MW deployed: in a deployed interval the site draws at most its planned
+    load minus the capacity it offered to that service."""
+    deployed = np.zeros(len(times))
+    if not deployments or offer.shape[2] == 0:
+        return caps, deployed
+    services = [r.name for r in site.reserves]
+    planned = setpoint.sum(axis=1) + site.committed_mw
+    caps = caps.copy()
+    t0 = pd.DatetimeIndex(times)
+    t1 = t0 + pd.Timedelta(hours=dt_hours)
+    for dep in deployments:
+        if dep.service not in services:
+            continue
+        hit = (t0 < dep.end) & (t1 > dep.start)
+        drop = offer[:, :, services.index(dep.service)].sum(axis=1)
+        caps[hit] = np.minimum(caps[hit], planned[hit] - drop[hit])
+        deployed[hit] += drop[hit]
+    return caps, deployed
+
+
+def _setpoints(site: Site, plan: xr.Dataset, sim_times: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray]:
+    """The plan's power of each switchable part (fleets; clusters' flexible load) and its reserve offers
+    (interval, asset, service), on the simulation's times."""
     power = plan["power_mw"].to_numpy().copy()
     n_mining = len(site.mining)
     for j, g in enumerate(site.gpu):
         power[:, n_mining + j] -= g.committed_mw
     plan_times = pd.DatetimeIndex(plan["time"].values).tz_localize("UTC")
     idx = plan_times.get_indexer(sim_times.floor(f"{int(plan.attrs['interval_hours'] * 60)}min"))
-    return np.clip(power[idx], 0.0, None)
+    return np.clip(power[idx], 0.0, None), plan["reserve_offer_mw"].to_numpy()[idx]
 
 
 def _strikes(units: Sequence[operate.Unit], setpoint: np.ndarray) -> np.ndarray:
@@ -318,6 +355,7 @@ def _summary(site: Site, ds: xr.Dataset, days: pd.DataFrame, settings: Settings,
             "curtailed_mwh": (mining_cap * d.sizes["time"] - float(d["mining_mw"].sum())) * dt_h,
             "curtailment_hours": float((d["mining_mw"] < mining_cap - 1e-6).sum()) * dt_h,
             "restarts": int(d["start"].sum()),
+            "reserve_offered_mw_hours": float(d["reserve_offer_mw"].sum()) * dt_h,
             "sla_delivered_fraction": 1.0 - short / committed_mwh if committed_mwh else 1.0,
         }
     profits = {p: v["profit_usd"] for p, v in per.items()}

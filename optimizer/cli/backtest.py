@@ -11,11 +11,11 @@ import pandas as pd
 import typer
 
 from optimizer import data
-from optimizer.backtest import POLICIES, Market, Settings, report, run
+from optimizer.backtest import POLICIES, Deployment, Market, Settings, report, run
 from optimizer.errors import CurtailError, InputError
 from optimizer.events import read_events
 from optimizer.forecast import MarketHistory
-from optimizer.site import load_site
+from optimizer.site import Reserve, load_site
 from optimizer.solve import SolverOptions
 
 
@@ -45,6 +45,11 @@ def backtest(
                                                  "settled on the actual monthly peaks.")] = None,
     fourcp_plan: Annotated[bool, typer.Option(help="Plans price the expected 4CP charge (--no-fourcp-plan: they "
                                               "ignore it, and still pay it).")] = True,
+    reserve: Annotated[str | None, typer.Option(help="Ancillary services offered, overriding the site's: "
+                                                "NAME:USD_PER_MW_HOUR[:RESPONSE_MINUTES], comma-separated "
+                                                "(e.g. ecrs:9.62:10,nsrs:4.5:30).")] = None,
+    deployments: Annotated[Path | None, typer.Option(help="Ancillary-service deployments (CSV: start, end, "
+                                                     "service): offered capacity must drop then.")] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Walk forward day by day, operate at real-time resolution, settle at actual prices, compare policies."""
@@ -55,6 +60,8 @@ def backtest(
                 raise InputError(f"4CP charge must be 0..1000 USD/kW-year, got {fourcp}", field="--fourcp")
             site_obj = dataclasses.replace(site_obj, fourcp=dataclasses.replace(site_obj.fourcp,
                                                                                 charge_usd_per_kw_year=fourcp))
+        if reserve is not None:
+            site_obj = dataclasses.replace(site_obj, reserves=_reserves(reserve))
         first, last = _day(start, "--start"), _day(end, "--end")
         settings = Settings(forecast_method=forecast, decision_hour_local=decision_hour,
                             lookahead_hours=lookahead_hours, hysteresis_usd_per_mwh=hysteresis,
@@ -62,7 +69,8 @@ def backtest(
                             solver=SolverOptions(time_limit_seconds=time_limit),
                             hashprice_usd_per_ph_day=_constant(hashprice),
                             events=tuple(read_events(emergency, site_obj)) if emergency else (),
-                            fourcp_in_plan=fourcp_plan)
+                            fourcp_in_plan=fourcp_plan,
+                            deployments=_deployments(deployments) if deployments else ())
         market = _market(site_obj.settlement_point, prices, da_prices, hashprice)
         result = _run_with_progress(site_obj, first, last, market, settings, quiet)
         if out is not None:
@@ -93,6 +101,34 @@ def _run_with_progress(site, first, last, market, settings, quiet):
         task = bar.add_task(str(first), total=n)
         return run(site, first, last, market, settings,
                    progress=lambda day: bar.update(task, advance=1, description=str(day)))
+
+
+def _reserves(text: str) -> tuple[Reserve, ...]:
+    out = []
+    for item in filter(None, (x.strip() for x in text.split(","))):
+        parts = item.split(":")
+        try:
+            if len(parts) not in (2, 3):
+                raise ValueError(item)
+            out.append(Reserve(parts[0], float(parts[1]), float(parts[2]) if len(parts) == 3 else 10.0))
+        except ValueError:
+            raise InputError(f"{item!r} is not NAME:USD_PER_MW_HOUR[:RESPONSE_MINUTES]", field="--reserve") from None
+        if out[-1].price_usd_per_mw_hour < 0 or out[-1].response_minutes <= 0:
+            raise InputError(f"{item!r}: price must be >= 0 and response > 0", field="--reserve")
+    return tuple(out)
+
+
+def _deployments(path: Path) -> tuple[Deployment, ...]:
+    try:
+        df = pd.read_csv(path, dtype=str)
+        out = tuple(Deployment(pd.Timestamp(r["start"]).tz_convert("UTC"), pd.Timestamp(r["end"]).tz_convert("UTC"),
+                               str(r["service"]).strip()) for r in df.to_dict(orient="records"))
+    except FileNotFoundError:
+        raise InputError("deployments file not found", source=str(path)) from None
+    except Exception as exc:  # noqa: BLE001 - any reader failure is a bad file
+        raise InputError(f"cannot read deployments ({type(exc).__name__}: {exc}); expected columns start, end "
+                         "(ISO 8601 with offset), service", source=str(path)) from None
+    return out
 
 
 def _day(text: str, flag: str) -> dt.date:

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 import pyomo.environ as pyo
 
-from optimizer.model import grid, gpu, mining
+from optimizer.model import grid, gpu, mining, reserves
 from optimizer.site import Site
 from optimizer.state import UnitState
 
-MODULES = (mining, gpu, grid)
+MODULES = (mining, gpu, reserves, grid)
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class Inputs:
     state: Mapping[str, UnitState]
     load_cap_mw: Sequence[float] | None = None
     peak_probability: Sequence[float] | None = None
+    reserve_prices: Mapping[str, Sequence[float]] | None = None     # USD/MW/h per service; default site prices
 
     def caps(self, site: Site) -> np.ndarray:
         """The load cap of every interval: the import limit, lowered by emergency caps and, where the 4CP
@@ -89,3 +90,4 @@ def set_data(m: pyo.ConcreteModel, site: Site, inputs: Inputs) -> None:
     n = len(m.T)
     weight = np.zeros(n) if inputs.peak_probability is None else np.asarray(inputs.peak_probability, dtype=float)
     grid.set_data(m, site, np.asarray(inputs.prices_usd_per_mwh, dtype=float), inputs.caps(site), weight)
+    reserves.set_data(m, site, inputs.reserve_prices)
