@@ -204,3 +204,13 @@ def test_reserve_capacity_is_offered_backed_by_load_and_deployed(default_site, m
     assert offered > 0
     assert (ds["load_mw"] <= ds["max_load_mw"] + 1e-6).all()
     assert float(ds["max_load_mw"].max()) < site.grid.import_limit_mw
+
+
+def test_stochastic_policy_runs_against_the_deterministic_one(default_site, market):
+    site = _heavy(default_site)
+    r = run(site, D(2023, 8, 16), D(2023, 8, 17), market,
+            Settings(forecast_method="naive", policies=("schedule+strike", "stochastic+strike", "perfect")))
+    _check_every_policy(site, r)
+    d = _profits(r)
+    assert (d["perfect"] >= d["stochastic+strike"] - 1e-6).all()
+    assert r.summary["policies"]["stochastic+strike"]["profit_usd"] > 0

@@ -21,6 +21,9 @@ Policies (:data:`POLICIES`):
 ``always-on``        everything at full power;
 ``perfect``          the same model solved on the actual real-time prices at the simulation's resolution
                      (with the actual lookahead): the upper limit.
+``stochastic+strike`` (optional) the two-stage plan over the forecast's 10/50/90% quantile paths (commitments
+                     shared, see :mod:`optimizer.stochastic`), its median-scenario set-points operated like
+                     ``schedule+strike``.
 
 Emergency events (hard load caps) are given in advance: plans honour them with their ramps; rule-based policies
 trip units to zero when a cap binds (see :mod:`optimizer.operate`). 4CP: plans price each hour's peak
@@ -47,9 +50,15 @@ from optimizer.scheduling import operating_hours
 from optimizer.site import Site
 from optimizer.solve import SolverOptions
 from optimizer.state import UnitState, resolve
+from optimizer.stochastic import ScenarioPlanner, quantile_scenarios
+
+#: Forecast quantiles that make the scenarios of ``stochastic+strike``.
+QUANTILES = (0.1, 0.5, 0.9)
 
 POLICIES = ("schedule", "schedule+strike", "strike", "always-on", "perfect")
-PLANNED = ("schedule", "schedule+strike")
+#: Also available, not run by default (it fits three quantile models): the two-stage plan over the forecaster's
+#: 10/50/90% quantile scenarios, operated like schedule+strike.
+OPTIONAL_POLICIES = ("stochastic+strike",)
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,7 @@ class Settings:
     hashprice_usd_per_ph_day: float | None = None     # constant; None: the shipped daily series
     hysteresis_usd_per_mwh: float = 0.0      # for the strike rule
     hold_hours: float = 0.0                  # minimum hold of the strike rule
+    cvar_weight: float = 0.0                 # stochastic+strike: weight of CVaR(90%) against expected profit
     policies: tuple[str, ...] = POLICIES
     solver: SolverOptions = field(default_factory=lambda: SolverOptions(mip_rel_gap=1e-6))
     events: tuple[Event, ...] = ()           # emergency caps, given in advance: honoured by every policy
@@ -69,9 +79,10 @@ class Settings:
     fourcp_in_plan: bool = True              # plans price the expected 4CP charge (when the site has one)
 
     def __post_init__(self) -> None:
-        unknown = set(self.policies) - set(POLICIES)
+        unknown = set(self.policies) - set(POLICIES) - set(OPTIONAL_POLICIES)
         if unknown:
-            raise InputError(f"unknown policy {sorted(unknown)}; one of {', '.join(POLICIES)}", field="policies")
+            raise InputError(f"unknown policy {sorted(unknown)}; one of {', '.join(POLICIES + OPTIONAL_POLICIES)}",
+                             field="policies")
         if self.forecast_method not in ("auto", *forecast.METHODS):
             raise InputError(f"unknown forecast method {self.forecast_method!r}; one of auto, "
                              f"{', '.join(forecast.METHODS)}", field="forecast")
@@ -122,6 +133,7 @@ class _Day:
     sim_times: pd.DatetimeIndex      # real-time intervals of the day
     rt: pd.Series                    # actual real-time prices of the day (settlement)
     forecast: pd.Series              # hourly forecast over the plan horizon (decision time)
+    scenarios: pd.DataFrame | None   # quantile paths over the plan horizon (stochastic+strike only)
     hashprice_known: float
     sim_caps: np.ndarray             # load caps of the day's intervals (emergency events)
     plan_caps: np.ndarray            # the same events over the plan horizon (events are given in advance)
@@ -169,6 +181,10 @@ def run(site: Site, start: dt.date, end: dt.date, market: Market, settings: Sett
         hour = forecast.DA_DECISION_HOUR_LOCAL if method in ("da", "da+gbm") else forecast.DEFAULT_DECISION_HOUR_LOCAL
     forecaster = forecast.Forecaster(method, market.history)
     fallback_forecaster = forecast.Forecaster("naive", market.history)
+    quantile_method = method if method in ("gbm", "naive", "da+gbm") else "naive"
+    quantile_forecaster = forecast.Forecaster(quantile_method, market.history, quantiles=QUANTILES)
+    fallback_quantiles = forecast.Forecaster("naive", market.history, quantiles=QUANTILES)
+    scenario_planner = ScenarioPlanner(site, settings.solver)
     actual = market.actual.sort_index()
     dt_sim = data.interval_hours(pd.DatetimeIndex(actual.index[:2]))
     plan_planner = Planner(site, settings.solver)
@@ -199,7 +215,10 @@ def run(site: Site, start: dt.date, end: dt.date, market: Market, settings: Sett
         perfect_times = pd.date_range(horizon[0], horizon[-1] + pd.Timedelta(hours=1), freq=step, inclusive="left")
         perfect_prices = actual.reindex(perfect_times).dropna()
         fourcp = site.fourcp.active
-        d = _Day(hours=hours, sim_times=sim_times, rt=rt, forecast=fc, hashprice_known=hp_known,
+        scen = None
+        if "stochastic+strike" in settings.policies:
+            scen = _quantiles(quantile_forecaster, fallback_quantiles, decision, horizon)
+        d = _Day(hours=hours, sim_times=sim_times, rt=rt, forecast=fc, scenarios=scen, hashprice_known=hp_known,
                  sim_caps=load_caps(site, list(settings.events), sim_times, dt_sim),
                  plan_caps=load_caps(site, list(settings.events), horizon, 1.0),
                  plan_peak_probability=(_peak_probability(market.history, decision, horizon)
@@ -214,7 +233,7 @@ def run(site: Site, start: dt.date, end: dt.date, market: Market, settings: Sett
                                                         - _hourly(rt, hours).to_numpy()).mean())}
         for policy in settings.policies:
             walk, offer, caps, deployed = _operate(policy, site, states[policy], d, settings, plan_planner,
-                                                   perfect_planner)
+                                                   perfect_planner, scenario_planner)
             ds = results.assemble(site, sim_times, rt.to_numpy(), walk.site_power(site), walk.on, walk.start,
                                   hashprice_usd_per_ph_day=hp_actual, dt_hours=dt_sim, max_load_mw=caps,
                                   peak_weight=settle_weight, reserve_offer=offer, reserve_deployed_mw=deployed)
@@ -231,8 +250,17 @@ def run(site: Site, start: dt.date, end: dt.date, market: Market, settings: Sett
                             "decision_hour_local": hour})
     days = pd.DataFrame(rows).set_index("day")
     summary = _summary(site, intervals, days, settings, method, hour, start, end,
-                       plan_planner.highs_seconds + perfect_planner.highs_seconds, time.perf_counter() - t_wall)
+                       plan_planner.highs_seconds + perfect_planner.highs_seconds + scenario_planner.highs_seconds,
+                       time.perf_counter() - t_wall)
     return Result(intervals, days, summary, states, pd.concat(forecasts).rename("forecast_usd_per_mwh"))
+
+
+def _quantiles(fc: forecast.Forecaster, fallback: forecast.Forecaster, decision: pd.Timestamp,
+               horizon: pd.DatetimeIndex) -> pd.DataFrame:
+    try:
+        return fc.predict_quantiles(decision, horizon)
+    except InputError:
+        return fallback.predict_quantiles(decision, horizon)
 
 
 def _covered(horizon: pd.DatetimeIndex, actual: pd.Series, n_day: int) -> pd.DatetimeIndex:
@@ -258,7 +286,7 @@ def _hashprices(market: Market, settings: Settings, day: dt.date, decision: pd.T
 
 
 def _operate(policy: str, site: Site, state: Mapping[str, UnitState], d: _Day, settings: Settings,
-             plan_planner: Planner, perfect_planner: Planner
+             plan_planner: Planner, perfect_planner: Planner, scenario_planner: ScenarioPlanner
              ) -> tuple[operate.Walk, np.ndarray | None, np.ndarray, np.ndarray | None]:
     """One policy through one day, from its own state: the walk, the reserve capacity it offered (plan-based
     policies only), the load caps it honoured (events, and deployments of what it offered) and the MW deployed."""
@@ -275,6 +303,11 @@ def _operate(policy: str, site: Site, state: Mapping[str, UnitState], d: _Day, s
     if policy == "perfect":
         plan = perfect_planner.solve(d.perfect_prices, d.hashprice_known, state, fallback=True,
                                      load_cap_mw=d.perfect_caps, peak_probability=d.perfect_peak_weight)
+    elif policy == "stochastic+strike":
+        frame, weights = quantile_scenarios(d.scenarios)
+        two = scenario_planner.solve(frame, weights, d.hashprice_known, state, cvar_weight=settings.cvar_weight,
+                                     load_cap_mw=d.plan_caps, peak_probability=d.plan_peak_probability)
+        plan = two.sel(scenario="q0.5")
     else:
         plan = plan_planner.solve(d.forecast, d.hashprice_known, state, fallback=True, load_cap_mw=d.plan_caps,
                                   peak_probability=d.plan_peak_probability)

@@ -12,6 +12,7 @@ import typer
 
 from optimizer import data
 from optimizer.backtest import POLICIES, Deployment, Market, Settings, report, run
+from optimizer.backtest.engine import OPTIONAL_POLICIES
 from optimizer.errors import CurtailError, InputError
 from optimizer.events import read_events
 from optimizer.forecast import MarketHistory
@@ -37,7 +38,10 @@ def backtest(
     lookahead_hours: Annotated[int, typer.Option(help="Hours after each day the plan sees.")] = 24,
     hysteresis: Annotated[float, typer.Option(help="Strike rule hysteresis, USD/MWh.")] = 0.0,
     hold_hours: Annotated[float, typer.Option(help="Strike rule minimum hold, hours.")] = 0.0,
-    policies: Annotated[str, typer.Option(help="Comma-separated subset of: " + ", ".join(POLICIES))] = ",".join(POLICIES),
+    policies: Annotated[str, typer.Option(help="Comma-separated subset of: " + ", ".join(POLICIES + OPTIONAL_POLICIES)
+                                          + " (stochastic+strike is not run by default).")] = ",".join(POLICIES),
+    cvar_weight: Annotated[float, typer.Option(help="stochastic+strike: weight of the 90% CVaR of profit against "
+                                               "expected profit, 0..1.")] = 0.0,
     time_limit: Annotated[float, typer.Option(help="Solver time limit per solve, seconds.")] = 60.0,
     emergency: Annotated[Path | None, typer.Option(help="Emergency events (CSV: start, end, max_load_mw or "
                                                    "shed_mw): hard caps every policy honours.")] = None,
@@ -70,7 +74,8 @@ def backtest(
                             hashprice_usd_per_ph_day=_constant(hashprice),
                             events=tuple(read_events(emergency, site_obj)) if emergency else (),
                             fourcp_in_plan=fourcp_plan,
-                            deployments=_deployments(deployments) if deployments else ())
+                            deployments=_deployments(deployments) if deployments else (),
+                            cvar_weight=cvar_weight)
         market = _market(site_obj.settlement_point, prices, da_prices, hashprice)
         result = _run_with_progress(site_obj, first, last, market, settings, quiet)
         if out is not None:

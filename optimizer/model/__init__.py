@@ -59,13 +59,52 @@ def build(site: Site, n_intervals: int, *, dt_hours: float = 1.0, elastic: bool 
     limit that can make a day infeasible gets a slack priced at ``SLACK_PENALTY_USD`` (diagnosis only).
     """
     m = pyo.ConcreteModel(name=site.name)
-    m.T = pyo.Set(initialize=range(n_intervals), ordered=True, doc="intervals of the horizon")
-    m.dt_hours = dt_hours                       # a plain float: the resolution is structure, not data
-    for module in MODULES:
-        module.add(m, site, elastic=elastic, allow_sla_breach=allow_sla_breach)
-    m.profit_usd = pyo.Expression(m.T, rule=lambda m, t: sum(mod.profit(m, site, t) for mod in MODULES))
+    populate(m, site, n_intervals, dt_hours=dt_hours, elastic=elastic, allow_sla_breach=allow_sla_breach)
     penalty = SLACK_PENALTY_USD * sum(v for _, v in slack_values(m)) if elastic else 0.0
     m.objective = pyo.Objective(expr=sum(m.profit_usd[t] for t in m.T) - penalty, sense=pyo.maximize)
+    return m
+
+
+def populate(b: pyo.Block, site: Site, n_intervals: int, *, dt_hours: float = 1.0, elastic: bool = False,
+             allow_sla_breach: bool = False) -> None:
+    """Add one site's whole model (sets, parts, per-interval profit ``profit_usd``) to a block: the model itself,
+    or one scenario of a two-stage model (:func:`build_scenarios`)."""
+    b.T = pyo.Set(initialize=range(n_intervals), ordered=True, doc="intervals of the horizon")
+    b.dt_hours = dt_hours                       # a plain float: the resolution is structure, not data
+    for module in MODULES:
+        module.add(b, site, elastic=elastic, allow_sla_breach=allow_sla_breach)
+    b.profit_usd = pyo.Expression(b.T, rule=lambda b, t: sum(mod.profit(b, site, t) for mod in MODULES))
+
+
+def build_scenarios(site: Site, n_intervals: int, n_scenarios: int, *, dt_hours: float = 1.0,
+                    allow_sla_breach: bool = False) -> pyo.ConcreteModel:
+    """Two-stage model: one copy of the site model per price scenario (``m.scen[k]``); the commitment decisions
+    (which units are on in each interval, hence starts and stops) are shared by every scenario
+    (``nonanticipative``), power levels adapt per scenario. Objective: ``(1 - cvar_weight) x expected profit +
+    cvar_weight x CVaR_alpha(profit)``, CVaR the mean of the worst ``1 - alpha`` of scenario profits
+    (Rockafellar-Uryasev: ``eta - sum_k w_k u_k / (1 - alpha)``, ``u_k >= eta - profit_k``, ``u_k >= 0``).
+    With one scenario it is the deterministic model exactly."""
+    m = pyo.ConcreteModel(name=f"{site.name}-scenarios")
+    m.S = pyo.Set(initialize=range(n_scenarios), ordered=True)
+    m.scen = pyo.Block(m.S, rule=lambda b, k: populate(b, site, n_intervals, dt_hours=dt_hours,
+                                                       allow_sla_breach=allow_sla_breach))
+    m.weight = pyo.Param(m.S, mutable=True, initialize=1.0 / n_scenarios)
+    m.cvar_weight = pyo.Param(mutable=True, initialize=0.0)
+    m.alpha = pyo.Param(mutable=True, initialize=0.9)
+    shared = [(part, name) for part, names in (("mining", [f.name for f in site.mining]),
+                                                ("gpu", [g.name for g in site.gpu]))
+              for name in names if hasattr(getattr(m.scen[0], part)[name], "on")]
+    m.NA = pyo.Set(initialize=[(i, k, t) for i in range(len(shared)) for k in list(m.S)[1:] for t in range(n_intervals)],
+                   dimen=3)
+    m.nonanticipative = pyo.Constraint(m.NA, rule=lambda m, i, k, t: getattr(m.scen[k], shared[i][0])[shared[i][1]].on[t]
+                                       == getattr(m.scen[0], shared[i][0])[shared[i][1]].on[t])
+    m.profit_k = pyo.Expression(m.S, rule=lambda m, k: sum(m.scen[k].profit_usd[t] for t in m.scen[k].T))
+    m.eta = pyo.Var(doc="value at risk of the profit, USD")
+    m.shortfall = pyo.Var(m.S, within=pyo.NonNegativeReals)
+    m.cvar_tail = pyo.Constraint(m.S, rule=lambda m, k: m.shortfall[k] >= m.eta - m.profit_k[k])
+    expected = sum(m.weight[k] * m.profit_k[k] for k in m.S)
+    cvar = m.eta - sum(m.weight[k] * m.shortfall[k] for k in m.S) / (1 - m.alpha)
+    m.objective = pyo.Objective(expr=(1 - m.cvar_weight) * expected + m.cvar_weight * cvar, sense=pyo.maximize)
     return m
 
 
