@@ -471,7 +471,9 @@ class Forecaster:
 def _one_thread():
     """scikit-learn's OpenMP threads on these small problems: measured here, a 150-tree fit on 8,000 rows took
     195 s with the default threads on a busy 2-core machine and 0.32 s with one; a 48-row predict 1.8 s vs 1.6 ms.
-    One thread also leaves the other core to HiGHS or a second Dask worker."""
+    One thread also leaves the other core to HiGHS or a second Dask worker. And it keeps the binning of
+    ``HistGradientBoostingRegressor`` out of worker threads, which touch the process-global warning filters
+    (scikit-learn issue #32631): a spurious ``UserWarning`` that ``-W error`` turns into a failure."""
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(limits=1, user_api="openmp")

@@ -181,6 +181,34 @@ def _events_report(events: list[Event] | None, ds: xr.Dataset) -> list[dict]:
     return out
 
 
+def schedule_scenarios(site: Site | str | Path, scenario_prices: pd.DataFrame, weights=None, *,
+                       day: dt.date | str | None = None, hashprice: float | None = None, lookahead_hours: int = 24,
+                       initial_state: Mapping[str, UnitState] | None = None,
+                       options: solve.SolverOptions | None = None, cvar_weight: float = 0.0,
+                       alpha: float = 0.9) -> xr.Dataset:
+    """Two-stage schedule of one operating day over price scenarios (one column each, hourly, tz-aware index
+    covering the day and lookahead): commitments shared, power per scenario (see :mod:`optimizer.stochastic`).
+    ``weights``: one per scenario (default equal). Returns the day's hours with a ``scenario`` dimension."""
+    from optimizer.stochastic import ScenarioPlanner
+
+    site = site if isinstance(site, Site) else load_site(site)
+    day = _as_day(day) if day is not None else DEFAULT_DAY
+    hours = operating_hours(day, site.timezone)
+    columns = [horizon_prices(site, day, scenario_prices[c], lookahead_hours, source=f"scenario {c}").prices
+               for c in scenario_prices.columns]
+    frame = pd.concat(columns, axis=1, keys=list(scenario_prices.columns))
+    k = frame.shape[1]
+    w = np.full(k, 1.0 / k) if weights is None else np.asarray(weights, dtype=float)
+    if hashprice is None:
+        hashprice, _ = data.hashprice_known_on(day)
+    ds = ScenarioPlanner(site, options).solve(frame, w, hashprice, initial_state, cvar_weight=cvar_weight,
+                                              alpha=alpha)
+    ds = ds.isel(time=slice(0, len(hours)))
+    ds.attrs.update({"day": day.isoformat(), "hours": len(hours), "lookahead_hours": lookahead_hours,
+                     "site_source": site.source, "site_sha256": site.sha256})
+    return ds
+
+
 def optimize(site: Site, prices: pd.Series, hashprice: float, *,
              initial_state: Mapping[str, UnitState] | None = None, options: solve.SolverOptions | None = None,
              export_model: str | Path | None = None, allow_sla_breach: bool = False,

@@ -28,17 +28,19 @@ def skill(history) -> dict[int, dict]:
     return {year: fourcp.evaluate(history, year) for year in range(2021, 2025)}
 
 
-def _poison_after_known(history: MarketHistory, t: pd.Timestamp) -> MarketHistory:
+def _poison_after_known(history: MarketHistory, t: pd.Timestamp, horizon: pd.DatetimeIndex) -> MarketHistory:
     """Absurd values for everything NOT known at ``t``, by the rules stated in ``available``'s docstring (computed
     here independently): load hours that have not ended strictly before ``t``; load-forecast hours of local days
-    whose forecast (out at 06:00 local the day before) is not published at ``t``."""
+    whose forecast (out at 06:00 local the day before) is not published at ``t``. A poisoned forecast is added for
+    horizon hours that have none (years without a shipped forecast)."""
     load = history.load.copy()
     load[load.index + pd.Timedelta(hours=1) >= t] = POISON_MW
     local_t = t.tz_convert(TZ)
     last_known_day = local_t.date() + dt.timedelta(days=1 if local_t.time() >= dt.time(6) else 0)
-    lf = history.load_forecast.copy()
+    lf = history.load_forecast.reindex(history.load_forecast.index.union(horizon))
     lf_days = pd.Series(lf.index.tz_convert(TZ).date, index=lf.index)
     lf[(lf_days > last_known_day).to_numpy()] = POISON_MW
+    lf = lf.dropna()
     return MarketHistory(rt=history.rt, da=history.da, load_forecast=lf, load=load, timezone=TZ)
 
 
@@ -48,7 +50,7 @@ def test_poisoned_future_changes_nothing(history, day, hour):
     t = decision_time_for(day, TZ, hour)
     horizon = horizon_for(day, TZ, 24)
     clean = fourcp.peak_probability(history, t, horizon)
-    poisoned = _poison_after_known(history, t)
+    poisoned = _poison_after_known(history, t, horizon)
     # the poison really is there, right after what is known
     assert (poisoned.load[poisoned.load.index >= t - pd.Timedelta(hours=1)] == POISON_MW).all()
     assert (poisoned.load_forecast.reindex(horizon[-24:]) == POISON_MW).all()

@@ -66,3 +66,26 @@ def test_quantile_scenarios_weights_sum_to_one():
     q = pd.DataFrame({0.1: [1.0], 0.5: [2.0], 0.9: [3.0]})
     frame, w = quantile_scenarios(q)
     assert list(frame.columns) == ["q0.1", "q0.5", "q0.9"] and w == pytest.approx([0.3, 0.4, 0.3])
+
+
+def test_cli_two_stage_schedule_from_a_scenario_file(tmp_path):
+    from typer.testing import CliRunner
+
+    from optimizer.cli import app
+
+    rt = optimizer.ercot_prices("HB_WEST", "rt")
+    idx = pd.date_range("2023-08-17T05:00Z", periods=48, freq="h")
+    base = rt.reindex(idx).to_numpy()
+    path = tmp_path / "scen.csv"
+    pd.DataFrame({"timestamp": idx.strftime("%Y-%m-%dT%H:%M:%SZ"), "low": base * 0.5, "mid": base,
+                  "high": base * 1.5}).to_csv(path, index=False)
+    out = tmp_path / "s.csv"
+    res = CliRunner().invoke(app, ["schedule", "--day", "2023-08-17", "--scenarios", str(path), "--weights",
+                                   "0.25,0.5,0.25", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    long = pd.read_csv(out)
+    assert sorted(long["scenario"].unique()) == ["high", "low", "mid"] and len(long) == 72
+    on = long.pivot(index="timestamp", columns="scenario", values="mining_mw__s21-pro") > 1e-4
+    assert (on["low"] == on["high"]).all() and (on["mid"] == on["high"]).all()     # shared commitments
+    bad = CliRunner().invoke(app, ["schedule", "--day", "2023-08-17", "--scenarios", str(path), "--weights", "0.5,0.5"])
+    assert bad.exit_code == 2

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pandas as pd
 import typer
 
@@ -52,8 +53,17 @@ def schedule(
     emergency: Annotated[Path | None, typer.Option(help="Emergency curtailment events (CSV: start, end, "
                                                    "max_load_mw or shed_mw), honoured as hard limits.")] = None,
     json_summary: Annotated[bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")] = False,
+    scenarios: Annotated[Path | None, typer.Option(help="Price scenarios (CSV: timestamp and one column per "
+                                                   "scenario): a two-stage schedule, commitments shared. Output "
+                                                   ".nc, or .csv with a scenario column.")] = None,
+    weights: Annotated[str | None, typer.Option(help="Scenario weights, comma-separated (default equal).")] = None,
+    cvar_weight: Annotated[float, typer.Option(help="With --scenarios: weight of the profit's CVaR (0..1).")] = 0.0,
 ) -> None:
     """Solve one operating day and write its hourly schedule."""
+    if scenarios is not None:
+        _scenarios(site, day, scenarios, weights, cvar_weight, hashprice, out, lookahead_hours,
+                   SolverOptions(time_limit_seconds=time_limit, mip_rel_gap=mip_gap, threads=threads))
+        return
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", data.PriceWarning)
@@ -98,6 +108,56 @@ def _run(site_path, day, prices, hashprice, out, export_model, initial_state, lo
         if out is not None:
             results.write(ds, out)
     return summary
+
+
+def _scenarios(site_path, day, path, weights, cvar_weight, hashprice, out, lookahead_hours, options) -> None:
+    from optimizer.scheduling import schedule_scenarios
+
+    try:
+        site = load_site(site_path or data.default_site_path())
+        the_day = _parse_day(day, site.timezone)
+        if out is not None and out.suffix.lower() not in (".nc", ".csv"):
+            raise InputError("a scenario schedule is written as .nc or .csv", source=str(out))
+        frame = _scenario_file(path)
+        w = [float(x) for x in weights.split(",")] if weights else None
+        ds = schedule_scenarios(site, frame, w, day=the_day, hashprice=hashprice, lookahead_hours=lookahead_hours,
+                                options=options, cvar_weight=cvar_weight)
+        for s in ds["scenario"].values:
+            bad = check.check_schedule(site, results.to_frame(ds.sel(scenario=s)),
+                                       hashprice_usd_per_ph_day=ds.attrs["hashprice_usd_per_ph_day"])
+            if bad:
+                raise NoSolutionError(f"scenario {s} fails the independent check; nothing written:\n  "
+                                      + "\n  ".join(map(str, bad[:10])))
+        if out is not None:
+            with results.output_lock(out):
+                if out.suffix.lower() == ".nc":
+                    ds.to_netcdf(out)
+                else:
+                    long = pd.concat([results.to_frame(ds.sel(scenario=s)).assign(scenario=str(s))
+                                      for s in ds["scenario"].values])
+                    long.to_csv(out, index=False, float_format="%.6f")
+    except (CurtailError, ValueError) as exc:
+        typer.echo(f"curtail schedule: error: {exc}", err=True)
+        raise typer.Exit(getattr(exc, "exit_code", 2)) from None
+    typer.echo(f"two-stage schedule of {ds.attrs['day']}: {ds.sizes['scenario']} scenarios, status "
+               f"{ds.attrs['status']}; expected profit {ds.attrs['expected_profit_usd']:,.0f} USD (with lookahead), "
+               f"CVaR90 {ds.attrs['cvar_usd']:,.0f} USD; solve {ds.attrs['solve_seconds']:.3f} s")
+    for s, w in zip(ds["scenario"].values, ds["weight"].values, strict=True):
+        typer.echo(f"  {s:>12} weight {w:.3f}: profit (day) {float(ds['profit_usd'].sel(scenario=s).sum()):,.0f} USD")
+
+
+def _scenario_file(path: Path) -> pd.DataFrame:
+    try:
+        df = pd.read_csv(path)
+    except Exception as exc:  # noqa: BLE001 - any reader failure is a bad file
+        raise InputError(f"cannot read scenarios ({type(exc).__name__}: {exc})", source=str(path)) from None
+    if "timestamp" not in df.columns or df.shape[1] < 2:
+        raise InputError("expected a timestamp column and one column per scenario", source=str(path))
+    idx = pd.DatetimeIndex(pd.to_datetime(df["timestamp"], utc=True, format="ISO8601"))
+    out = df.drop(columns="timestamp").set_index(idx).astype(float)
+    if not np.isfinite(out.to_numpy()).all():
+        raise InputError("scenario prices must be finite numbers", source=str(path))
+    return out
 
 
 def _inputs(site: Site, prices: Path | None, state: Path | None) -> dict:
