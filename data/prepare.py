@@ -38,6 +38,17 @@ def main(shared: Path) -> None:
     )
     hp.to_parquet(HERE / "hashprice_daily.parquet", index=False, compression="zstd")
 
+    load = pd.read_parquet(shared / "ercot_load" / "ercot_native_load_hourly_2020_2024.parquet")
+    load = load[["timestamp_utc", "ERCOT"]].rename(columns={"ERCOT": "ercot_native_load_mw"})
+    load.to_parquet(HERE / "ercot_load_hourly.parquet", index=False, compression="zstd")
+
+    lf = pd.read_parquet(shared / "ercot_load" / "ercot_load_forecast_dayahead_hourly_2024.parquet")
+    lf = lf[["timestamp_utc", "da_demand_forecast_mw"]]
+    lf.to_parquet(HERE / "ercot_load_forecast_da_2024.parquet", index=False, compression="zstd")
+
+    fourcp = pd.read_csv(shared / "ercot_load" / "ercot_4cp_hourly_proxy_2020_2024.csv")
+    fourcp.to_csv(HERE / "ercot_4cp_proxy.csv", index=False)
+
 
 if __name__ == "__main__":
     main(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE.parent.parent / "shared" / "data")
