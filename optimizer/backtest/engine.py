@@ -102,7 +102,7 @@ class Market:
     def shipped(cls, settlement_point: str, resolution: str = "15min") -> Market:
         return cls(forecast.MarketHistory.shipped(settlement_point),
                    data.ercot_prices(settlement_point, "rt", resolution), data.hashprice_series(),
-                   _peak_hours())
+                   data.ercot_4cp_hours())
 
 
 @dataclass
@@ -141,11 +141,6 @@ class _Day:
     perfect_prices: pd.Series        # actual prices over the horizon at real-time resolution
     perfect_caps: np.ndarray
     perfect_peak_weight: np.ndarray | None      # the actual 4CP peaks over that horizon
-
-
-def _peak_hours() -> pd.DatetimeIndex | None:
-    loader = getattr(data, "ercot_4cp_hours", None)     # shipped 4CP proxy (see data/SOURCE.md)
-    return loader() if loader else None
 
 
 def _peak_probability(history, decision, horizon) -> np.ndarray:

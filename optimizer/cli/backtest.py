@@ -165,7 +165,7 @@ def _market(settlement_point: str, prices: Path | None, da_prices: Path | None, 
     hp = data.hashprice_series()
     if hashprice is not None and _constant(hashprice) is None:
         hp = _read_hashprice(Path(hashprice))
-    return Market(history, rt, hp)
+    return Market(history, rt, hp, data.ercot_4cp_hours())
 
 
 def _read_hashprice(path: Path) -> pd.Series:
