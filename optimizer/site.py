@@ -77,15 +77,10 @@ class Commitment:
     restart_cost_usd: float = 0.0
 
 
-@dataclass(frozen=True)
-class MiningFleet:
-    """A fleet of ASICs. ``capacity_mw`` is site power at full load, cooling included."""
+@dataclass(frozen=True, kw_only=True)
+class Switchable:
+    """The on/off limits of a unit (see :class:`Commitment`) and how fast it can drop load for a reserve."""
 
-    name: str
-    capacity_mw: float
-    efficiency_j_per_th: float
-    cooling_overhead_fraction: float = 0.0
-    pool_fee_fraction: float = 0.0
     min_load_fraction: float = 0.0
     ramp_mw_per_hour: float = UNLIMITED
     min_on_hours: int = 0
@@ -97,6 +92,17 @@ class MiningFleet:
     def commitment(self) -> Commitment:
         return Commitment(self.min_load_fraction, self.ramp_mw_per_hour, self.min_on_hours,
                           self.min_off_hours, self.restart_cost_usd)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MiningFleet(Switchable):
+    """A fleet of ASICs. ``capacity_mw`` is site power at full load, cooling included."""
+
+    name: str
+    capacity_mw: float
+    efficiency_j_per_th: float
+    cooling_overhead_fraction: float = 0.0
+    pool_fee_fraction: float = 0.0
 
     def reserve_limit_mw(self, response_minutes: float) -> float:
         """Most it can drop within a service's response time (MW); ASICs cut power in seconds: by default all."""
@@ -113,8 +119,8 @@ class MiningFleet:
         return hashprice_usd_per_ph_day / 24.0 * self.hashrate_ph_per_mw() * (1.0 - self.pool_fee_fraction)
 
 
-@dataclass(frozen=True)
-class GpuCluster:
+@dataclass(frozen=True, kw_only=True)
+class GpuCluster(Switchable):
     """A GPU cluster: committed GPUs are powered every hour (SLA); the rest is flexible spot capacity."""
 
     name: str
@@ -127,17 +133,6 @@ class GpuCluster:
     spot_utilization: float = 1.0
     sla_credit_tiers: tuple[tuple[float, float], ...] = ((0.9999, 0.10), (0.99, 0.30), (0.95, 1.00))
     sla_month_hours: float = 730.0
-    min_load_fraction: float = 0.0
-    ramp_mw_per_hour: float = UNLIMITED
-    min_on_hours: int = 0
-    min_off_hours: int = 0
-    restart_cost_usd: float = 0.0
-    reserve_drop_mw_per_minute: float | None = None
-
-    @property
-    def commitment(self) -> Commitment:
-        return Commitment(self.min_load_fraction, self.ramp_mw_per_hour, self.min_on_hours,
-                          self.min_off_hours, self.restart_cost_usd)
 
     def reserve_limit_mw(self, response_minutes: float) -> float:
         """Most of the flexible load it can drop within a response time (MW); by default none is offered."""
