@@ -104,3 +104,25 @@ def test_every_shipped_site_schedules_a_real_day(model):
     assert s["profit_usd"] == pytest.approx(float(ds["profit_usd"].sum()))
     if not site.contract.sellback:
         assert s["sellback_credit_usd"] == 0.0 and s["energy_cost_usd"] == 0.0
+
+
+def test_4cp_charge_curtails_the_likely_peak_hours_of_a_real_summer_day(default_site):
+    """2023-08-10 17:00 CDT was August's system peak. With flat cheap power, only the 4CP charge can curtail:
+    the hours whose expected charge per MW (probability x 25,000 USD) beats a unit's margin are curtailed."""
+    site = dataclasses.replace(default_site, fourcp=dataclasses.replace(default_site.fourcp,
+                                                                        charge_usd_per_kw_year=100.0))
+    idx = pd.date_range("2023-08-10T05:00Z", periods=48, freq="h")
+    flat = pd.Series(30.0, index=idx)
+    ds = optimizer.schedule(site, flat, day="2023-08-10")
+    s = optimizer.summary(ds)
+    assert s["fourcp_source"].startswith("estimated from ERCOT load known at 2023-08-09T15:00")
+    prob = ds["peak_weight"].to_numpy()
+    assert _local_hours(ds)[int(np.argmax(prob))].hour in (15, 16, 17, 18)
+    hp = s["hashprice_usd_per_ph_day"]
+    for f in site.mining:          # no ramp limits bind at these sizes: each fleet follows its own margin
+        margin = f.value_usd_per_mwh(hp) - 30.0
+        curtailed = ds["power_mw"].sel(asset=f.name).to_numpy() < 0.01 * f.capacity_mw   # off or warm standby
+        assert (curtailed[prob * 25_000 > margin * 1.05]).all(), f.name
+        assert (~curtailed[prob * 25_000 < margin * 0.95]).all(), f.name
+    plain = optimizer.schedule(default_site, flat, day="2023-08-10")
+    assert float(plain["mining_mw"].min()) == pytest.approx(120.0)
