@@ -101,19 +101,19 @@ def check_schedule(site: Site, frame: pd.DataFrame, *, hashprice_usd_per_ph_day:
         return out
     price = frame["price_usd_per_mwh"].to_numpy(float)
     hashprice = np.broadcast_to(np.asarray(hashprice_usd_per_ph_day, dtype=float), (n,))
-    mining_rev = dt * sum(f.value_usd_per_mwh(hashprice) * c for f, c in zip(site.mining, fleet_cols))
+    mining_rev = dt * sum(f.value_usd_per_mwh(hashprice) * c for f, c in zip(site.mining, fleet_cols, strict=True))
     ai_rev = dt * sum(g.committed_revenue_usd_per_hour * (1.0 - sh / g.committed_mw if g.committed_mw else 1.0)
                       + g.spot_value_usd_per_mwh * (c - g.committed_mw + sh)
-                      for g, c, sh in zip(site.gpu, cluster_cols, shortfalls))
+                      for g, c, sh in zip(site.gpu, cluster_cols, shortfalls, strict=True))
     sla_credit = np.zeros(n)
-    sla_credit[0] = sum(g.sla_credit_usd(float(sh.sum()) * dt) for g, sh in zip(site.gpu, shortfalls))
+    sla_credit[0] = sum(g.sla_credit_usd(float(sh.sum()) * dt) for g, sh in zip(site.gpu, shortfalls, strict=True))
     exposed = site.contract.sellback or site.contract.block_mw == 0
     energy_cost = price * np.clip(grid, 0, None) * dt if exposed else np.zeros(n)
     credit = price * sold * dt
     contract = np.full(n, site.contract.block_mw * site.contract.price_usd_per_mwh * dt)
     restart = np.zeros(n)
-    flexible = [c - g.committed_mw + sh for g, c, sh in zip(site.gpu, cluster_cols, shortfalls)]
-    for unit, col in [*zip(site.mining, fleet_cols), *zip(site.gpu, flexible)]:
+    flexible = [c - g.committed_mw + sh for g, c, sh in zip(site.gpu, cluster_cols, shortfalls, strict=True)]
+    for unit, col in [*zip(site.mining, fleet_cols, strict=True), *zip(site.gpu, flexible, strict=True)]:
         s = state.get(unit.name, UnitState())
         on = col > TOL_MW
         prev = np.concatenate([[s.on and (s.power_mw is None or s.power_mw > TOL_MW)], on[:-1]])
@@ -171,7 +171,7 @@ def _check_reserves(out, site: Site, frame: pd.DataFrame, fleet_cols, flexible, 
     """Offers never above the load a unit consumes nor what it can drop in the response time; their revenue."""
     n = len(frame)
     revenue = np.zeros(n)
-    loads = dict(zip([f.name for f in site.mining] + [g.name for g in site.gpu], [*fleet_cols, *flexible]))
+    loads = dict(zip([f.name for f in site.mining] + [g.name for g in site.gpu], [*fleet_cols, *flexible], strict=True))
     units = {u.name: u for u in (*site.mining, *site.gpu)}
     total = {name: np.zeros(n) for name in loads}
     for r in site.reserves:

@@ -242,7 +242,8 @@ _TAIL_HOURS = (LAG_DAYS + 3) * 24
 
 FEATURES = (["hour", "weekday", "month", "day_of_year", "lead_hours"]
             + [f"lag{d}" for d in range(1, LAG_DAYS + 1)]
-            + ["last_price", "mean_24h", "mean_168h", "load_forecast", "load_same_hour", "da_price"])
+            + ["last_price", "mean_24h", "mean_168h", "median_24h", "median_168h", "lag_median",
+               "load_forecast", "load_same_hour", "da_price"])
 
 
 def _same_hour_lags(s: pd.Series, targets_local_hour: np.ndarray, timezone: str, n: int) -> np.ndarray:
@@ -279,6 +280,9 @@ def _features(avail: MarketHistory, decision_time: pd.Timestamp, targets: pd.Dat
     cols["last_price"] = np.full(len(targets), rt[-1])
     cols["mean_24h"] = np.full(len(targets), rt[-24:].mean())
     cols["mean_168h"] = np.full(len(targets), rt[-168:].mean())
+    cols["median_24h"] = np.full(len(targets), np.median(rt[-24:]))
+    cols["median_168h"] = np.full(len(targets), np.median(rt[-168:]))
+    cols["lag_median"] = np.nanmedian(lags, axis=1)
     lf = avail.load_forecast
     cols["load_forecast"] = (lf.reindex(targets).to_numpy() if lf is not None and len(lf) else np.nan)
     load = avail.load

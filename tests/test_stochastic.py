@@ -3,7 +3,6 @@ expected profit for a better worst case."""
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 from support import fleet, hourly, make_site, solve

@@ -42,7 +42,7 @@ def sweep(
         raise typer.Exit(exc.exit_code) from None
     table = ds["profit_usd"].to_pandas()
     table.index = [f"{s} | {h} | {p} | {f}" for s, h, p, f in zip(ds["site"].values, ds["hashprice_usd_per_ph_day"].values,
-                                                                 ds["period"].values, ds["forecast"].values)]
+                                                                 ds["period"].values, ds["forecast"].values, strict=True)]
     typer.echo("profit, USD (site | hashprice | period | forecast)")
     typer.echo(table.to_string(float_format=lambda x: f"{x:,.0f}"))
     typer.echo(f"\n{ds.sizes['scenario']} scenarios on {ds.attrs['scheduler']} ({ds.attrs['workers']} workers): "
