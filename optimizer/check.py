@@ -1,7 +1,8 @@
 """Independent schedule checker: recomputes every hard limit and the accounting from a written schedule alone.
 
 It reads only the flat table (:func:`optimizer.results.to_frame` or a file read back), the site model, the
-hashprice and the initial state; it shares no code with the model, so a modelling bug cannot hide itself.
+hashprice and the initial state; it shares no code with the model or the read-back (only the site model's own
+unit formulas: mining value, SLA credit tiers, reserve limits), so a modelling bug cannot hide itself.
 Used by the tests on every schedule they produce, and by ``curtail schedule`` before it writes anything.
 """
 
@@ -122,7 +123,7 @@ def check_schedule(site: Site, frame: pd.DataFrame, *, hashprice_usd_per_ph_day:
             "energy_cost_usd": energy_cost, "sellback_credit_usd": credit, "contract_cost_usd": contract,
             "restart_cost_usd": restart, "sla_credit_usd": sla_credit}
     weight = frame["peak_weight"].to_numpy(float) if "peak_weight" in frame.columns else np.zeros(n)
-    want["fourcp_charge_usd"] = weight * load * site.fourcp.charge_usd_per_kw_year * 250.0
+    want["fourcp_charge_usd"] = weight * load * site.fourcp.charge_usd_per_kw_year * 250.0 * dt
     want["reserve_revenue_usd"] = _check_reserves(out, site, frame, fleet_cols, flexible, dt)
     want["profit_usd"] = (want["mining_revenue_usd"] + want["ai_revenue_usd"] - energy_cost + credit - contract
                           - restart - sla_credit - want["fourcp_charge_usd"] + want["reserve_revenue_usd"])

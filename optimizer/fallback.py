@@ -23,7 +23,7 @@ from optimizer.state import UnitState
 
 def strike_schedule(site: Site, prices: pd.Series, hashprice: float,
                     initial_state: Mapping[str, UnitState] | None = None,
-                    load_cap_mw: np.ndarray | None = None) -> xr.Dataset:
+                    load_cap_mw: np.ndarray | None = None, peak_weight: np.ndarray | None = None) -> xr.Dataset:
     """The strike-rule schedule over the intervals of ``prices`` (a dataset like :func:`optimizer.results.read`),
     within ``load_cap_mw`` (per interval; default the import limit)."""
     times = pd.DatetimeIndex(prices.index)
@@ -32,4 +32,5 @@ def strike_schedule(site: Site, prices: pd.Series, hashprice: float,
     w = operate.walk(site, times, operate.units_for(site, hashprice, initial_state, dt),
                      operate.strike_policy(price), load_cap_mw)
     return results.assemble(site, times, price, w.site_power(site), w.on, w.start,
-                            hashprice_usd_per_ph_day=hashprice, dt_hours=dt, max_load_mw=load_cap_mw)
+                            hashprice_usd_per_ph_day=hashprice, dt_hours=dt, max_load_mw=load_cap_mw,
+                            peak_weight=peak_weight)

@@ -234,10 +234,6 @@ def _clip(values: np.ndarray, targets: pd.DatetimeIndex, timezone: str) -> np.nd
 
 #: How many known days of the same local hour the lag features (and ``naive``) look back over.
 LAG_DAYS = 7
-#: The gbm model learns the price minus this feature (the mean of the last 24 known hours) and adds it back:
-#: trees cannot extrapolate, so without an anchor a regime never seen in the training window (Winter Storm Uri,
-#: at the 9,000 USD/MWh cap for days) is forecast at the window's levels; with it the level follows the market.
-ANCHOR = "mean_24h"
 _TAIL_HOURS = (LAG_DAYS + 3) * 24
 
 FEATURES = (["hour", "weekday", "month", "day_of_year", "lead_hours"]
@@ -414,11 +410,10 @@ class Forecaster:
     def _gbm(self, avail: MarketHistory, t: pd.Timestamp, horizon: pd.DatetimeIndex) -> np.ndarray:
         if self.fitted_at is None or t < self.fitted_at or t - self.fitted_at >= pd.Timedelta(days=self.refit_days):
             self._fit(avail, t)
-        F = _features(avail, t, horizon)
-        X = F[self._columns]
+        X = _features(avail, t, horizon)[self._columns]
         with _one_thread():
             pred = np.column_stack([self._models[q].predict(X) for q in self.quantiles])
-        pred += F[ANCHOR].to_numpy()[:, None]
+
         pred.sort(axis=1)
         return _clip(pred, horizon, avail.timezone)
 
@@ -460,7 +455,6 @@ class Forecaster:
             raise InputError("forecast method 'gbm' needs scikit-learn (pip install scikit-learn)",
                              field="method") from None
         X, y = self.training_set(avail, t)
-        anchor = X[ANCHOR].to_numpy()
         # features never known in the window (e.g. the load forecast outside 2024) are left out: scikit-learn's
         # binning fails on an all-NaN column, and the model could not use it anyway
         self._columns = [c for c in FEATURES if X[c].notna().any()]
@@ -471,7 +465,7 @@ class Forecaster:
                                               max_leaf_nodes=15, min_samples_leaf=40, early_stopping=False,
                                               random_state=self.random_state)
             with _one_thread():
-                self._models[q] = m.fit(X, y.to_numpy() - anchor)
+                self._models[q] = m.fit(X, y.to_numpy())
         self.fitted_at = t
         self.fit_count += 1
 
@@ -498,8 +492,8 @@ def forecast(method: str, history: MarketHistory, decision_time: Any, horizon: A
 
 
 def best_method(history: MarketHistory, decision_time: Any, horizon: Any) -> str:
-    """Default method of the backtest: ``"da"`` if day-ahead prices are known at ``decision_time`` for every
-    horizon hour, else ``"gbm"``. (With a lookahead past day D, DA never covers the whole horizon at a D-1
+    """The best method the data allows: ``"da"`` if day-ahead prices are known at ``decision_time`` for every
+    horizon hour, else ``"gbm"`` (the backtest's ``auto`` is ``gbm``: see ``backtest.engine.default_method``). (With a lookahead past day D, DA never covers the whole horizon at a D-1
     decision: then ``"gbm"``; ``"da+gbm"`` is the option that uses the known DA hours.)"""
     avail = available(history, decision_time)
     horizon = _check_horizon(horizon)

@@ -28,7 +28,7 @@ class Unit:
     def __init__(self, name: str, cap: float, c: Commitment, value: float, s: UnitState, dt: float,
                  hold_hours: float = 0.0):
         self.name, self.cap, self.c, self.value, self.dt = name, cap, c, value, dt
-        self.switched = is_switched(c, dt)
+        self.switched = is_switched(c, dt) or hold_hours > dt
         self.floor = on_floor_mw(cap, c) if self.switched else 0.0
         self.ramp = min(c.ramp_mw_per_hour * dt, cap)
         self.jump = max(self.ramp, self.floor)
@@ -52,8 +52,9 @@ class Unit:
     def trip(self) -> None:
         """Emergency: the next move may go to zero whatever the ramp and minimum on time (firmware cuts power in
         seconds; only an emergency cap below the import limit allows it)."""
-        self.hours = max(self.hours, self.min_on)
-        self.p = min(self.p, self.jump)
+        if self.on:
+            self.hours = max(self.hours, self.min_on)
+            self.p = min(self.p, self.jump)
 
     def move(self, p: float) -> bool:
         """Go to power p (within bounds); returns True when this is a start."""
@@ -122,9 +123,11 @@ def walk(site: Site, times: pd.DatetimeIndex, units: list[Unit], policy: Policy,
             want[j] -= cut
             excess -= cut
         if excess > 1e-6 and cap[t] < site.grid.import_limit_mw:
-            for j in order:                               # emergency: trip units (least valuable first)
+            for j in order:                               # emergency: trip running units (least valuable first)
                 if excess <= 1e-9:
                     break
+                if want[j] <= 0.0:
+                    continue
                 excess -= want[j]
                 want[j] = 0.0
                 units[j].trip()

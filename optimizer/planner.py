@@ -89,7 +89,7 @@ class Planner:
                          f"{report.solve_seconds:.2f} s; time limit {options.time_limit_seconds:g} s")
             if not fallback:
                 raise NoSolutionError(fell_back)
-            ds = strike_schedule(site, prices, hashprice, state, inputs.caps(site))
+            ds = strike_schedule(site, prices, hashprice, state, inputs.caps(site), peak_probability)
         read_s = time.perf_counter() - t0
         ds.attrs.update({
             "site": site.name,

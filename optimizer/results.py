@@ -99,8 +99,9 @@ def assemble(site: Site, times: pd.DatetimeIndex, price: np.ndarray, power: np.n
     """Build the result dataset from per-interval power (MW, columns in ``site.asset_names`` order) and price;
     every derived quantity (balance, revenue, settlement, USD per interval of ``dt_hours``) is computed here once.
     Used for solved schedules, fallback schedules and backtest settlement alike. ``max_load_mw``: the load cap in
-    force (default the import limit); ``peak_weight``: 4CP peak probability (plans) or the share of the interval
-    in an actual monthly peak (settlement); the 4CP charge is ``peak_weight x load x charge per MW-peak``.
+    force (default the import limit); ``peak_weight``: 4CP peak probability of the interval's hour (plans) or 1
+    inside an actual monthly peak hour (settlement).
+    The 4CP charge is ``peak_weight x load x charge per MW-peak x dt``: the hour's mean load at the peak.
     ``reserve_offer`` (interval, asset, service; MW) is kept only as far as the unit's load backs it, except in
     intervals where capacity is being deployed (``reserve_deployed_mw`` > 0: the load has already dropped)."""
     n, n_mining = len(price), len(site.mining)
@@ -137,7 +138,7 @@ def assemble(site: Site, times: pd.DatetimeIndex, price: np.ndarray, power: np.n
     energy_cost = price * bought * dt_hours
     credit = price * sold * dt_hours
     contract = np.full(n, site.contract.block_mw * site.contract.price_usd_per_mwh * dt_hours)
-    fourcp = peak_weight * load * site.fourcp.usd_per_mw_peak
+    fourcp = peak_weight * load * site.fourcp.usd_per_mw_peak * dt_hours
     profit = (mining_rev + ai_rev - energy_cost + credit - contract - restart_cost - sla_credit - fourcp
               + reserve_revenue)
     time = pd.DatetimeIndex(times).tz_convert("UTC").tz_localize(None)
@@ -181,6 +182,23 @@ def assemble(site: Site, times: pd.DatetimeIndex, price: np.ndarray, power: np.n
     return ds
 
 
+def resettle_sla_credit(ds: xr.Dataset, site: Site) -> xr.Dataset:
+    """The SLA credit of a (trimmed) schedule recomputed from its own shortfall, booked in its first interval,
+    with ``profit_usd`` adjusted to match."""
+    if not float(ds["sla_shortfall_mw"].sum()) and not float(ds["sla_credit_usd"].sum()):
+        return ds
+    dt_hours = float(ds.attrs.get("interval_hours", 1.0))
+    credit = np.zeros(ds.sizes["time"])
+    credit[0] = sum(g.sla_credit_usd(float(ds["sla_shortfall_mw"].sel(asset=g.name).sum()) * dt_hours)
+                    for g in site.gpu)
+    ds = ds.copy()
+    ds["profit_usd"] = ds["profit_usd"] + ds["sla_credit_usd"] - credit
+    ds["sla_credit_usd"] = (("time",), credit)
+    ds["sla_credit_usd"].attrs["units"] = "USD"
+    ds["profit_usd"].attrs["units"] = "USD"
+    return ds
+
+
 def energy_mwh(ds: xr.Dataset, name: str) -> float:
     """Energy of a power variable over the dataset (MWh)."""
     return float(ds[name].sum()) * float(ds.attrs.get("interval_hours", 1.0))
@@ -197,7 +215,7 @@ def _on(b: pyo.Block, T: list[int], mw: np.ndarray) -> np.ndarray:
 
 
 def to_frame(ds: xr.Dataset) -> pd.DataFrame:
-    """One row per hour: ``timestamp`` (ISO 8601 UTC), totals, money, ``mining_mw__<fleet>`` /
+    """One row per interval (hour or 15 minutes): ``timestamp`` (ISO 8601 UTC), totals, money, ``mining_mw__<fleet>`` /
     ``ai_mw__<cluster>`` per asset, and ``sla_shortfall_mw__<cluster>`` per GPU cluster."""
     times = pd.DatetimeIndex(ds["time"].values).tz_localize("UTC")
     df = pd.DataFrame({"timestamp": times.strftime("%Y-%m-%dT%H:%M:%SZ")})

@@ -114,8 +114,10 @@ def schedule(site: Site | str | Path, prices: pd.Series | None = None, *, day: d
     covering the day and lookahead (default: shipped ERCOT prices). ``day``: local operating day (default
     2022-07-20). ``hashprice``: USD per PH/s per day for the whole run (default: the latest shipped value
     before the day). ``initial_state``: per asset; default all on at full power. ``events``: emergency load caps
-    (:mod:`optimizer.events`), hard limits. ``peak_probability``: 4CP peak chance per hour (default, for a site with
-    a ``[fourcp]`` table: estimated from the shipped ERCOT load as known at 10:00 the day before).
+    (:mod:`optimizer.events`), hard limits. ``peak_probability``: 4CP peak chance per hour (default, for a site
+    whose ``[fourcp]`` table sets a charge or a threshold: estimated from the shipped ERCOT load as known at 10:00
+    the day before). With SLA breach allowed, the written day's SLA credit counts the day's own shortfall (the
+    lookahead's shortfall shaped the plan but is not owed by this schedule).
 
     The summary is in ``ds.attrs`` (``optimizer.results.summary(ds)`` decodes it). Raises ``InputError`` on bad
     input, ``InfeasibleError`` when hard limits conflict, ``NoSolutionError`` when the solver finds nothing.
@@ -139,7 +141,7 @@ def schedule(site: Site | str | Path, prices: pd.Series | None = None, *, day: d
     ds = planner.solve(pin.prices, hp, initial_state, fallback=fallback, export_model=export_model,
                        load_cap_mw=caps, peak_probability=prob)
     full_profit = float(ds["profit_usd"].sum())
-    ds = ds.isel(time=slice(0, len(hours)))
+    ds = results.resettle_sla_credit(ds.isel(time=slice(0, len(hours))), site)
     ds.attrs.update(_day_summary(site, day, pin, hp_source, ds, full_profit, time.perf_counter() - t_start))
     ds.attrs["fourcp_source"] = prob_source
     ds.attrs["emergency_events_json"] = json.dumps(_events_report(events, ds))

@@ -270,7 +270,7 @@ def site_from_dict(raw: dict[str, Any], *, source: str = "<memory>") -> Site:
     fourcp = FourCP(
         charge_usd_per_kw_year=v.number(f, "fourcp", "charge_usd_per_kw_year", default=0.0, minimum=0.0,
                                         maximum=1000.0),
-        curtail_above_probability=v.number(f, "fourcp", "curtail_above_probability", default=1.0, minimum=0.0,
+        curtail_above_probability=v.number(f, "fourcp", "curtail_above_probability", default=1.0, positive=True,
                                            maximum=1.0),
     )
     reserves = tuple(_reserve(v, t, f"reserve[{i}]") for i, t in enumerate(v.array(top, "reserve")))

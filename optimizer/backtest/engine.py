@@ -20,7 +20,8 @@ Policies (:data:`POLICIES`):
 ``strike``           the operators' rule: run below the value per MWh, stop above (optional hysteresis and hold);
 ``always-on``        everything at full power;
 ``perfect``          the same model solved on the actual real-time prices at the simulation's resolution
-                     (with the actual lookahead): the upper limit.
+                     (with the actual lookahead), valuing mining at the hashprice known at the decision like the
+                     other plans, and settled like them at the actual one: the benchmark upper limit.
 ``stochastic+strike`` (optional) the two-stage plan over the forecast's 10/50/90% quantile paths (commitments
                      shared, see :mod:`optimizer.stochastic`), its median-scenario set-points operated like
                      ``schedule+strike``.
@@ -33,6 +34,7 @@ the actual monthly peaks (``fourcp_charge_usd``).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -149,11 +151,11 @@ def _peak_probability(history, decision, horizon) -> np.ndarray:
     return fourcp.peak_probability(history, decision, horizon).to_numpy()
 
 
-def _peak_weight(times: pd.DatetimeIndex, peaks: pd.DatetimeIndex | None, dt_hours: float) -> np.ndarray:
-    """Share of each interval in an actual monthly peak hour (dt for intervals inside it, else 0)."""
+def _peak_weight(times: pd.DatetimeIndex, peaks: pd.DatetimeIndex | None) -> np.ndarray:
+    """1 for intervals inside an actual monthly peak hour, else 0."""
     if peaks is None or len(peaks) == 0:
         return np.zeros(len(times))
-    return pd.DatetimeIndex(times).floor("h").isin(peaks).astype(float) * dt_hours
+    return pd.DatetimeIndex(times).floor("h").isin(peaks).astype(float)
 
 
 def default_method(settings: Settings) -> str:
@@ -220,9 +222,14 @@ def run(site: Site, start: dt.date, end: dt.date, market: Market, settings: Sett
                                         if fourcp and settings.fourcp_in_plan else None),
                  perfect_prices=perfect_prices,
                  perfect_caps=load_caps(site, list(settings.events), perfect_prices.index, dt_sim),
-                 perfect_peak_weight=(_peak_weight(perfect_prices.index, market.peak_hours, dt_sim)
+                 perfect_peak_weight=(_peak_weight(perfect_prices.index, market.peak_hours)
                                       if fourcp and settings.fourcp_in_plan else None))
-        settle_weight = _peak_weight(sim_times, market.peak_hours, dt_sim)
+        settle_weight = _peak_weight(sim_times, market.peak_hours)
+        if d.plan_peak_probability is not None and site.fourcp.curtail_above_probability < 1.0:
+            # the site's 4CP curtailment rule is a hard limit of operation, for every policy
+            on_sim = pd.Series(d.plan_peak_probability, index=horizon).reindex(sim_times.floor("h")).to_numpy()
+            hot = on_sim >= site.fourcp.curtail_above_probability
+            d = dataclasses.replace(d, sim_caps=np.where(hot, np.minimum(d.sim_caps, site.committed_mw), d.sim_caps))
         row = {"day": day, "forecast_method": used, "hashprice_known": hp_known, "hashprice_actual": hp_actual,
                "forecast_mae_usd_per_mwh": float(np.abs(fc.iloc[: len(hours)].to_numpy()
                                                         - _hourly(rt, hours).to_numpy()).mean())}
@@ -396,6 +403,7 @@ def _summary(site: Site, ds: xr.Dataset, days: pd.DataFrame, settings: Settings,
         "perfect_foresight_profit_usd": profits.get("perfect"), "always_on_profit_usd": profits.get("always-on"),
         "policy": best, "value_capture": None, "wall_seconds": wall_s, "solver_seconds": solver_s,
         "forecast_mae_usd_per_mwh": float(days["forecast_mae_usd_per_mwh"].mean()),
+        "forecast_methods_used": {str(k): int(v) for k, v in days["forecast_method"].value_counts().items()},
     }
     if best and "perfect" in profits and "always-on" in profits and profits["perfect"] != profits["always-on"]:
         out["value_capture"] = (profits[best] - profits["always-on"]) / (profits["perfect"] - profits["always-on"])

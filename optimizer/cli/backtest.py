@@ -118,8 +118,12 @@ def _reserves(text: str) -> tuple[Reserve, ...]:
             out.append(Reserve(parts[0], float(parts[1]), float(parts[2]) if len(parts) == 3 else 10.0))
         except ValueError:
             raise InputError(f"{item!r} is not NAME:USD_PER_MW_HOUR[:RESPONSE_MINUTES]", field="--reserve") from None
-        if out[-1].price_usd_per_mw_hour < 0 or out[-1].response_minutes <= 0:
-            raise InputError(f"{item!r}: price must be >= 0 and response > 0", field="--reserve")
+        r = out[-1]
+        if not 0 <= r.price_usd_per_mw_hour <= 10_000 or not 0 < r.response_minutes <= 240:
+            raise InputError(f"{item!r}: price must be 0..10,000 USD/MW/h and response 0..240 minutes",
+                             field="--reserve")
+    if len({r.name for r in out}) != len(out):
+        raise InputError(f"reserve names must be unique: {text!r}", field="--reserve")
     return tuple(out)
 
 

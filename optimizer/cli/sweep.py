@@ -9,6 +9,7 @@ import typer
 
 from optimizer import data, sweep as sw
 from optimizer.backtest import POLICIES
+from optimizer.backtest.engine import OPTIONAL_POLICIES
 from optimizer.errors import CurtailError, InputError
 
 
@@ -32,8 +33,9 @@ def sweep(
         scenarios = sw.grid(site_paths, levels, [p.strip() for p in periods.split(",")],
                             [f.strip() for f in forecasts.split(",")])
         pols = [p.strip() for p in policies.split(",")]
-        if set(pols) - set(POLICIES):
-            raise InputError(f"unknown policy in {policies!r}; one of {', '.join(POLICIES)}", field="--policies")
+        if set(pols) - set(POLICIES) - set(OPTIONAL_POLICIES):
+            raise InputError(f"unknown policy in {policies!r}; one of {', '.join(POLICIES + OPTIONAL_POLICIES)}",
+                             field="--policies")
         ds = sw.sweep(scenarios, scheduler=scheduler, workers=workers, policies=pols, serial=serial)
         if out is not None:
             sw.write(ds, out)

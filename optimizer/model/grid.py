@@ -6,7 +6,7 @@
 | ``load_mw`` | T | Expression | MW | mining + GPU load |
 | ``grid_mw`` | T | Expression | MW | load minus contract block: > 0 bought, < 0 sold back |
 | ``load_cap_mw`` | T | mutable Param | MW | the most the site may draw: the import limit, or lower in an emergency event or a 4CP curtailment hour |
-| ``peak_weight`` | T | mutable Param | - | chance that interval t is its month's 4CP peak (in settlement: the peak's share of the interval) |
+| ``peak_weight`` | T | mutable Param | - | chance that interval t lies in its month's 4CP peak hour (in settlement: 1 inside the actual peak hour) |
 | ``import_limit`` | T | Constraint | MW | ``load_mw[t] <= load_cap_mw[t]`` |
 
 Settlement in hour t: the block costs ``block_mw * contract price`` whatever is used (take-or-pay); with
@@ -52,4 +52,4 @@ def profit(m: pyo.ConcreteModel, site: Site, t: int):
     contract = site.contract.block_mw * site.contract.price_usd_per_mwh
     market = m.price[t] * m.grid_mw[t] if market_exposed(site) else 0.0
     fourcp = m.peak_weight[t] * m.load_mw[t] * site.fourcp.usd_per_mw_peak if site.fourcp.charge_usd_per_kw_year else 0.0
-    return -(contract + market) * m.dt_hours - fourcp
+    return -(contract + market + fourcp) * m.dt_hours
