@@ -241,6 +241,16 @@ def test_gbm_beats_a_constant_forecast_on_20_real_days(west):
     assert np.mean(err_gbm) < np.mean(err_const)
 
 
+def test_gbm_follows_a_regime_never_seen_in_its_window(west):
+    """Winter Storm Uri: prices at the 9,000 cap for days, far above anything in the 120-day training window.
+    Trees alone would forecast the window's levels; the guard shifts the forecast to the new level."""
+    day = dt.date(2021, 2, 17)
+    t, hz = F.decision_time_for(day, TZ), F.horizon_for(day, TZ, 24)
+    fc = F.forecast("gbm", west, t, hz)
+    assert F.available(west, t).rt.iloc[-24:].median() > 8000
+    assert fc.iloc[:24].median() > 5000
+
+
 def test_refits_only_every_refit_days(west):
     fc = F.Forecaster("gbm", west, refit_days=3, window_days=30)
     models = []
