@@ -14,7 +14,7 @@ from optimizer.backtest.engine import Result
 from optimizer.errors import InputError
 
 COLORS = {"schedule": "#1f77b4", "schedule+strike": "#2ca02c", "strike": "#ff7f0e", "always-on": "#7f7f7f",
-          "perfect": "#9467bd"}
+          "perfect": "#9467bd", "stochastic+strike": "#d62728"}
 
 
 def write(result: Result, out_dir: str | Path, week_start: str | None = None) -> dict[str, Path]:
