@@ -307,10 +307,7 @@ def write(ds: xr.Dataset, path: str | Path) -> Path:
     """
     path = check_output_path(path)
     suffix = path.suffix.lower()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, _mode_for(path))
-    try:
+    with atomic_path(path) as tmp:
         frame = to_frame(ds)
         if suffix == ".csv":
             with open(tmp, "w", newline="") as f:
@@ -330,11 +327,22 @@ def write(ds: xr.Dataset, path: str | Path) -> Path:
             Path(tmp).write_text(json.dumps(payload, indent=1, default=_json_default) + "\n")
         else:
             ds.to_netcdf(tmp)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[str]:
+    """A temporary file beside ``path`` to write into; renamed onto ``path`` only when the block succeeds (keeping
+    the replaced file's mode), removed otherwise: a reader never sees half a file, a failure leaves the old one."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    os.chmod(tmp, _mode_for(path))
+    try:
+        yield tmp
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    return path
 
 
 def _mode_for(path: Path) -> int:

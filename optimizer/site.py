@@ -7,11 +7,12 @@ raises :class:`~optimizer.errors.InputError` naming the file, the field and the 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import tomllib
 import zoneinfo
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -220,7 +221,7 @@ def load_site(path: str | Path) -> Site:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"not valid TOML: {exc}", source=src) from None
     site = site_from_dict(raw, source=src)
-    return _replace(site, sha256=hashlib.sha256(raw_bytes).hexdigest())
+    return dataclasses.replace(site, sha256=hashlib.sha256(raw_bytes).hexdigest())
 
 
 def site_from_dict(raw: dict[str, Any], *, source: str = "<memory>") -> Site:
@@ -362,10 +363,6 @@ def _tiers(v: _Validator, t: dict, where: str) -> tuple[tuple[float, float], ...
         raise InputError(f"tiers must have availability in (0, 1] falling and credit in [0, 1] rising, got {raw!r}",
                          source=v.source, field=field_name)
     return tiers
-
-
-def _replace(site: Site, **changes: Any) -> Site:
-    return Site(**{f.name: changes.get(f.name, getattr(site, f.name)) for f in fields(site)})
 
 
 class _Validator:

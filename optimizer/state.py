@@ -99,6 +99,14 @@ def state_to_json(state: Mapping[str, UnitState]) -> str:
 def state_from_json(text: str, source: str = "<state>") -> dict[str, UnitState]:
     try:
         raw = json.loads(text)
+    except ValueError as exc:
+        raise InputError(f"not valid JSON ({exc})", source=source) from None
+    return state_from_dict(raw, source)
+
+
+def state_from_dict(raw: Mapping, source: str = "<state>") -> dict[str, UnitState]:
+    """A state from its JSON form: ``{asset: {"on": ..., "power_mw": ..., "hours_in_state": ...}}``."""
+    try:
         return {k: UnitState(on=bool(v["on"]), power_mw=v.get("power_mw"), hours_in_state=float(v["hours_in_state"]))
                 for k, v in raw.items()}
     except (ValueError, KeyError, TypeError, AttributeError) as exc:

@@ -26,7 +26,7 @@ from optimizer.events import read_events
 from optimizer.scheduling import DEFAULT_DAY, operating_hours, schedule as run_schedule
 from optimizer.site import Site, load_site
 from optimizer.solve import SolverOptions
-from optimizer.state import UnitState, state_from_json, state_from_schedule
+from optimizer.state import UnitState, state_from_dict, state_from_schedule
 
 
 def schedule(
@@ -129,13 +129,14 @@ def _scenarios(site_path, day, path, weights, cvar_weight, hashprice, out, looka
                 raise NoSolutionError(f"scenario {s} fails the independent check; nothing written:\n  "
                                       + "\n  ".join(map(str, bad[:10])))
         if out is not None:
-            with results.output_lock(out):
+            results.check_output_path(out)
+            with results.output_lock(out), results.atomic_path(out) as tmp:
                 if out.suffix.lower() == ".nc":
-                    ds.to_netcdf(out)
+                    ds.to_netcdf(tmp)
                 else:
                     long = pd.concat([results.to_frame(ds.sel(scenario=s)).assign(scenario=str(s))
                                       for s in ds["scenario"].values])
-                    long.to_csv(out, index=False, float_format="%.6f")
+                    long.to_csv(tmp, index=False, float_format="%.6f")
     except (CurtailError, ValueError) as exc:
         typer.echo(f"curtail schedule: error: {exc}", err=True)
         raise typer.Exit(getattr(exc, "exit_code", 2)) from None
@@ -197,7 +198,7 @@ def _read_state(path: Path, site: Site, day: dt.date) -> dict[str, UnitState]:
         except (OSError, ValueError) as exc:
             raise InputError(f"cannot read state ({exc})", source=str(path)) from None
         if isinstance(raw, dict) and "schedule" not in raw:
-            return state_from_json(json.dumps(raw), source=str(path))
+            return state_from_dict(raw, source=str(path))
     frame = results.read_schedule(path)
     if frame.empty or "timestamp" not in frame.columns:
         raise InputError("previous schedule has no rows or no timestamp column", source=str(path))
