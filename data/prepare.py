@@ -52,3 +52,27 @@ def main(shared: Path) -> None:
 
 if __name__ == "__main__":
     main(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE.parent.parent / "shared" / "data")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# AI workloads (optimizer/workloads.py): inference demand traces and the Zeus GPU power-cap measurements.
+# Provenance: the "AI workloads" section of data/SOURCE.md.
+
+
+def prepare_ai_workloads(shared: Path) -> None:
+    src = shared / "ai_workloads"
+    azure = pd.read_csv(src / "llm_inference_hourly_azure2024_conv.csv", dtype={"timestamp_utc": str})
+    azure[["timestamp_utc", "requests"]].to_csv(HERE / "ai_demand_azure2024_conv_hourly.csv", index=False)
+
+    burst = pd.read_csv(src / "llm_inference_hourly_burstgpt_v1.csv")
+    burst = burst[["trace_hour", "day_index", "hour_of_day_local", "day_of_week_inferred", "requests_conversation"]]
+    burst.to_csv(HERE / "ai_demand_burstgpt_hourly.csv", index=False)
+
+    zeus = pd.read_csv(src / "gpu_power_cap_zeus.csv")
+    zeus = zeus[["gpu", "workload", "batch_size", "optimizer", "power_cap_w", "max_cap_in_sweep_w", "avg_power_w",
+                 "rel_throughput_vs_max_cap"]]
+    zeus.to_csv(HERE / "ai_gpu_power_cap_zeus.csv", index=False)
+
+
+if __name__ == "__main__":
+    prepare_ai_workloads(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE.parent.parent / "shared" / "data")
