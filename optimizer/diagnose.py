@@ -16,19 +16,20 @@ import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
 
-from optimizer import data, model, solve
+from optimizer import model, solve
+from optimizer.inputs import Inputs
 from optimizer.site import Site
 from optimizer.state import UnitState
 
 _TOL = 1e-6
 
 
-def conflicts(site: Site, prices: pd.Series, hashprice: float, state: Mapping[str, UnitState],
-              inputs: model.Inputs | None = None) -> list[dict]:
+def conflicts(site: Site, inputs: Inputs) -> list[dict]:
     """The relaxations that make the day feasible: one dict per (limit, asset) with hours, timestamps, amounts
     and ``alone`` (True when relaxing that family alone suffices)."""
-    m = model.build(site, len(prices), dt_hours=data.interval_hours(pd.DatetimeIndex(prices.index)), elastic=True)
-    model.set_data(m, site, inputs or model.Inputs(prices.to_numpy(dtype=float), hashprice, state))
+    m = model.build(site, model.Structure.of(site, inputs, elastic=True))
+    model.set_data(m, site, inputs)
+    prices = inputs.prices
     slacks = model.slack_values(m)
     families = sorted({family for (family, _, _), _ in slacks})
     found: list[dict] = []
@@ -44,7 +45,7 @@ def conflicts(site: Site, prices: pd.Series, hashprice: float, state: Mapping[st
 
 
 def _used(m, slacks, prices: pd.Series, alone: bool) -> list[dict]:
-    report = solve.Solver(m, solve.SolverOptions(time_limit_seconds=30.0, mip_rel_gap=1e-4)).solve()
+    report = solve.PyomoSolver(m, solve.SolverOptions(time_limit_seconds=30.0, mip_rel_gap=1e-4)).solve()
     if not report.has_solution:
         return []
     used: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)

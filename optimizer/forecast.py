@@ -42,33 +42,26 @@ import numpy as np
 import pandas as pd
 
 from optimizer.errors import InputError
-
-HOUR = pd.Timedelta(hours=1)
+from optimizer.market import (  # noqa: F401 - re-exported: the calendar rules live in optimizer.market
+    DA_DECISION_HOUR_LOCAL,
+    DA_PUBLICATION_LOCAL,
+    DEFAULT_DECISION_HOUR_LOCAL,
+    HOUR,
+    LOAD_FORECAST_PUBLICATION_LOCAL,
+    PRICE_FLOOR_USD_PER_MWH,
+    decision_time_for,
+    first_unpublished_day_start,
+    horizon_for,
+    price_cap_usd_per_mwh,
+    price_caps_at,
+)
 
 #: Forecast methods accepted by :func:`forecast` and :class:`Forecaster`.
 METHODS = ("perfect", "da", "naive", "gbm", "da+gbm")
 
-#: Local time on D-1 at which ERCOT publishes the day-ahead market results (prices) for operating day D.
-DA_PUBLICATION_LOCAL = dt.time(13, 30)
-
-#: ASSUMPTION: local time on D-1 from which ERCOT's day-ahead system load forecast for day D is known. ERCOT
-#: publishes load forecasts every hour; the shipped file keeps one value per hour and no vintage, so we take the
-#: D-1 06:00 vintage as the one a morning decision sees.
-LOAD_FORECAST_PUBLICATION_LOCAL = dt.time(6, 0)
-
-#: Earliest whole local hour on D-1 at which ``"da"`` can forecast day D (DAM results are out at 13:30).
-DA_DECISION_HOUR_LOCAL = 14
-
-#: Default local hour on D-1 of the nightly decision (the day-ahead prices for D are NOT known yet then).
-DEFAULT_DECISION_HOUR_LOCAL = 10
-
 #: Price floor of the forecasts (ERCOT offer floor), USD/MWh.
-PRICE_FLOOR = -250.0
-
-
-def price_cap(year: int) -> float:
-    """ERCOT's system-wide offer cap (USD/MWh) in ``year``: 9,000 through 2021, 5,000 from 2022."""
-    return 9000.0 if year <= 2021 else 5000.0
+PRICE_FLOOR = PRICE_FLOOR_USD_PER_MWH
+price_cap = price_cap_usd_per_mwh
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -141,18 +134,6 @@ def _utc(decision_time: Any) -> pd.Timestamp:
     return t.tz_convert("UTC")
 
 
-def _first_unpublished_day_start(t: pd.Timestamp, tz: ZoneInfo, publication: dt.time) -> pd.Timestamp:
-    """UTC start of the first local day whose day-ahead data (published at ``publication`` on the day before)
-    is not out yet at ``t``; everything before it is published."""
-    local = t.tz_convert(tz)
-    last_published = local.date() + dt.timedelta(days=1) if local.time() >= publication else local.date()
-    return _local_midnight(last_published + dt.timedelta(days=1), tz)
-
-
-def _local_midnight(day: dt.date, tz: ZoneInfo) -> pd.Timestamp:
-    return pd.Timestamp(dt.datetime.combine(day, dt.time(), tz)).tz_convert("UTC")
-
-
 def available(history: MarketHistory, decision_time: Any) -> MarketHistory:
     """What of ``history`` is known at ``decision_time`` (a tz-aware timestamp): the only place that decides.
 
@@ -164,34 +145,16 @@ def available(history: MarketHistory, decision_time: Any) -> MarketHistory:
     * actual load: hours that ended strictly before the decision time (start + 1 h < t).
     """
     t = _utc(decision_time)
-    tz = ZoneInfo(history.timezone)
-
     def upto(s: pd.Series | None, bound: pd.Timestamp, side: str) -> pd.Series | None:
         if s is None:
             return None
         return s.iloc[: s.index.searchsorted(bound, side=side)]
 
-    da_end = _first_unpublished_day_start(t, tz, DA_PUBLICATION_LOCAL)
-    lf_end = _first_unpublished_day_start(t, tz, LOAD_FORECAST_PUBLICATION_LOCAL)
+    da_end = first_unpublished_day_start(t, history.timezone, DA_PUBLICATION_LOCAL)
+    lf_end = first_unpublished_day_start(t, history.timezone, LOAD_FORECAST_PUBLICATION_LOCAL)
     return MarketHistory(rt=upto(history.rt, t - HOUR, "right"), da=upto(history.da, da_end, "left"),
                          load_forecast=upto(history.load_forecast, lf_end, "left"),
                          load=upto(history.load, t - HOUR, "left"), timezone=history.timezone)
-
-
-def decision_time_for(day: dt.date | str, timezone: str = "America/Chicago",
-                      hour_local: int = DEFAULT_DECISION_HOUR_LOCAL, minute: int = 0) -> pd.Timestamp:
-    """UTC timestamp of ``hour_local:minute`` local time on the day before operating day ``day``."""
-    d = pd.Timestamp(day).date()
-    local = dt.datetime.combine(d - dt.timedelta(days=1), dt.time(hour_local, minute), ZoneInfo(timezone))
-    return pd.Timestamp(local).tz_convert("UTC")
-
-
-def horizon_for(day: dt.date | str, timezone: str = "America/Chicago", lookahead_hours: int = 24) -> pd.DatetimeIndex:
-    """UTC hour starts of local calendar day ``day`` (23, 24 or 25 hours) followed by ``lookahead_hours``."""
-    tz = ZoneInfo(timezone)
-    d = pd.Timestamp(day).date()
-    start, end = _local_midnight(d, tz), _local_midnight(d + dt.timedelta(days=1), tz)
-    return pd.date_range(start, end + lookahead_hours * HOUR, freq="1h", inclusive="left", name="timestamp")
 
 
 def _check_horizon(horizon: Any) -> pd.DatetimeIndex:
@@ -223,8 +186,7 @@ def _hour_ranges(idx: pd.DatetimeIndex) -> str:
 
 
 def _clip(values: np.ndarray, targets: pd.DatetimeIndex, timezone: str) -> np.ndarray:
-    years = targets.tz_convert(timezone).year.to_numpy()
-    caps = np.where(years <= 2021, price_cap(2021), price_cap(2022))
+    caps = price_caps_at(targets)
     v = np.asarray(values, dtype=float)
     return np.clip(v, PRICE_FLOOR, caps[:, None] if v.ndim == 2 else caps)
 

@@ -104,13 +104,16 @@ def units_for(site: Site, hashprice: float, state: Mapping[str, UnitState] | Non
 
 
 def walk(site: Site, times: pd.DatetimeIndex, units: list[Unit], policy: Policy,
-         load_cap_mw: np.ndarray | None = None) -> Walk:
+         load_cap_mw: np.ndarray | None = None, emergency: np.ndarray | None = None) -> Walk:
     """Drive ``units`` through ``times`` with ``policy``; the import limit (or a lower cap per interval) is kept by
     cutting the least valuable units first. Raises ``NoSolutionError`` if it cannot be kept (the units' state
     forbids it)."""
     n, k = len(times), len(units)
     power, on, start = np.zeros((n, k)), np.zeros((n, k)), np.zeros((n, k))
     cap = np.full(n, site.grid.import_limit_mw) if load_cap_mw is None else np.asarray(load_cap_mw, dtype=float)
+    # only an emergency cap (events, below the import limit) may trip units; a 4CP cap never does
+    trip_ok = (np.zeros(n, dtype=bool) if emergency is None
+               else np.asarray(emergency, dtype=float) < site.grid.import_limit_mw - 1e-9)
     order = sorted(range(k), key=lambda j: units[j].value)
     for t in range(n):
         b = [u.bounds() for u in units]
@@ -122,7 +125,7 @@ def walk(site: Site, times: pd.DatetimeIndex, units: list[Unit], policy: Policy,
             cut = min(excess, want[j] - b[j][0])
             want[j] -= cut
             excess -= cut
-        if excess > 1e-6 and cap[t] < site.grid.import_limit_mw:
+        if excess > 1e-6 and trip_ok[t]:
             for j in order:                               # emergency: trip running units (least valuable first)
                 if excess <= 1e-9:
                     break

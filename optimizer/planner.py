@@ -1,102 +1,142 @@
-"""Solve many horizons of one site, rebuilding the model only when its structure changes.
+"""Solve many horizons of one site, building each model structure once.
 
-Structure is (number of intervals, interval length): a rolling backtest or a sweep reuses one Pyomo model and one
-persistent HiGHS instance per structure and only pushes new prices, hashprice and initial state into mutable
-parameters; results are the same as a fresh build (tested).
+:class:`ModelCache` keeps one Pyomo model and one solver per structure (number and length of intervals, and for
+two-stage models the number of scenarios); a solve only pushes new parameter values. :class:`Planner` (one
+deterministic horizon) and :class:`optimizer.stochastic.ScenarioPlanner` (two-stage) share it. The default
+solver hands each structure to HiGHS once in matrix form and pushes data as vectors
+(:class:`optimizer.solve.HighsSolver`); results equal a fresh build's (tested).
 """
 
 from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pyomo.environ as pyo
 import xarray as xr
 
-from optimizer import data, diagnose, model, results, solve
-from optimizer.errors import InfeasibleError, InputError, NoSolutionError
-from optimizer.fallback import strike_schedule
+from optimizer import diagnose, model, results, solve
+from optimizer.errors import InfeasibleError, NoSolutionError
+from optimizer.inputs import Inputs
 from optimizer.site import Site
-from optimizer.state import UnitState, resolve, state_to_json
+from optimizer.state import state_to_json
 
 
-class Planner:
-    """A site's model cache: ``solve`` one horizon after another; each call returns a checked-ready dataset."""
+@dataclass(frozen=True)
+class Solved:
+    """One solve through the cache: the model, its solver (for reading values), how it went, and timings."""
 
-    def __init__(self, site: Site, options: solve.SolverOptions | None = None, *, allow_sla_breach: bool = False):
-        self.site = site
-        self.options = options or solve.SolverOptions()
-        self.allow_sla_breach = allow_sla_breach
-        self._cache: dict[tuple[int, float], tuple[pyo.ConcreteModel, solve.Solver | None]] = {}
+    model: pyo.ConcreteModel
+    solver: object
+    report: solve.SolveReport
+    build_seconds: float
+    translate_seconds: float
+
+
+class ModelCache:
+    """One built model and one solver per structure key. ``solver_factory(model, options)`` makes the solver
+    (default :class:`optimizer.solve.HighsSolver`); a solver that raises is dropped and reported as an error."""
+
+    def __init__(self, options: solve.SolverOptions, solver_factory: solve.SolverFactory | None = None):
+        self.options = options
+        self.solver_factory = solver_factory or solve.HighsSolver
+        self._entries: dict[Hashable, tuple[pyo.ConcreteModel, object | None]] = {}
         self.builds = 0
         self.highs_seconds = 0.0          # time inside HiGHS over all solves, as HiGHS measures it
 
-    def solve(self, prices: pd.Series, hashprice: float, initial_state: Mapping[str, UnitState] | None = None, *,
-              fallback: bool = False, export_model: str | Path | None = None,
-              load_cap_mw: np.ndarray | None = None, peak_probability: np.ndarray | None = None,
-              reserve_prices: Mapping[str, np.ndarray] | None = None) -> xr.Dataset:
-        """Solve the horizon of ``prices`` (hourly or 15-minute, tz-aware index) from ``initial_state``.
-
-        ``load_cap_mw`` (per interval, MW): emergency caps; ``peak_probability`` (per interval): 4CP peak chances.
-        Raises ``InfeasibleError`` naming the conflicting limits; with no usable solution, returns the strike-rule
-        fallback (``attrs["fallback"] = 1``) when ``fallback``, else raises ``NoSolutionError``.
-        """
-        site, options = self.site, self.options
-        if not (np.isfinite(hashprice) and hashprice > 0):
-            raise InputError(f"hashprice must be a positive number of USD/PH/day, got {hashprice!r}",
-                             field="hashprice")
-        state = resolve(site, initial_state)
-        key = (len(prices), data.interval_hours(pd.DatetimeIndex(prices.index)))
-        t0 = time.perf_counter()
-        if key not in self._cache:
-            self._cache[key] = (model.build(site, key[0], dt_hours=key[1], allow_sla_breach=self.allow_sla_breach),
-                                None)
+    def model(self, key: Hashable, build: Callable[[], pyo.ConcreteModel]) -> pyo.ConcreteModel:
+        if key not in self._entries:
+            self._entries[key] = (build(), None)
             self.builds += 1
-        m, solver = self._cache[key]
-        inputs = model.Inputs(prices.to_numpy(dtype=float), float(hashprice), state, load_cap_mw, peak_probability,
-                              reserve_prices)
-        model.set_data(m, site, inputs)
-        build_s = time.perf_counter() - t0
-        if export_model is not None:
-            solve.export_model(m, export_model)
+        return self._entries[key][0]
+
+    def solve(self, key: Hashable, build: Callable[[], pyo.ConcreteModel],
+              values: Callable[[pyo.ConcreteModel], Mapping[object, object]]) -> Solved:
         t0 = time.perf_counter()
+        m = self.model(key, build)
+        vals = values(m)
+        build_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        solver = self._entries[key][1]
         try:
             if solver is None:
-                solver = solve.Solver(m, options)
-                self._cache[key] = (m, solver)
+                solver = self.solver_factory(m, self.options)
+                self._entries[key] = (m, solver)
             translate_s = time.perf_counter() - t0
-            report = solver.solve()
-        except Exception as exc:  # noqa: BLE001 - a solver crash is handled like "no solution"
-            self._cache.pop(key, None)
+            report = solver.solve(vals)
+        except (MemoryError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a solver crash is reported like "no solution", and recorded
+            self._entries.pop(key, None)
             translate_s = time.perf_counter() - t0
             report = solve.SolveReport("error", f"{type(exc).__name__}: {exc}", None, None, None, 0.0, 0.0, 0)
         self.highs_seconds += report.highs_seconds
+        return Solved(m, solver, report, build_s, translate_s)
+
+
+class Planner:
+    """A site's deterministic planner: ``solve`` one horizon after another; each call returns a dataset."""
+
+    def __init__(self, site: Site, options: solve.SolverOptions | None = None, *, allow_sla_breach: bool = False,
+                 solver_factory: solve.SolverFactory | None = None):
+        self.site = site
+        self.options = options or solve.SolverOptions()
+        self.allow_sla_breach = allow_sla_breach
+        self.cache = ModelCache(self.options, solver_factory)
+
+    @property
+    def builds(self) -> int:
+        return self.cache.builds
+
+    @property
+    def highs_seconds(self) -> float:
+        return self.cache.highs_seconds
+
+    def structure(self, inputs: Inputs) -> model.Structure:
+        return model.Structure.of(self.site, inputs, allow_sla_breach=self.allow_sla_breach)
+
+    def solve(self, inputs: Inputs, *, fallback: bool = False, export_model: str | Path | None = None) -> xr.Dataset:
+        """Solve the horizon of ``inputs`` (hourly or 15-minute).
+
+        Raises ``InfeasibleError`` naming the conflicting limits; with no usable solution, returns the strike-rule
+        fallback (``attrs["fallback"] = 1`` and the reason) when ``fallback``, else raises ``NoSolutionError``.
+        """
+        from optimizer.fallback import strike_schedule
+
+        site, options = self.site, self.options
+        state = inputs.resolved_state(site)
+        structure = self.structure(inputs)
+        solved = self.cache.solve(structure, lambda: model.build(site, structure),
+                                  lambda m: model.param_values(m, site, inputs))
+        if export_model is not None:
+            model.apply(model.param_values(solved.model, site, inputs))
+            solve.export_model(solved.model, export_model)
+        report = solved.report
         if report.status == "infeasible":
-            found = diagnose.conflicts(site, prices, hashprice, state, inputs)
+            found = diagnose.conflicts(site, inputs)
             raise InfeasibleError(diagnose.describe(site, state, found))
         fell_back = ""
         t0 = time.perf_counter()
         if report.usable(options.accept_gap):
-            ds = results.read(m, site, pd.DatetimeIndex(prices.index), hashprice)
+            ds = results.read(solved.model, site, inputs, solved.solver.values)
         else:
             gap = f", gap {report.mip_gap:.3g} above the accepted {options.accept_gap:g}" if report.mip_gap else ""
             fell_back = (f"HiGHS returned no usable solution ({report.status}, {report.termination}{gap}) after "
                          f"{report.solve_seconds:.2f} s; time limit {options.time_limit_seconds:g} s")
             if not fallback:
                 raise NoSolutionError(fell_back)
-            ds = strike_schedule(site, prices, hashprice, state, inputs.caps(site), peak_probability)
+            ds = strike_schedule(site, inputs)
         read_s = time.perf_counter() - t0
         ds.attrs.update({
             "site": site.name,
             "site_source": site.source,
             "site_sha256": site.sha256,
             "settlement_point": site.settlement_point,
-            "hashprice_usd_per_ph_day": float(hashprice),
+            "hashprice_usd_per_ph_day": float(inputs.hashprice_usd_per_ph_day),
             "status": "fallback" if fell_back else report.status,
             "fallback": int(bool(fell_back)),
             "fallback_reason": fell_back,
@@ -108,8 +148,8 @@ class Planner:
             "mip_rel_gap_option": options.mip_rel_gap,
             "time_limit_seconds": options.time_limit_seconds,
             "nodes": report.nodes,
-            "build_seconds": build_s,
-            "translate_seconds": translate_s,
+            "build_seconds": solved.build_seconds,
+            "translate_seconds": solved.translate_seconds,
             "solve_seconds": report.solve_seconds,
             "highs_seconds": report.highs_seconds,
             "read_seconds": read_s,

@@ -35,16 +35,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyomo.environ as pyo
 import xarray as xr
 
 from optimizer.errors import InputError, LockedError
-from optimizer.model import commitment, grid
+from optimizer.inputs import Inputs
 from optimizer.site import Site
 
 MONEY = ("mining_revenue_usd", "ai_revenue_usd", "energy_cost_usd", "sellback_credit_usd", "contract_cost_usd",
-         "restart_cost_usd", "sla_credit_usd", "fourcp_charge_usd", "reserve_revenue_usd", "profit_usd")
+         "restart_cost_usd", "sla_credit_usd", "fourcp_charge_usd", "reserve_revenue_usd", "job_penalty_usd",
+         "profit_usd")
 UNITS = {"price_usd_per_mwh": "USD/MWh", "power_mw": "MW", "sla_shortfall_mw": "MW", "max_load_mw": "MW",
+         "committed_mw": "MW", "demand_gpus": "GPU", "served_gpus": "GPU", "job_gpus": "GPU",
          "reserve_deployed_mw": "MW",
          "peak_weight": "1", "reserve_offer_mw": "MW", "reserve_price_usd_per_mw_hour": "USD/MW/h", "on": "1", "start": "1", "mining_mw": "MW",
          "ai_mw": "MW", "load_mw": "MW", "grid_mw": "MW", "sellback_mw": "MW"} | {k: "USD" for k in MONEY}
@@ -55,55 +56,69 @@ OUTPUT_SUFFIXES = (".csv", ".parquet", ".json", ".nc")
 xr.Dataset({"warm_up": ("x", np.zeros(1))})
 
 
-def read(m: pyo.ConcreteModel, site: Site, times: pd.DatetimeIndex, hashprice_usd_per_ph_day: float) -> xr.Dataset:
-    """The solution of a solved model over its whole horizon (one entry of ``times`` per model interval)."""
-    T = list(m.T)
-    val = np.vectorize(lambda x: pyo.value(x), otypes=[float])
-    power, on, start, shortfall = [], [], [], []
-    sla_credit = np.zeros(len(T))
-    for f in site.mining:
-        b = m.mining[f.name]
-        power.append(val([b.mw[t] for t in T]))
-        shortfall.append(np.zeros(len(T)))
-        on.append(_on(b, T, power[-1]))
-        start.append(np.asarray(commitment.starts(b, m.T), dtype=float))
-    for g in site.gpu:
-        b = m.gpu[g.name]
-        flex = np.clip(val([b.mw[t] for t in T]), 0.0, None)
-        short = val([b.shortfall_mw[t] for t in T]) if hasattr(b, "shortfall_mw") else np.zeros(len(T))
-        power.append(g.committed_mw - short + flex)
-        shortfall.append(np.clip(short, 0.0, None))
-        if hasattr(b, "sla_credit_usd"):
-            sla_credit[0] += pyo.value(b.sla_credit_usd)
-        on.append(_on(b, T, flex))
-        start.append(np.asarray(commitment.starts(b, m.T), dtype=float))
-    services = [r.name for r in site.reserves]
-    offer = np.zeros((len(T), len(site.asset_names), len(services)))
-    for j, b in enumerate([*(m.mining[f.name] for f in site.mining), *(m.gpu[g.name] for g in site.gpu)]):
-        if hasattr(b, "offer"):
-            offer[:, j, :] = np.clip(val([[b.offer[s, t] for s in services] for t in T]), 0.0, None)
-    reserve_price = val([[m.reserve_price[s, t] for s in services] for t in T]).reshape(len(T), len(services))
-    return assemble(site, times, val([m.price[t] for t in T]), np.clip(np.array(power).T, 0.0, None),
-                    np.array(on).T, np.array(start).T, hashprice_usd_per_ph_day=hashprice_usd_per_ph_day,
-                    dt_hours=m.dt_hours, shortfall=np.array(shortfall).T, sla_credit=sla_credit,
-                    max_load_mw=val([m.load_cap_mw[t] for t in T]), peak_weight=val([m.peak_weight[t] for t in T]),
-                    reserve_offer=offer, reserve_price=reserve_price)
+def read(m, site: Site, inputs: Inputs, values) -> xr.Dataset:
+    """The solution of a solved model over its whole horizon, as the result dataset: every part's arrays
+    (:func:`optimizer.model.read`, ``values(var)`` reads a Var component) settled by :func:`assemble`."""
+    return assemble(site, inputs.times, **plan_arrays(m, site, inputs, values), **context(site, inputs))
+
+
+def plan_arrays(m, site: Site, inputs: Inputs, values) -> dict[str, np.ndarray]:
+    """A solved model's decisions as arrays in site order (the keyword arguments of :func:`assemble`)."""
+    from optimizer import model
+
+    parts = model.read(m, site, inputs, values)
+    names = site.asset_names
+    n = inputs.n
+
+    def stack(key: str, keys, default) -> np.ndarray:
+        per = parts.get(key, {})
+        return (np.stack([per.get(a, default(a)) for a in keys], axis=1) if keys else np.zeros((n, 0)))
+
+    offers = parts.get("reserve_offer_mw", {})
+    offer = (np.stack([offers[a] for a in names], axis=1) if offers
+             else np.zeros((n, len(names), len(site.reserves))))
+    zero = lambda _: np.zeros(n)  # noqa: E731
+    penalty = np.zeros(n)
+    active = {job.name: job for job, _, _ in inputs.active_jobs(site)}
+    penalty[0] = sum(active[name].late_penalty_usd_per_gpu_hour * late
+                     for name, late in parts.get("job_late_gpu_hours", {}).items())
+    return {"power": np.clip(stack("power_mw", names, zero), 0.0, None), "on": stack("on", names, zero),
+            "start": stack("start", names, zero), "shortfall": stack("sla_shortfall_mw", names, zero),
+            "sla_credit": parts.get("sla_credit_usd", {}).get("site"), "reserve_offer": offer,
+            "committed_mw": stack("committed_mw", [g.name for g in site.gpu], zero),
+            "job_gpus": stack("job_gpus", [j.name for j in site.jobs], zero), "job_penalty": penalty}
+
+
+def context(site: Site, inputs: Inputs) -> dict:
+    """What settles a plan besides its decisions, from its inputs (the keyword arguments of :func:`assemble`)."""
+    demand = inputs.demand(site)
+    return {"price": inputs.price_array, "hashprice_usd_per_ph_day": inputs.hashprice_usd_per_ph_day,
+            "dt_hours": inputs.dt_hours, "max_load_mw": inputs.caps(site), "peak_weight": inputs.peak_probability,
+            "reserve_price": inputs.reserve_price(site),
+            "demand_gpus": np.stack([demand[g.name] for g in site.gpu], axis=1) if site.gpu else None}
 
 
 def assemble(site: Site, times: pd.DatetimeIndex, price: np.ndarray, power: np.ndarray, on: np.ndarray,
-             start: np.ndarray, *, hashprice_usd_per_ph_day: float, dt_hours: float = 1.0,
+             start: np.ndarray, *, hashprice_usd_per_ph_day: float | np.ndarray, dt_hours: float = 1.0,
              shortfall: np.ndarray | None = None, sla_credit: np.ndarray | None = None,
              max_load_mw: np.ndarray | None = None, peak_weight: np.ndarray | None = None,
              reserve_offer: np.ndarray | None = None, reserve_price: np.ndarray | None = None,
-             reserve_deployed_mw: np.ndarray | None = None) -> xr.Dataset:
-    """Build the result dataset from per-interval power (MW, columns in ``site.asset_names`` order) and price;
-    every derived quantity (balance, revenue, settlement, USD per interval of ``dt_hours``) is computed here once.
-    Used for solved schedules, fallback schedules and backtest settlement alike. ``max_load_mw``: the load cap in
-    force (default the import limit); ``peak_weight``: 4CP peak probability of the interval's hour (plans) or 1
-    inside an actual monthly peak hour (settlement).
-    The 4CP charge is ``peak_weight x load x charge per MW-peak x dt``: the hour's mean load at the peak.
-    ``reserve_offer`` (interval, asset, service; MW) is kept only as far as the unit's load backs it, except in
-    intervals where capacity is being deployed (``reserve_deployed_mw`` > 0: the load has already dropped)."""
+             reserve_deployed_mw: np.ndarray | None = None, committed_mw: np.ndarray | None = None,
+             job_gpus: np.ndarray | None = None, demand_gpus: np.ndarray | None = None,
+             job_penalty: np.ndarray | None = None) -> xr.Dataset:
+    """Build the result dataset from per-interval decisions (MW per asset in ``site.asset_names`` order; GPU
+    clusters' committed power; job work per job in ``site.jobs`` order) and prices; every derived quantity
+    (balance, service, revenue, settlement, USD per interval of ``dt_hours``) is computed here once. Used for
+    solved schedules, fallback schedules and backtest settlement alike.
+
+    ``max_load_mw``: the load cap in force (default the import limit); ``peak_weight``: 4CP peak probability of the
+    interval's hour (plans) or 1 inside an actual monthly peak hour (settlement). The 4CP charge is
+    ``peak_weight x load x charge per MW-peak x dt``. A GPU cluster's spot MW is its power less its committed
+    power (plus any shortfall); the inference it serves is ``min(demand, throughput(spot MW) - job work)``
+    (``demand_gpus``: default the cluster's profile), earning the spot price; job work earns each job's value;
+    ``job_penalty`` (USD per interval) is charged as given. ``reserve_offer`` (interval, asset, service; MW) is
+    kept only as far as the unit's load backs it, except in intervals where capacity is being deployed
+    (``reserve_deployed_mw`` > 0: the load has already dropped)."""
     n, n_mining = len(price), len(site.mining)
     services = [r.name for r in site.reserves]
     k = len(site.asset_names)
@@ -114,16 +129,31 @@ def assemble(site: Site, times: pd.DatetimeIndex, price: np.ndarray, power: np.n
     peak_weight = np.zeros(n) if peak_weight is None else peak_weight
     shortfall = np.zeros_like(power) if shortfall is None else shortfall
     sla_credit = np.zeros(n) if sla_credit is None else sla_credit
-    values = np.array([f.value_usd_per_mwh(hashprice_usd_per_ph_day) for f in site.mining])
-    mining_rev = (power[:, :n_mining] @ values if n_mining else np.zeros(n)) * dt_hours
+    job_penalty = np.zeros(n) if job_penalty is None else job_penalty
+    if committed_mw is None:
+        committed_mw = np.tile([g.committed_mw for g in site.gpu], (n, 1)).reshape(n, len(site.gpu))
+    job_gpus = np.zeros((n, len(site.jobs))) if job_gpus is None else job_gpus
+    if demand_gpus is None:
+        demand_gpus = (np.stack([g.demand_fraction(pd.DatetimeIndex(times)) * g.spot_gpus for g in site.gpu], axis=1)
+                       if site.gpu else np.zeros((n, 0)))
+    hp = np.broadcast_to(np.asarray(hashprice_usd_per_ph_day, dtype=float), (n,))
+    mining_rev = sum((power[:, j] * f.value_usd_per_mwh(hp) for j, f in enumerate(site.mining)), np.zeros(n)) * dt_hours
     ai_rev = np.zeros(n)
+    spot_mw = np.zeros((n, len(site.gpu)))
+    served = np.zeros((n, len(site.gpu)))
     for j, g in enumerate(site.gpu):
         short = shortfall[:, n_mining + j]
-        flex = power[:, n_mining + j] - g.committed_mw + short
+        spot_mw[:, j] = power[:, n_mining + j] - committed_mw[:, j] + short
+        work = sum((job_gpus[:, i] for i, job in enumerate(site.jobs) if (job.cluster or site.gpu[0].name) == g.name),
+                   np.zeros(n))
+        served[:, j] = np.clip(np.minimum(demand_gpus[:, j], g.spot_throughput_gpus(spot_mw[:, j]) - work), 0.0, None)
         delivered = 1.0 - short / g.committed_mw if g.committed_mw > 0 else 1.0
-        ai_rev += (g.committed_revenue_usd_per_hour * delivered + g.spot_value_usd_per_mwh * flex) * dt_hours
+        ai_rev += (g.committed_revenue_usd_per_hour * delivered + g.spot_price_usd_per_gpu_hour * served[:, j]) * dt_hours
+    job_value = job_gpus @ np.array([job.value_usd_per_gpu_hour for job in site.jobs]) * dt_hours if site.jobs \
+        else np.zeros(n)
+    ai_rev = ai_rev + job_value
     restart_cost = start @ np.array([u.restart_cost_usd for u in (*site.mining, *site.gpu)])
-    switchable = power - np.concatenate([np.zeros(n_mining), [g.committed_mw for g in site.gpu]]) + shortfall
+    switchable = np.concatenate([power[:, :n_mining], spot_mw], axis=1)
     offered = reserve_offer.sum(axis=2)
     deployed = np.zeros(n) if reserve_deployed_mw is None else reserve_deployed_mw
     scale = np.where(offered > 1e-9, np.minimum(1.0, np.clip(switchable, 0, None) / np.maximum(offered, 1e-12)), 1.0)
@@ -132,7 +162,7 @@ def assemble(site: Site, times: pd.DatetimeIndex, price: np.ndarray, power: np.n
     reserve_revenue = np.einsum("tas,ts->t", reserve_offer, reserve_price) * dt_hours
     load = power.sum(axis=1)
     grid_mw = load - site.contract.block_mw
-    exposed = grid.market_exposed(site)
+    exposed = site.contract.market_exposed
     bought = np.clip(grid_mw, 0.0, None) if exposed else np.zeros_like(load)
     sold = np.clip(-grid_mw, 0.0, None) if site.contract.sellback else np.zeros_like(load)
     energy_cost = price * bought * dt_hours
@@ -140,9 +170,9 @@ def assemble(site: Site, times: pd.DatetimeIndex, price: np.ndarray, power: np.n
     contract = np.full(n, site.contract.block_mw * site.contract.price_usd_per_mwh * dt_hours)
     fourcp = peak_weight * load * site.fourcp.usd_per_mw_peak * dt_hours
     profit = (mining_rev + ai_rev - energy_cost + credit - contract - restart_cost - sla_credit - fourcp
-              + reserve_revenue)
+              + reserve_revenue - job_penalty)
     time = pd.DatetimeIndex(times).tz_convert("UTC").tz_localize(None)
-    th, ta = ("time",), ("time", "asset")
+    th, ta, tc = ("time",), ("time", "asset"), ("time", "cluster")
     ds = xr.Dataset(
         {
             "price_usd_per_mwh": (th, price),
@@ -150,6 +180,10 @@ def assemble(site: Site, times: pd.DatetimeIndex, price: np.ndarray, power: np.n
             "sla_shortfall_mw": (ta, shortfall),
             "on": (ta, on.astype("int8")),
             "start": (ta, start.astype("int8")),
+            "committed_mw": (tc, committed_mw),
+            "demand_gpus": (tc, demand_gpus),
+            "served_gpus": (tc, served),
+            "job_gpus": (("time", "job"), job_gpus),
             "mining_mw": (th, power[:, :n_mining].sum(axis=1)),
             "ai_mw": (th, power[:, n_mining:].sum(axis=1)),
             "load_mw": (th, load),
@@ -164,6 +198,7 @@ def assemble(site: Site, times: pd.DatetimeIndex, price: np.ndarray, power: np.n
             "sla_credit_usd": (th, sla_credit),
             "fourcp_charge_usd": (th, fourcp),
             "reserve_revenue_usd": (th, reserve_revenue),
+            "job_penalty_usd": (th, job_penalty),
             "reserve_offer_mw": (("time", "asset", "service"), reserve_offer),
             "reserve_price_usd_per_mw_hour": (("time", "service"), reserve_price),
             "reserve_deployed_mw": (th, deployed),
@@ -172,6 +207,7 @@ def assemble(site: Site, times: pd.DatetimeIndex, price: np.ndarray, power: np.n
             "peak_weight": (th, peak_weight),
         },
         coords={"time": time, "asset": list(site.asset_names), "service": services,
+                "cluster": [g.name for g in site.gpu], "job": [j.name for j in site.jobs],
                 "asset_kind": ("asset", ["mining"] * n_mining + ["gpu"] * len(site.gpu))},
     )
     for name, unit in UNITS.items():
@@ -204,19 +240,14 @@ def energy_mwh(ds: xr.Dataset, name: str) -> float:
     return float(ds[name].sum()) * float(ds.attrs.get("interval_hours", 1.0))
 
 
-def _on(b: pyo.Block, T: list[int], mw: np.ndarray) -> np.ndarray:
-    if hasattr(b, "on"):
-        return np.array([round(pyo.value(b.on[t])) for t in T], dtype=float)
-    return (mw > 1e-6).astype(float)
-
-
 # ---------------------------------------------------------------------------------------------------------
 # Flat table and files
 
 
 def to_frame(ds: xr.Dataset) -> pd.DataFrame:
     """One row per interval (hour or 15 minutes): ``timestamp`` (ISO 8601 UTC), totals, money, ``mining_mw__<fleet>`` /
-    ``ai_mw__<cluster>`` per asset, and ``sla_shortfall_mw__<cluster>`` per GPU cluster."""
+    ``ai_mw__<cluster>`` per asset; per GPU cluster ``sla_shortfall_mw__``, ``committed_mw__`` (its committed GPUs'
+    power) and ``served_gpus__`` (inference served); ``job_gpus__<job>`` per job of the site."""
     times = pd.DatetimeIndex(ds["time"].values).tz_localize("UTC")
     df = pd.DataFrame({"timestamp": times.strftime("%Y-%m-%dT%H:%M:%SZ")})
     for name in ("price_usd_per_mwh", "mining_mw", "ai_mw", "load_mw", "grid_mw", "sellback_mw", "max_load_mw",
@@ -227,6 +258,10 @@ def to_frame(ds: xr.Dataset) -> pd.DataFrame:
         df[f"{prefix}__{asset}"] = ds["power_mw"].sel(asset=asset).values
     for asset in ds["asset"].values[ds["asset_kind"].values == "gpu"]:
         df[f"sla_shortfall_mw__{asset}"] = ds["sla_shortfall_mw"].sel(asset=asset).values
+        df[f"committed_mw__{asset}"] = ds["committed_mw"].sel(cluster=asset).values
+        df[f"served_gpus__{asset}"] = ds["served_gpus"].sel(cluster=asset).values
+    for job in ds["job"].values if "job" in ds.dims else ():
+        df[f"job_gpus__{job}"] = ds["job_gpus"].sel(job=job).values
     if "service" in ds.dims and ds.sizes["service"]:
         df["reserve_deployed_mw"] = ds["reserve_deployed_mw"].values
         for s in ds["service"].values:

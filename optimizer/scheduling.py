@@ -9,33 +9,25 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from optimizer import data, results, solve
+from optimizer import data, market, results, solve
 from optimizer.errors import InputError
 from optimizer.events import Event, load_caps
+from optimizer.inputs import Inputs
+from optimizer.market import operating_hours
 from optimizer.planner import Planner
 from optimizer.site import Site, load_site
 from optimizer.state import UnitState
 
 #: Default operating day of ``curtail schedule`` with no ``--day``: a real summer day with day-ahead prices.
 DEFAULT_DAY = dt.date(2022, 7, 20)
-
-
-def operating_hours(day: dt.date, timezone: str) -> pd.DatetimeIndex:
-    """UTC start of every hour of the local calendar day ``day`` (23, 24 or 25 of them)."""
-    tz = ZoneInfo(timezone)
-    start = pd.Timestamp(dt.datetime.combine(day, dt.time(), tz)).tz_convert("UTC")
-    end = pd.Timestamp(dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tz)).tz_convert("UTC")
-    return pd.date_range(start, end, freq="1h", inclusive="left", name="timestamp")
 
 
 @dataclass(frozen=True)
@@ -102,66 +94,126 @@ def _cover(prices: pd.Series, full: pd.DatetimeIndex, name: str) -> pd.Series:
     return out
 
 
+@dataclass(frozen=True)
+class DayRequest:
+    """What one operating day's schedule is asked for, before any data is read: the user's options."""
+
+    day: dt.date = DEFAULT_DAY
+    prices: pd.Series | None = None               # hourly USD/MWh covering day + lookahead; None: shipped data
+    hashprice: float | None = None                # USD/PH/day; None: the value known at the decision time
+    lookahead_hours: int = 24
+    initial_state: Mapping[str, UnitState] | None = None
+    events: tuple[Event, ...] = ()                # emergency load caps (hard limits)
+    peak_probability: pd.Series | None = None     # 4CP chance per hour; None: estimated when the site has 4CP
+    decision_time: pd.Timestamp | None = None     # None: 10:00 local on D-1 (what a nightly run knew)
+
+
+def day_inputs(site: Site, req: DayRequest) -> tuple[Inputs, dict]:
+    """The :class:`~optimizer.inputs.Inputs` of an operating day (day plus lookahead) and where each came from.
+
+    Everything is taken as known at the decision time (default 10:00 local on D-1): the hashprice is the latest
+    daily value whose UTC day had ended by then; the 4CP probabilities use the system load known then."""
+    if not 0 <= req.lookahead_hours <= 168:
+        raise InputError(f"lookahead must be 0..168 hours, got {req.lookahead_hours}", field="lookahead_hours")
+    decision = req.decision_time
+    if decision is None:
+        decision = market.decision_time_for(req.day, site.timezone)
+    decision = pd.Timestamp(decision)
+    if decision.tz is None:
+        raise InputError(f"decision time {decision} has no time zone", field="decision_time")
+    pin = horizon_prices(site, req.day, req.prices, req.lookahead_hours)
+    if req.hashprice is None:
+        hp, hp_day = data.hashprice_known_at(decision, day=req.day)
+        hp_source = f"shipped daily hashprice of {hp_day} (latest known at {decision.isoformat()})"
+    else:
+        hp, hp_source = float(req.hashprice), "given"
+    times = pd.DatetimeIndex(pin.prices.index)
+    caps = load_caps(site, list(req.events), times, 1.0) if req.events else None
+    prob, prob_source = _peak_probability(site, decision, times, req.peak_probability)
+    inputs = Inputs(pin.prices, hp, req.initial_state, caps, prob)
+    return inputs, {"price_source": pin.source, "lookahead_hours": pin.lookahead_hours, "hashprice_source": hp_source,
+                    "fourcp_source": prob_source, "decision_time": decision.isoformat()}
+
+
 def schedule(site: Site | str | Path, prices: pd.Series | None = None, *, day: dt.date | str | None = None,
              hashprice: float | None = None, lookahead_hours: int = 24,
              initial_state: Mapping[str, UnitState] | None = None,
              options: solve.SolverOptions | None = None, export_model: str | Path | None = None,
              allow_sla_breach: bool = False, fallback: bool = False, events: list[Event] | None = None,
-             peak_probability: pd.Series | None = None) -> xr.Dataset:
+             peak_probability: pd.Series | None = None, decision_time: pd.Timestamp | None = None) -> xr.Dataset:
     """Solve one operating day and return its schedule as an ``xarray.Dataset`` (see :mod:`optimizer.results`).
 
     ``site``: a :class:`Site` or a path to a site model. ``prices``: hourly USD/MWh with a tz-aware index
     covering the day and lookahead (default: shipped ERCOT prices). ``day``: local operating day (default
-    2022-07-20). ``hashprice``: USD per PH/s per day for the whole run (default: the latest shipped value
-    before the day). ``initial_state``: per asset; default all on at full power. ``events``: emergency load caps
+    2022-07-20). ``hashprice``: USD per PH/s per day for the whole run (default: the latest shipped value known at
+    the decision time). ``initial_state``: per asset; default all on at full power. ``events``: emergency load caps
     (:mod:`optimizer.events`), hard limits. ``peak_probability``: 4CP peak chance per hour (default, for a site
-    whose ``[fourcp]`` table sets a charge or a threshold: estimated from the shipped ERCOT load as known at 10:00
-    the day before). With SLA breach allowed, the written day's SLA credit counts the day's own shortfall (the
-    lookahead's shortfall shaped the plan but is not owed by this schedule).
+    whose ``[fourcp]`` table sets a charge or a threshold: estimated from the shipped ERCOT load as known at the
+    decision time). ``decision_time``: when the schedule is made (default 10:00 local on the day before; the CLI
+    passes "now" for today/tomorrow). With SLA breach allowed, the written day's SLA credit counts the day's own
+    shortfall (the lookahead's shortfall shaped the plan but is not owed by this schedule).
 
-    The summary is in ``ds.attrs`` (``optimizer.results.summary(ds)`` decodes it). Raises ``InputError`` on bad
-    input, ``InfeasibleError`` when hard limits conflict, ``NoSolutionError`` when the solver finds nothing.
+    The returned schedule has passed the independent checker (:mod:`optimizer.check`). The summary is in
+    ``ds.attrs`` (``optimizer.results.summary(ds)`` decodes it). Raises ``InputError`` on bad input,
+    ``InfeasibleError`` when hard limits conflict, ``NoSolutionError`` when the solver finds nothing or the
+    checker finds a violation.
     """
     t_start = time.perf_counter()
     site = site if isinstance(site, Site) else load_site(site)
-    day = _as_day(day) if day is not None else DEFAULT_DAY
-    if not 0 <= lookahead_hours <= 168:
-        raise InputError(f"lookahead must be 0..168 hours, got {lookahead_hours}", field="lookahead_hours")
-    hours = operating_hours(day, site.timezone)
-    pin = horizon_prices(site, day, prices, lookahead_hours)
-    if hashprice is None:
-        hp, hp_day = data.hashprice_known_on(day)
-        hp_source = f"shipped daily hashprice of {hp_day} (latest known before {day})"
-    else:
-        hp, hp_source = float(hashprice), "given"
-    times = pd.DatetimeIndex(pin.prices.index)
-    caps = load_caps(site, events, times, 1.0) if events else None
-    prob, prob_source = _peak_probability(site, day, times, peak_probability)
+    req = DayRequest(_as_day(day) if day is not None else DEFAULT_DAY, prices, hashprice, lookahead_hours,
+                     initial_state, tuple(events or ()), peak_probability, decision_time)
+    inputs, sources = day_inputs(site, req)
+    hours = operating_hours(req.day, site.timezone)
     planner = Planner(site, options, allow_sla_breach=allow_sla_breach)
-    ds = planner.solve(pin.prices, hp, initial_state, fallback=fallback, export_model=export_model,
-                       load_cap_mw=caps, peak_probability=prob)
+    ds = planner.solve(inputs, fallback=fallback, export_model=export_model)
     full_profit = float(ds["profit_usd"].sum())
     ds = results.resettle_sla_credit(ds.isel(time=slice(0, len(hours))), site)
-    ds.attrs.update(_day_summary(site, day, pin, hp_source, ds, full_profit, time.perf_counter() - t_start))
-    ds.attrs["fourcp_source"] = prob_source
-    ds.attrs["emergency_events_json"] = json.dumps(_events_report(events, ds))
+    ds.attrs.update(_day_summary(req.day, ds, full_profit, time.perf_counter() - t_start))
+    ds.attrs.update(sources)
+    ds.attrs["emergency_events_json"] = json.dumps(_events_report(list(req.events), ds))
+    verify(site, ds, inputs.head(len(hours)), allow_sla_breach=allow_sla_breach)
     return ds
 
 
-def _peak_probability(site: Site, day: dt.date, times: pd.DatetimeIndex,
+def verify(site: Site, ds: xr.Dataset, inputs: Inputs, *, allow_sla_breach: bool = False) -> None:
+    """Run the independent checker on a schedule made from ``inputs``; raise ``NoSolutionError`` naming the
+    violations (nothing is written by the callers then)."""
+    from optimizer import check
+    from optimizer.errors import NoSolutionError
+
+    violations = check.check_schedule(site, results.to_frame(ds), check_inputs(site, inputs, allow_sla_breach))
+    if violations:
+        kind = "fallback" if ds.attrs.get("fallback") else "solved"
+        raise NoSolutionError(f"the {kind} schedule fails the independent check; nothing written:\n  "
+                              + "\n  ".join(map(str, violations[:20])))
+
+
+def check_inputs(site: Site, inputs: Inputs, allow_sla_breach: bool = False):
+    """The checker's inputs for a schedule made from ``inputs``: everything taken from the inputs, nothing from
+    the schedule."""
+    from optimizer import check
+
+    return check.CheckInputs(
+        timestamps=inputs.times, prices_usd_per_mwh=inputs.price_array,
+        hashprice_usd_per_ph_day=inputs.hashprice_usd_per_ph_day, initial_state=inputs.resolved_state(site),
+        emergency_cap_mw=inputs.emergency_caps(site), peak_weight=inputs.peak_probability,
+        reserve_prices_usd_per_mw_hour=dict(inputs.reserve_prices or {}), allow_sla_breach=allow_sla_breach)
+
+
+def _peak_probability(site: Site, decision: pd.Timestamp, times: pd.DatetimeIndex,
                       given: pd.Series | None) -> tuple[np.ndarray | None, str]:
     if given is not None:
         return given.reindex(times).fillna(0.0).to_numpy(dtype=float), "given"
     if not site.fourcp.active:
         return None, "off"
-    from optimizer import forecast, fourcp
+    from optimizer import fourcp
 
-    decision = forecast.decision_time_for(day, site.timezone, forecast.DEFAULT_DECISION_HOUR_LOCAL)
     try:
         prob = fourcp.peak_probability(_load_history(), decision, times)
     except InputError as exc:
-        warnings.warn(f"4CP: no peak probability for {day} ({exc}); 4CP left out", data.PriceWarning, stacklevel=3)
-        return None, f"unavailable: {exc}"
+        raise InputError(f"4CP is on for this site but no peak probability can be estimated at "
+                         f"{decision.isoformat()} ({exc}); give the system load (--load) or switch 4CP off",
+                         field="fourcp") from None
     return prob.to_numpy(dtype=float), f"estimated from ERCOT load known at {decision.isoformat()}"
 
 
@@ -171,11 +223,11 @@ def _load_history():
     return forecast.MarketHistory.shipped("HB_HUBAVG")
 
 
-def _events_report(events: list[Event] | None, ds: xr.Dataset) -> list[dict]:
+def _events_report(events: list[Event], ds: xr.Dataset) -> list[dict]:
     """Each event with the most the schedule draws inside it (MW), to show it was honoured."""
     out = []
     times = pd.DatetimeIndex(ds["time"].values).tz_localize("UTC")
-    for e in events or ():
+    for e in events:
         inside = (times < e.end) & (times + pd.Timedelta(hours=float(ds.attrs.get("interval_hours", 1.0))) > e.start)
         out.append({"start": e.start.isoformat(), "end": e.end.isoformat(), "max_load_mw": e.max_load_mw,
                     "intervals_in_schedule": int(inside.sum()),
@@ -187,37 +239,45 @@ def schedule_scenarios(site: Site | str | Path, scenario_prices: pd.DataFrame, w
                        day: dt.date | str | None = None, hashprice: float | None = None, lookahead_hours: int = 24,
                        initial_state: Mapping[str, UnitState] | None = None,
                        options: solve.SolverOptions | None = None, cvar_weight: float = 0.0,
-                       alpha: float = 0.9) -> xr.Dataset:
+                       alpha: float = 0.9, allow_sla_breach: bool = False, events: list[Event] | None = None,
+                       peak_probability: pd.Series | None = None,
+                       decision_time: pd.Timestamp | None = None) -> xr.Dataset:
     """Two-stage schedule of one operating day over price scenarios (one column each, hourly, tz-aware index
     covering the day and lookahead): commitments shared, power per scenario (see :mod:`optimizer.stochastic`).
-    ``weights``: one per scenario (default equal). Returns the day's hours with a ``scenario`` dimension."""
+    ``weights``: one per scenario (default equal). Every other option means what it means in :func:`schedule`
+    and is honoured the same way (emergency caps, initial state, SLA breach, 4CP, accept gap). Returns the day's
+    hours with a ``scenario`` dimension; every scenario's schedule has passed the independent checker."""
     from optimizer.stochastic import ScenarioPlanner
 
     site = site if isinstance(site, Site) else load_site(site)
-    day = _as_day(day) if day is not None else DEFAULT_DAY
-    hours = operating_hours(day, site.timezone)
-    columns = [horizon_prices(site, day, scenario_prices[c], lookahead_hours, source=f"scenario {c}").prices
+    the_day = _as_day(day) if day is not None else DEFAULT_DAY
+    hours = operating_hours(the_day, site.timezone)
+    columns = [horizon_prices(site, the_day, scenario_prices[c], lookahead_hours, source=f"scenario {c}").prices
                for c in scenario_prices.columns]
     frame = pd.concat(columns, axis=1, keys=list(scenario_prices.columns))
+    req = DayRequest(the_day, frame.iloc[:, 0], hashprice, lookahead_hours, initial_state, tuple(events or ()),
+                     peak_probability, decision_time)
+    inputs, sources = day_inputs(site, req)
     k = frame.shape[1]
     w = np.full(k, 1.0 / k) if weights is None else np.asarray(weights, dtype=float)
-    if hashprice is None:
-        hashprice, _ = data.hashprice_known_on(day)
-    ds = ScenarioPlanner(site, options).solve(frame, w, hashprice, initial_state, cvar_weight=cvar_weight,
-                                              alpha=alpha)
+    ds = ScenarioPlanner(site, options, allow_sla_breach=allow_sla_breach).solve(inputs, frame, w,
+                                                                                 cvar_weight=cvar_weight, alpha=alpha)
     ds = ds.isel(time=slice(0, len(hours)))
-    ds.attrs.update({"day": day.isoformat(), "hours": len(hours), "lookahead_hours": lookahead_hours,
-                     "site_source": site.source, "site_sha256": site.sha256})
+    ds.attrs.update({"day": the_day.isoformat(), "hours": len(hours), "site_source": site.source,
+                     "site_sha256": site.sha256, **sources})
+    head = inputs.head(len(hours))
+    for j, name in enumerate(ds["scenario"].values):
+        one = results.resettle_sla_credit(ds.isel(scenario=j).drop_vars(["scenario", "weight"]), site)
+        one.attrs.update(ds.attrs)
+        verify(site, one, head.replace(prices=frame.iloc[: len(hours), j]), allow_sla_breach=allow_sla_breach)
     return ds
 
 
-def optimize(site: Site, prices: pd.Series, hashprice: float, *,
-             initial_state: Mapping[str, UnitState] | None = None, options: solve.SolverOptions | None = None,
+def optimize(site: Site, inputs: Inputs, *, options: solve.SolverOptions | None = None,
              export_model: str | Path | None = None, allow_sla_breach: bool = False,
-             fallback: bool = False, load_cap_mw: np.ndarray | None = None,
-             peak_probability: np.ndarray | None = None) -> xr.Dataset:
-    """Build, solve and read back the model over exactly the intervals of ``prices`` (hourly or 15-minute,
-    tz-aware index): one :class:`~optimizer.planner.Planner` solve.
+             fallback: bool = False) -> xr.Dataset:
+    """Build, solve and read back the model over exactly the intervals of ``inputs`` (hourly or 15-minute): one
+    :class:`~optimizer.planner.Planner` solve, then the independent checker.
 
     The building block of :func:`schedule` (which adds the operating day, lookahead and shipped data); use it
     directly for a horizon of any length. Solver facts go in ``ds.attrs``.
@@ -226,9 +286,10 @@ def optimize(site: Site, prices: pd.Series, hashprice: float, *,
     the solver returns no usable solution: with ``fallback``, returns the strike-rule schedule of
     :mod:`optimizer.fallback` with ``attrs["fallback"] = 1`` and the reason; without, raises ``NoSolutionError``.
     """
-    planner = Planner(site, options, allow_sla_breach=allow_sla_breach)
-    return planner.solve(prices, hashprice, initial_state, fallback=fallback, export_model=export_model,
-                         load_cap_mw=load_cap_mw, peak_probability=peak_probability)
+    ds = Planner(site, options, allow_sla_breach=allow_sla_breach).solve(inputs, fallback=fallback,
+                                                                         export_model=export_model)
+    verify(site, ds, inputs, allow_sla_breach=allow_sla_breach)
+    return ds
 
 
 def _as_day(day: dt.date | str) -> dt.date:
@@ -242,21 +303,15 @@ def _as_day(day: dt.date | str) -> dt.date:
         raise InputError(f"day {day!r} is not a date (expected YYYY-MM-DD)", field="day") from None
 
 
-def _day_summary(site: Site, day: dt.date, pin: PriceInput, hp_source: str, ds: xr.Dataset,
-                 horizon_profit: float, total_s: float) -> dict:
+def _day_summary(day: dt.date, ds: xr.Dataset, horizon_profit: float, total_s: float) -> dict:
     money = {k: float(ds[k].sum()) for k in results.MONEY}
     energy = {f"{k[:-3]}_mwh": results.energy_mwh(ds, k) for k in ("mining_mw", "ai_mw", "load_mw", "sellback_mw")}
     return {
         "day": day.isoformat(),
         "hours": int(ds.sizes["time"]),
-        "lookahead_hours": pin.lookahead_hours,
-        "price_source": pin.source,
-        "hashprice_source": hp_source,
         "horizon_profit_usd": horizon_profit,
         "total_seconds": total_s,
         **money,
         **energy,
         "restarts": int(ds["start"].sum()),
     }
-
-

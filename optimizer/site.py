@@ -8,6 +8,7 @@ raises :class:`~optimizer.errors.InputError` naming the file, the field and the 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import math
 import tomllib
@@ -16,7 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from optimizer.errors import InputError
+from optimizer.workloads import DEFAULT_GPU_POWER_SHARE, Job, PowerCapCurve, curve_from_points, jobs_from_records
 
 UNLIMITED = math.inf
 
@@ -36,6 +41,11 @@ class Contract:
     block_mw: float = 0.0
     price_usd_per_mwh: float = 0.0
     sellback: bool = True
+
+    @property
+    def market_exposed(self) -> bool:
+        """True when the site's grid position (load minus block) is settled at the market price."""
+        return self.sellback or self.block_mw == 0
 
 
 @dataclass(frozen=True)
@@ -122,7 +132,15 @@ class MiningFleet(Switchable):
 
 @dataclass(frozen=True, kw_only=True)
 class GpuCluster(Switchable):
-    """A GPU cluster: committed GPUs are powered every hour (SLA); the rest is flexible spot capacity."""
+    """A GPU cluster: committed GPUs are powered every hour (SLA); the rest (spot GPUs) serve hourly inference
+    demand and deferrable jobs.
+
+    Spot demand: in each interval customers want ``demand_fraction x spot GPUs`` GPU-hours per hour, where the
+    fraction follows ``demand_profile`` (a shipped hour-of-week shape, ``"flat"``, or a file) scaled to a mean of
+    ``spot_utilization``; GPUs powered beyond demand plus jobs earn nothing. Power capping (``power_cap_curve``,
+    optional): a GPU's throughput as a concave function of its board power; the board is ``gpu_power_share`` of a
+    GPU's site power. Committed GPUs may be capped down to ``sla_throughput_fraction`` of full throughput, never
+    below (1.0: never capped)."""
 
     name: str
     gpus: int
@@ -132,6 +150,10 @@ class GpuCluster(Switchable):
     committed_price_usd_per_gpu_hour: float = 0.0
     spot_price_usd_per_gpu_hour: float = 0.0
     spot_utilization: float = 1.0
+    demand_profile: str = "flat"
+    power_cap_curve: PowerCapCurve | None = None
+    gpu_power_share: float = DEFAULT_GPU_POWER_SHARE
+    sla_throughput_fraction: float = 1.0
     sla_credit_tiers: tuple[tuple[float, float], ...] = ((0.9999, 0.10), (0.99, 0.30), (0.95, 1.00))
     sla_month_hours: float = 730.0
 
@@ -143,17 +165,75 @@ class GpuCluster(Switchable):
 
     @property
     def mw_per_gpu(self) -> float:
-        """Site MW per powered GPU: kW per GPU x PUE / 1000."""
+        """Site MW per powered GPU at full power: kW per GPU x PUE / 1000."""
         return self.kw_per_gpu * self.pue / 1e3
 
     @property
+    def spot_gpus(self) -> int:
+        """GPUs not committed to the SLA customer: spot inference and jobs."""
+        return self.gpus - self.committed_gpus
+
+    @property
     def committed_mw(self) -> float:
+        """Site power of the committed GPUs at full power (MW)."""
         return self.committed_gpus * self.mw_per_gpu
 
     @property
+    def committed_min_mw(self) -> float:
+        """Least site power of the committed GPUs that still gives the SLA throughput (MW): capped boards with a
+        power-cap curve and an SLA below full throughput, else :attr:`committed_mw`."""
+        curve = self.power_cap_curve
+        if curve is None or self.sla_throughput_fraction >= 1.0:
+            return self.committed_mw
+        board = float(curve.min_power_for(max(self.sla_throughput_fraction, curve.min_throughput_fraction)))
+        return self.committed_mw * (1.0 - self.gpu_power_share + self.gpu_power_share * board)
+
+    @property
     def flexible_mw(self) -> float:
-        """Most site power the uncommitted GPUs can draw (MW)."""
-        return (self.gpus - self.committed_gpus) * self.mw_per_gpu
+        """Most site power the spot GPUs can draw (MW)."""
+        return self.spot_gpus * self.mw_per_gpu
+
+    @functools.cached_property
+    def throughput_points(self) -> tuple[tuple[float, float], ...]:
+        """The most spot throughput (full-GPU equivalents) a given flexible MW can give, as the breakpoints
+        (MW, GPUs) of a concave piecewise-linear function from (0, 0) to (flexible MW, spot GPUs): GPUs powered
+        at the most efficient cap first, then all GPUs raised along the curve (any mix of caps is allowed, so the
+        function is the upper concave hull of those points). Without a curve: a straight line, 1 GPU per
+        ``mw_per_gpu``."""
+        n, mu = self.spot_gpus, self.mw_per_gpu
+        if n == 0:
+            return ((0.0, 0.0),)
+        if self.power_cap_curve is None:
+            return ((0.0, 0.0), (n * mu, float(n)))
+        share = self.gpu_power_share
+        pts = [(0.0, 0.0)] + [(n * mu * (1.0 - share + share * f), n * g) for f, g in self.power_cap_curve.points]
+        return tuple(_upper_hull(pts))
+
+    def throughput_cuts(self) -> tuple[tuple[float, float], ...]:
+        """(GPUs per MW, GPUs) of each segment of :attr:`throughput_points`: throughput <= slope x MW + intercept
+        for every cut is exactly the function's hypograph."""
+        pts = self.throughput_points
+        out = []
+        for (x0, y0), (x1, y1) in zip(pts, pts[1:], strict=False):
+            slope = (y1 - y0) / (x1 - x0)
+            out.append((slope, y1 - slope * x1))
+        return tuple(out)
+
+    def spot_throughput_gpus(self, mw: float | np.ndarray) -> np.ndarray:
+        """Most spot throughput (full-GPU equivalents) of a flexible load of ``mw`` MW."""
+        xs, ys = zip(*self.throughput_points, strict=True)
+        return np.interp(np.asarray(mw, dtype=float), xs, ys)
+
+    def spot_mw_for(self, throughput_gpus: float | np.ndarray) -> np.ndarray:
+        """Least flexible MW giving a spot throughput (full-GPU equivalents), capped at the flexible MW."""
+        xs, ys = zip(*self.throughput_points, strict=True)
+        return np.interp(np.asarray(throughput_gpus, dtype=float), ys, xs)
+
+    def demand_fraction(self, times: pd.DatetimeIndex) -> np.ndarray:
+        """Spot demand in each interval as a fraction of the spot GPUs (may exceed 1 at peaks)."""
+        from optimizer import workloads
+
+        return workloads.demand_fraction(times, _profile(self.demand_profile), self.spot_utilization)
 
     @property
     def committed_revenue_usd_per_hour(self) -> float:
@@ -164,19 +244,45 @@ class GpuCluster(Switchable):
         """Committed GPUs x committed price x hours in a month: the base of SLA credits (USD)."""
         return self.committed_gpus * self.committed_price_usd_per_gpu_hour * self.sla_month_hours
 
-    def sla_credit_usd(self, shortfall_mwh: float) -> float:
-        """Credit owed for ``shortfall_mwh`` of committed load not delivered this month (from 100% so far):
-        the tier of the availability reached, times the monthly bill."""
+    def sla_credit_usd(self, shortfall_mwh: float, shortfall_before_mwh: float = 0.0) -> float:
+        """Credit owed for ``shortfall_mwh`` of committed load not delivered, on top of ``shortfall_before_mwh``
+        already missed earlier in the month: the tier of the availability reached, times the monthly bill, minus
+        the tier already reached before."""
         if self.committed_mw <= 0 or shortfall_mwh <= 0:
             return 0.0
-        availability = 1.0 - shortfall_mwh / (self.committed_mw * self.sla_month_hours)
-        owed = [credit for level, credit in self.sla_credit_tiers if availability < level]
-        return max(owed, default=0.0) * self.monthly_bill_usd
+
+        def tier(missed: float) -> float:
+            availability = 1.0 - missed / (self.committed_mw * self.sla_month_hours)
+            return max((credit for level, credit in self.sla_credit_tiers if availability < level), default=0.0)
+
+        return (tier(shortfall_before_mwh + shortfall_mwh) - tier(shortfall_before_mwh)) * self.monthly_bill_usd
 
     @property
     def spot_value_usd_per_mwh(self) -> float:
-        """Spot revenue of one MWh of flexible load: GPUs powered x utilisation x price."""
-        return self.spot_price_usd_per_gpu_hour * self.spot_utilization / self.mw_per_gpu
+        """Spot revenue of one MWh of flexible load at its most efficient use, while demand lasts: spot price x
+        GPUs per MW of the first throughput segment."""
+        cuts = self.throughput_cuts()
+        return self.spot_price_usd_per_gpu_hour * (cuts[0][0] if cuts else 0.0)
+
+
+def _upper_hull(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Upper concave hull of points sorted by x (Andrew's monotone chain, upper half)."""
+    hull: list[tuple[float, float]] = []
+    for p in sorted(points):
+        while len(hull) >= 2 and ((hull[-1][0] - hull[-2][0]) * (p[1] - hull[-2][1])
+                                  - (hull[-1][1] - hull[-2][1]) * (p[0] - hull[-2][0])) >= 0:
+            hull.pop()
+        hull.append(p)
+    return hull
+
+
+def _profile(spec: str):
+    """A demand profile spec: a shipped name, or a path to a demand file."""
+    from optimizer import workloads
+
+    if spec in workloads.PROFILE_NAMES:
+        return spec
+    return workloads.read_demand_file(spec)
 
 
 @dataclass(frozen=True)
@@ -192,6 +298,7 @@ class Site:
     gpu: tuple[GpuCluster, ...] = ()
     fourcp: FourCP = field(default_factory=FourCP)
     reserves: tuple[Reserve, ...] = ()
+    jobs: tuple[Job, ...] = ()
     source: str = "<memory>"
     sha256: str = ""
 
@@ -228,7 +335,7 @@ def site_from_dict(raw: dict[str, Any], *, source: str = "<memory>") -> Site:
     """Build a validated :class:`Site` from the parsed TOML structure."""
     v = _Validator(source)
     top = v.table(raw, "", {"name", "timezone", "settlement_point", "grid", "contract", "mining", "gpu", "fourcp",
-                            "reserve"})
+                            "reserve", "job"})
     name = v.string(top, "", "name", required=True)
     tz = v.string(top, "", "timezone", required=True)
     try:
@@ -255,6 +362,8 @@ def site_from_dict(raw: dict[str, Any], *, source: str = "<memory>") -> Site:
 
     mining = tuple(_fleet(v, t, f"mining[{i}]") for i, t in enumerate(v.array(top, "mining")))
     gpus = tuple(_cluster(v, t, f"gpu[{i}]") for i, t in enumerate(v.array(top, "gpu")))
+    jobs = (jobs_from_records(v.array(top, "job"), source, {g.name: g.spot_gpus for g in gpus}, where="job")
+            if top.get("job") else ())
 
     names = [a.name for a in (*mining, *gpus)]
     dup = sorted({n for n in names if names.count(n) > 1})
@@ -279,7 +388,7 @@ def site_from_dict(raw: dict[str, Any], *, source: str = "<memory>") -> Site:
     if len(set(rnames)) != len(rnames):
         raise InputError(f"reserve names must be unique; got {', '.join(rnames)}", source=source, field="reserve")
     return Site(name=name, timezone=tz, settlement_point=sp, grid=grid, contract=contract,
-                mining=mining, gpu=gpus, fourcp=fourcp, reserves=reserves, source=source)
+                mining=mining, gpu=gpus, fourcp=fourcp, reserves=reserves, jobs=jobs, source=source)
 
 
 def _reserve(v: _Validator, raw: Any, where: str) -> Reserve:
@@ -323,7 +432,8 @@ def _fleet(v: _Validator, raw: Any, where: str) -> MiningFleet:
 
 def _cluster(v: _Validator, raw: Any, where: str) -> GpuCluster:
     keys = {"name", "gpus", "kw_per_gpu", "pue", "committed_gpus", "committed_price_usd_per_gpu_hour",
-            "spot_price_usd_per_gpu_hour", "spot_utilization", "sla_credit_tiers", "sla_month_hours"}
+            "spot_price_usd_per_gpu_hour", "spot_utilization", "sla_credit_tiers", "sla_month_hours",
+            "demand_profile", "power_cap_curve", "gpu_power_share", "sla_throughput_fraction"}
     t = v.table(raw, where, keys | _COMMITMENT_KEYS, required=True)
     gpus = v.integer(t, where, "gpus", required=True, minimum=1)
     committed = v.integer(t, where, "committed_gpus", default=0, minimum=0)
@@ -340,10 +450,34 @@ def _cluster(v: _Validator, raw: Any, where: str) -> GpuCluster:
                                                   minimum=0.0),
         spot_price_usd_per_gpu_hour=v.number(t, where, "spot_price_usd_per_gpu_hour", default=0.0, minimum=0.0),
         spot_utilization=v.number(t, where, "spot_utilization", default=1.0, minimum=0.0, maximum=1.0),
+        demand_profile=_demand_profile(v, t, where),
+        power_cap_curve=(curve_from_points(t["power_cap_curve"], v.source, f"{where}.power_cap_curve")
+                         if "power_cap_curve" in t else None),
+        gpu_power_share=v.number(t, where, "gpu_power_share", default=DEFAULT_GPU_POWER_SHARE, positive=True,
+                                 maximum=1.0),
+        sla_throughput_fraction=v.number(t, where, "sla_throughput_fraction", default=1.0, positive=True,
+                                         maximum=1.0),
         sla_credit_tiers=_tiers(v, t, where),
         sla_month_hours=v.number(t, where, "sla_month_hours", default=730.0, minimum=672.0, maximum=744.0),
         **_commitment_kwargs(v, t, where),
     )
+
+
+def _demand_profile(v: _Validator, t: dict, where: str) -> str:
+    """A shipped profile name, or a demand file (path relative to the site file), read once here to fail early."""
+    from optimizer import workloads
+
+    spec = v.string(t, where, "demand_profile") or "flat"
+    if spec in workloads.PROFILE_NAMES:
+        return spec
+    path = Path(spec)
+    if not path.is_absolute() and v.source not in ("<memory>", ""):
+        path = Path(v.source).parent / path
+    if not path.is_file():
+        raise v.fail(where, "demand_profile", f"{spec!r} is neither a shipped profile "
+                                              f"({', '.join(workloads.PROFILE_NAMES)}) nor a file")
+    workloads.read_demand_file(path)
+    return str(path)
 
 
 def _tiers(v: _Validator, t: dict, where: str) -> tuple[tuple[float, float], ...]:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import functools
 import math
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 import pyomo.environ as pyo
 from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
@@ -64,13 +67,7 @@ _DATA_ONLY = {"check_for_new_or_removed_constraints": False, "check_for_new_or_r
 @functools.cache
 def _probe():
     """A silent HiGHS instance for checking option names and values (HiGHS prints a banner when created)."""
-    import highspy
-    from pyomo.common.tee import capture_output
-
-    with capture_output(capture_fd=True):
-        h = highspy.Highs()
-        h.setOptionValue("output_flag", False)
-    return h
+    return _new_highs()
 
 
 @dataclass(frozen=True)
@@ -96,11 +93,108 @@ class SolveReport:
                                             and self.mip_gap <= accept_gap)
 
 
-class Solver:
-    """A HiGHS instance bound to one model; call :meth:`solve` after each :func:`optimizer.model.set_data`.
+class HighsSolver:
+    """HiGHS bound to one built model, in matrix form (:mod:`optimizer.compiled`): the model is handed to HiGHS
+    once; each :meth:`solve` pushes only the vectors its parameters touch (costs, row and column bounds) and runs
+    HiGHS; the solution is read back as one array."""
 
-    Pyomo's persistent interface keeps the translated model and pushes only changed parameters on a re-solve.
-    """
+    def __init__(self, model: pyo.ConcreteModel, options: SolverOptions | None = None):
+        import highspy
+
+        from optimizer.compiled import Compiled
+
+        self.model = model
+        self.options = options or SolverOptions()
+        self.compiled = c = Compiled(model)
+        self._highs = h = _new_highs()
+        inf = highspy.kHighsInf
+        lp = highspy.HighsLp()
+        lp.num_col_, lp.num_row_ = c.n_cols, c.n_rows
+        lp.col_cost_ = c.costs(c.p0)
+        lo, hi = c.col_bounds(c.p0)
+        lp.col_lower_, lp.col_upper_ = np.maximum(lo, -inf), np.minimum(hi, inf)
+        rlo, rhi = c.row_bounds(c.p0)
+        lp.row_lower_, lp.row_upper_ = np.maximum(rlo, -inf), np.minimum(rhi, inf)
+        lp.offset_ = c.offset(c.p0)
+        lp.sense_ = highspy.ObjSense.kMaximize if c.maximize else highspy.ObjSense.kMinimize
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = c.n_cols, c.n_rows
+        lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = c.a_start, c.a_index, c.a_value
+        if c.integer.any():
+            lp.integrality_ = [highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous
+                               for i in c.integer]
+        h.passModel(lp)
+        o = self.options
+        for name, value in {"time_limit": float(o.time_limit_seconds), "mip_rel_gap": float(o.mip_rel_gap),
+                            "threads": int(o.threads), "random_seed": 0,
+                            "mip_heuristic_run_feasibility_jump": False, **dict(o.highs)}.items():
+            h.setOptionValue(name, value)
+        self._mip = bool(c.integer.any())
+        self._x: np.ndarray | None = None
+        self._pushed = {"rows": None, "cols": None}
+
+    def solve(self, values: Mapping[object, object]) -> SolveReport:
+        """Push the parameter values (``{Param component: values}``, see :func:`optimizer.model.param_values`) and
+        run HiGHS."""
+        import highspy
+
+        c, h = self.compiled, self._highs
+        p = c.param_vector(values)
+        inf = highspy.kHighsInf
+        if len(c.cost_cols):
+            cost = c.costs(p)
+            h.changeColsCost(len(c.cost_cols), c.cost_cols.astype(np.int32), cost[c.cost_cols])
+        h.changeObjectiveOffset(c.offset(p))
+        if len(c.bound_rows):
+            lo, hi = c.row_bounds(p)
+            r = c.bound_rows
+            h.changeRowsBounds(len(r), r.astype(np.int32), np.maximum(lo[r], -inf), np.minimum(hi[r], inf))
+        if len(c.bound_cols):
+            lo, hi = c.col_bounds(p)
+            j = c.bound_cols
+            h.changeColsBounds(len(j), j.astype(np.int32), np.maximum(lo[j], -inf), np.minimum(hi[j], inf))
+        for row, col, val in zip(*c.matrix_entries(p), strict=True):
+            h.changeCoeff(int(row), int(col), float(val))
+        before = h.getRunTime()
+        t0 = time.perf_counter()
+        h.run()
+        wall = time.perf_counter() - t0
+        highs_s = h.getRunTime() - before
+        status = h.getModelStatus()
+        info = h.getInfo()
+        S = highspy.HighsModelStatus
+        has_sol = info.primal_solution_status == 2          # kSolutionStatusFeasible
+        if status == S.kOptimal and has_sol:
+            kind = "optimal"
+        elif status in (S.kInfeasible, S.kUnboundedOrInfeasible):
+            kind = "infeasible"
+        elif has_sol:
+            kind = "feasible"
+        else:
+            kind = "no_solution"
+        self._x = np.asarray(h.getSolution().col_value, dtype=float) if has_sol else None
+        gap = None
+        if has_sol:
+            gap = float(info.mip_gap) if self._mip else 0.0
+            if not math.isfinite(gap):
+                gap = None
+        objective = float(info.objective_function_value) if has_sol else None
+        bound = float(info.mip_dual_bound) if (self._mip and has_sol) else objective
+        return SolveReport(status=kind, termination=h.modelStatusToString(status), objective_usd=objective,
+                           bound_usd=bound, mip_gap=gap, solve_seconds=wall, highs_seconds=highs_s,
+                           nodes=max(int(info.mip_node_count), 0) if self._mip else 0)
+
+    def values(self, var: pyo.Var) -> np.ndarray:
+        """The solution of a Var component as an array of its index shape."""
+        if self._x is None:
+            raise RuntimeError("no solution to read")
+        return self._x[self.compiled.var_columns(var)]
+
+
+class PyomoSolver:
+    """The reference path: Pyomo's persistent HiGHS interface, parameters pushed through Pyomo. Slower than
+    :class:`HighsSolver` (Pyomo walks its expressions on every update); kept to test the direct path against
+    and for the elastic diagnosis models."""
 
     def __init__(self, model: pyo.ConcreteModel, options: SolverOptions | None = None):
         self.model = model
@@ -108,7 +202,11 @@ class Solver:
         self._highs = Highs()
         self._highs.set_instance(model)
 
-    def solve(self) -> SolveReport:
+    def solve(self, values: Mapping[object, object] | None = None) -> SolveReport:
+        from optimizer import model as model_pkg
+
+        if values:
+            model_pkg.apply(values)
         o = self.options
         opts = {"random_seed": 0, "mip_heuristic_run_feasibility_jump": False, **dict(o.highs)}
         before = self._highs._solver_model.getRunTime()  # noqa: SLF001 - HiGHS's clock runs on across solves
@@ -138,6 +236,27 @@ class Solver:
             status=status, termination=tc.name, objective_usd=res.incumbent_objective,
             bound_usd=res.objective_bound, mip_gap=gap, solve_seconds=wall,
             highs_seconds=float(res.timing_info.highs_time) - before, nodes=max(int(info.mip_node_count), 0))
+
+    def values(self, var: pyo.Var) -> np.ndarray:
+        from optimizer.compiled import _shape
+
+        return np.array([np.nan if v.value is None else float(v.value) for v in var.values()]).reshape(_shape(var))
+
+
+#: Makes the solver of a built model: ``factory(model, options) -> solver`` with ``solve(values) -> SolveReport``
+#: and ``values(var) -> array``. The default is :class:`HighsSolver`; tests inject fakes.
+SolverFactory = Callable[[pyo.ConcreteModel, SolverOptions], Any]
+
+
+def _new_highs():
+    """A silent HiGHS instance (HiGHS prints a banner when created)."""
+    import highspy
+    from pyomo.common.tee import capture_output
+
+    with capture_output(capture_fd=True):
+        h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
+    return h
 
 
 def export_model(model: pyo.ConcreteModel, path: str | Path) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -111,3 +112,35 @@ def state_from_dict(raw: Mapping, source: str = "<state>") -> dict[str, UnitStat
                 for k, v in raw.items()}
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise InputError(f"not a valid state ({exc})", source=source) from None
+
+
+def read_state_file(path: str | Path, site: Site, day_start_utc: pd.Timestamp) -> dict[str, UnitState]:
+    """State from a state JSON (``{asset: {"on", "power_mw", "hours_in_state"}}``), or from the end of the previous
+    schedule (any format :func:`optimizer.results.read_schedule` reads), which must end exactly at
+    ``day_start_utc``: a stale or future schedule is an input error, not a silent wrong start."""
+    from optimizer import results
+
+    path = Path(path)
+    if path.suffix.lower() == ".json":
+        try:
+            raw = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise InputError(f"cannot read state ({exc})", source=str(path)) from None
+        if isinstance(raw, dict) and "schedule" not in raw:
+            return resolve(site, state_from_dict(raw, source=str(path)))
+    frame = results.read_schedule(path)
+    if frame.empty or "timestamp" not in frame.columns:
+        raise InputError("previous schedule has no rows or no timestamp column", source=str(path))
+    stamps = pd.to_datetime(frame["timestamp"], utc=True)
+    step = stamps.iloc[-1] - stamps.iloc[-2] if len(stamps) > 1 else pd.Timedelta(hours=1)
+    end = stamps.iloc[-1] + step
+    if end != day_start_utc:
+        raise InputError(f"previous schedule ends at {end.isoformat()}, but the day starts at "
+                         f"{day_start_utc.isoformat()}; give the schedule of the day before", source=str(path),
+                         field="timestamp")
+    before = results.read_summary(path).get("initial_state") or {}
+    try:
+        before_state = {k: UnitState(**v) for k, v in before.items()}
+    except TypeError:
+        before_state = {}
+    return state_from_schedule(site, frame, step / pd.Timedelta(hours=1), before=before_state)

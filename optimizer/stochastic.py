@@ -9,18 +9,18 @@ Results carry a ``scenario`` dimension.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyomo.environ as pyo
 import xarray as xr
 
-from optimizer import data, model, results, solve
+from optimizer import model, results, solve
 from optimizer.errors import InfeasibleError, InputError, NoSolutionError
+from optimizer.inputs import Inputs
 from optimizer.site import Site
-from optimizer.state import UnitState, resolve, state_to_json
+from optimizer.state import state_to_json
 
 
 def quantile_scenarios(quantile_prices: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
@@ -35,19 +35,26 @@ def quantile_scenarios(quantile_prices: pd.DataFrame) -> tuple[pd.DataFrame, np.
 
 
 class ScenarioPlanner:
-    """Two-stage solves of one site; one model per (intervals, scenarios, resolution), data updated in place."""
+    """Two-stage solves of one site; one model per (intervals, scenarios, resolution), data updated in place
+    (shares :class:`optimizer.planner.ModelCache` with the deterministic planner)."""
 
-    def __init__(self, site: Site, options: solve.SolverOptions | None = None):
+    def __init__(self, site: Site, options: solve.SolverOptions | None = None, *, allow_sla_breach: bool = False,
+                 solver_factory: solve.SolverFactory | None = None):
+        from optimizer.planner import ModelCache
+
         self.site = site
+        self.allow_sla_breach = allow_sla_breach
         self.options = options or solve.SolverOptions()
-        self._cache: dict[tuple[int, int, float], tuple[pyo.ConcreteModel, solve.Solver | None]] = {}
-        self.highs_seconds = 0.0
+        self.cache = ModelCache(self.options, solver_factory)
 
-    def solve(self, scenario_prices: pd.DataFrame, weights: Sequence[float], hashprice: float,
-              initial_state: Mapping[str, UnitState] | None = None, *, cvar_weight: float = 0.0,
-              alpha: float = 0.9, load_cap_mw: np.ndarray | None = None,
-              peak_probability: np.ndarray | None = None) -> xr.Dataset:
-        """Solve; ``scenario_prices``: one column per scenario (USD/MWh), rows the horizon's intervals."""
+    @property
+    def highs_seconds(self) -> float:
+        return self.cache.highs_seconds
+
+    def solve(self, inputs: Inputs, scenario_prices: pd.DataFrame, weights: Sequence[float], *,
+              cvar_weight: float = 0.0, alpha: float = 0.9) -> xr.Dataset:
+        """Solve; ``inputs`` holds everything shared by the scenarios (its prices are ignored),
+        ``scenario_prices`` one column per scenario (USD/MWh) on the horizon's intervals."""
         site = self.site
         w = np.asarray(weights, dtype=float)
         k = scenario_prices.shape[1]
@@ -57,25 +64,12 @@ class ScenarioPlanner:
         if not 0 <= cvar_weight <= 1 or not 0 < alpha < 1:
             raise InputError(f"cvar_weight must be in [0, 1] and alpha in (0, 1); got {cvar_weight}, {alpha}",
                              field="cvar_weight")
-        state = resolve(site, initial_state)
-        times = pd.DatetimeIndex(scenario_prices.index)
-        key = (len(times), k, data.interval_hours(times))
-        t0 = time.perf_counter()
-        if key not in self._cache:
-            self._cache[key] = (model.build_scenarios(site, key[0], k, dt_hours=key[2]), None)
-        m, solver = self._cache[key]
-        for s in m.S:
-            model.set_data(m.scen[s], site, model.Inputs(scenario_prices.iloc[:, s].to_numpy(dtype=float), hashprice,
-                                                         state, load_cap_mw, peak_probability))
-            m.weight[s].set_value(float(w[s]))
-        m.cvar_weight.set_value(float(cvar_weight))
-        m.alpha.set_value(float(alpha))
-        build_s = time.perf_counter() - t0
-        if solver is None:
-            solver = solve.Solver(m, self.options)
-            self._cache[key] = (m, solver)
-        report = solver.solve()
-        self.highs_seconds += report.highs_seconds
+        per_scenario = [inputs.replace(prices=scenario_prices.iloc[:, j]) for j in range(k)]
+        first = per_scenario[0]
+        structure = model.Structure.of(site, first, allow_sla_breach=self.allow_sla_breach)
+        solved = self.cache.solve((structure, k), lambda: model.build_scenarios(site, structure, k),
+                                  lambda m: model.scenario_param_values(m, site, per_scenario, w, cvar_weight, alpha))
+        report = solved.report
         if report.status == "infeasible":
             raise InfeasibleError("the two-stage model is infeasible: some scenario cannot meet the hard limits "
                                   "with commitments shared across scenarios (solve one scenario alone for a "
@@ -83,17 +77,20 @@ class ScenarioPlanner:
         if not report.usable(self.options.accept_gap):
             raise NoSolutionError(f"HiGHS returned no usable two-stage solution ({report.status}, "
                                   f"{report.termination})")
-        per = [results.read(m.scen[s], site, times, hashprice) for s in m.S]
+        m = solved.model
+        per = [results.read(m.scen[j], site, inp, solved.solver.values) for j, inp in zip(m.S, per_scenario,
+                                                                                          strict=True)]
         ds = xr.concat(per, dim="scenario", combine_attrs="drop")
         ds = ds.assign_coords(scenario=list(scenario_prices.columns), weight=("scenario", w))
         profits = np.array([float(p["profit_usd"].sum()) for p in per])
         ds.attrs.update({
-            "site": site.name, "hashprice_usd_per_ph_day": float(hashprice), "status": report.status,
-            "objective_usd": float(report.objective_usd), "mip_gap": float(report.mip_gap or 0.0),
-            "expected_profit_usd": float(w @ profits), "cvar_usd": _cvar(profits, w, alpha),
-            "cvar_weight": float(cvar_weight), "alpha": float(alpha), "build_seconds": build_s,
-            "solve_seconds": report.solve_seconds, "highs_seconds": report.highs_seconds,
-            "interval_hours": key[2], "initial_state_json": state_to_json(state),
+            "site": site.name, "hashprice_usd_per_ph_day": float(inputs.hashprice_usd_per_ph_day),
+            "status": report.status, "objective_usd": float(report.objective_usd),
+            "mip_gap": float(report.mip_gap or 0.0), "expected_profit_usd": float(w @ profits),
+            "cvar_usd": _cvar(profits, w, alpha), "cvar_weight": float(cvar_weight), "alpha": float(alpha),
+            "build_seconds": solved.build_seconds, "solve_seconds": report.solve_seconds,
+            "highs_seconds": report.highs_seconds, "interval_hours": first.dt_hours,
+            "initial_state_json": state_to_json(inputs.resolved_state(site)),
         })
         return ds
 
@@ -110,3 +107,28 @@ def _cvar(profits: np.ndarray, weights: np.ndarray, alpha: float) -> float:
         total += take * pk
         acc += take
     return float(total / tail)
+
+
+def read_scenarios_file(path: str | Path) -> pd.DataFrame:
+    """Price scenarios: CSV with ``timestamp`` (ISO 8601 with offset) and one column of USD/MWh per scenario."""
+    from optimizer.data import parse_timestamps
+
+    try:
+        df = pd.read_csv(path, dtype={"timestamp": str})
+    except FileNotFoundError:
+        raise InputError("scenario file not found", source=str(path)) from None
+    except Exception as exc:  # noqa: BLE001 - any reader failure is a bad file
+        raise InputError(f"cannot read scenarios ({type(exc).__name__}: {exc})", source=str(path)) from None
+    if "timestamp" not in df.columns or df.shape[1] < 2:
+        raise InputError("expected a timestamp column and one column per scenario", source=str(path))
+    idx = parse_timestamps(df["timestamp"], str(path))
+    out = df.drop(columns="timestamp")
+    for c in out.columns:
+        vals = pd.to_numeric(out[c], errors="coerce").to_numpy(dtype=float)
+        bad = ~np.isfinite(vals)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise InputError(f"row {i + 1}: price {out[c].iloc[i]!r} is not a finite number", source=str(path),
+                             field=str(c))
+        out[c] = vals
+    return out.set_axis(idx)

@@ -651,15 +651,18 @@ class Job:
 
 @dataclass(frozen=True)
 class JobProgress:
-    """GPU-hours of a job done so far (carried from one planning day to the next)."""
+    """GPU-hours of a job done so far (carried from one planning day to the next), and for how long its current
+    run has lasted (0: not running; a rigid job must finish its minimum run)."""
 
     name: str
     gpu_hours_done: float
+    running_hours: float = 0.0
 
     def __post_init__(self) -> None:
-        v = self.gpu_hours_done
-        if isinstance(v, bool) or not isinstance(v, (int, float, np.floating)) or not math.isfinite(v) or v < 0:
-            raise InputError(f"job {self.name!r}: expected a finite number >= 0, got {v!r}", field="gpu_hours_done")
+        for key in ("gpu_hours_done", "running_hours"):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.floating)) or not math.isfinite(v) or v < 0:
+                raise InputError(f"job {self.name!r}: expected a finite number >= 0, got {v!r}", field=key)
 
 
 def remaining_jobs(jobs: Iterable[Job], progress: Iterable[JobProgress]) -> tuple[Job, ...]:

@@ -1,5 +1,6 @@
-"""Shared fixtures. Every schedule any test produces (library, CLI or backtest) passes the independent checker:
-``Planner.solve`` is wrapped for every test so no test can forget it."""
+"""Shared fixtures. Every schedule any test produces through the planner passes the independent checker:
+``Planner.solve`` is wrapped for every test so no test can forget it (the library's ``schedule`` / ``optimize``,
+the CLI and the backtest also run the checker themselves, at run time)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import pytest
 import optimizer
 from optimizer.check import check_schedule
 from optimizer.planner import Planner
-from optimizer.results import summary, to_frame
-from optimizer.state import UnitState
+from optimizer.results import to_frame
+from optimizer.scheduling import check_inputs
 
 CHECKED = {"count": 0}
 
@@ -18,11 +19,9 @@ CHECKED = {"count": 0}
 def _check_every_schedule(monkeypatch):
     real = Planner.solve
 
-    def checked(self, prices, hashprice, initial_state=None, **kw):
-        ds = real(self, prices, hashprice, initial_state, **kw)
-        state = {k: UnitState(**v) for k, v in summary(ds)["initial_state"].items()}
-        violations = check_schedule(self.site, to_frame(ds), hashprice_usd_per_ph_day=hashprice, initial_state=state,
-                                    allow_sla_breach=self.allow_sla_breach)
+    def checked(self, inputs, **kw):
+        ds = real(self, inputs, **kw)
+        violations = check_schedule(self.site, to_frame(ds), check_inputs(self.site, inputs, self.allow_sla_breach))
         assert not violations, "schedule fails the independent checker:\n" + "\n".join(map(str, violations))
         CHECKED["count"] += 1
         return ds

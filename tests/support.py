@@ -9,6 +9,7 @@ import pandas as pd
 
 import optimizer
 import optimizer.scheduling as schedule_module
+from optimizer.inputs import Inputs
 
 START = "2022-07-20T05:00:00Z"      # local midnight (CDT) of a real day
 
@@ -37,9 +38,20 @@ def fleet(name: str = "f", capacity_mw: float = 10.0, efficiency_j_per_th: float
     return {"name": name, "capacity_mw": capacity_mw, "efficiency_j_per_th": efficiency_j_per_th, **kw}
 
 
+INPUT_FIELDS = {"initial_state": "state", "load_cap_mw": "load_cap_mw", "peak_probability": "peak_probability",
+                "reserve_prices": "reserve_prices"}
+
+
+def inputs(prices: pd.Series, hashprice: float = 100.0, **kw) -> Inputs:
+    """The Inputs of a solve: ``initial_state``, ``load_cap_mw``, ``peak_probability``, ``reserve_prices``."""
+    return Inputs(prices, hashprice, **{INPUT_FIELDS[k]: v for k, v in kw.items()})
+
+
 def solve(site: optimizer.Site, prices: pd.Series, hashprice: float = 100.0, **kw):
-    """Solve exactly the hours of ``prices`` (checked by the conftest wrapper) and return the dataset."""
-    return schedule_module.optimize(site, prices, hashprice, **kw)
+    """Solve exactly the intervals of ``prices`` (checked at run time and by the conftest wrapper) and return the
+    dataset. Keywords: the Inputs fields of :func:`inputs`, and ``optimize``'s options."""
+    data = {k: kw.pop(k) for k in list(kw) if k in INPUT_FIELDS}
+    return schedule_module.optimize(site, inputs(prices, hashprice, **data), **kw)
 
 
 def power(ds, asset: str) -> np.ndarray:

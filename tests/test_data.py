@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 import os
 import warnings
 
@@ -170,47 +171,54 @@ def test_hashprice_series_is_daily_2019_to_2024():
     assert len(s) == 2192 and s.index.is_unique and (s > 0).all()
 
 
-def test_hashprice_known_on_is_the_previous_utc_day():
-    s = optimizer.hashprice_series()
-    value, date = data.hashprice_known_on(dt.date(2022, 7, 20))
-    assert date == dt.date(2022, 7, 19)
-    assert value == s[pd.Timestamp("2022-07-19")]
-    assert value != s[pd.Timestamp("2022-07-20")]        # the day's own value would be look-ahead
+def _ten_am_day_before(day: dt.date) -> pd.Timestamp:
+    return pd.Timestamp(dt.datetime.combine(day - dt.timedelta(days=1), dt.time(10), ZoneInfo("America/Chicago")))
 
 
-def test_hashprice_known_on_never_looks_ahead_on_any_day():
-    """Every day the data can serve (exhaustive, not sampled): the value is the previous UTC day's."""
+def test_hashprice_known_at_ten_the_day_before_is_two_utc_days_back():
+    # 2022-07-19 10:00 CDT = 15:00 UTC: UTC day 07-19 has not ended, 07-18 has: its value is the latest known
     s = optimizer.hashprice_series()
-    day = dt.date(2019, 1, 2)
+    value, date = data.hashprice_known_at(_ten_am_day_before(dt.date(2022, 7, 20)))
+    assert date == dt.date(2022, 7, 18)
+    assert value == s[pd.Timestamp("2022-07-18")]
+    assert value != s[pd.Timestamp("2022-07-19")]        # not yet published at the decision: look-ahead
+
+
+def test_hashprice_known_at_midnight_utc_includes_the_day_just_ended():
+    s = optimizer.hashprice_series()
+    assert data.hashprice_known_at(pd.Timestamp("2022-07-20T00:00Z")) == (s[pd.Timestamp("2022-07-19")],
+                                                                          dt.date(2022, 7, 19))
+    assert data.hashprice_known_at(pd.Timestamp("2022-07-19T23:59Z"))[1] == dt.date(2022, 7, 18)
+
+
+def test_hashprice_known_at_never_looks_ahead_on_any_day():
+    """Every day the data can serve (exhaustive, not sampled): a 10:00 local decision on D-1 knows D-2."""
+    s = optimizer.hashprice_series()
+    day = dt.date(2019, 1, 3)
     while day <= dt.date(2025, 1, 1):
-        value, date = data.hashprice_known_on(day)
-        assert date == day - dt.timedelta(days=1), day
+        value, date = data.hashprice_known_at(_ten_am_day_before(day), day=day)
+        assert date == day - dt.timedelta(days=2), day
         assert value == s[pd.Timestamp(date)], day
         day += dt.timedelta(days=1)
 
 
-def test_hashprice_just_after_the_data_is_the_last_value():
-    s = optimizer.hashprice_series()
-    for day in (dt.date(2025, 1, 1), dt.date(2025, 1, 7)):
-        assert data.hashprice_known_on(day) == (s.iloc[-1], dt.date(2024, 12, 31))
-
-
 def test_stale_hashprice_is_refused():
-    assert data.hashprice_known_on(dt.date(2025, 1, 7))[1] == dt.date(2024, 12, 31)       # 7 days: still used
+    t = _ten_am_day_before(dt.date(2025, 1, 7))
+    assert data.hashprice_known_at(t, day=dt.date(2025, 1, 7))[1] == dt.date(2024, 12, 31)       # 7 days: used
     with pytest.raises(InputError, match="2024-12-31") as info:
-        data.hashprice_known_on(dt.date(2025, 6, 1))
+        data.hashprice_known_at(_ten_am_day_before(dt.date(2025, 6, 1)), day=dt.date(2025, 6, 1))
     assert info.value.field == "hashprice" and "stale" in str(info.value)
 
 
 def test_no_hashprice_before_the_first_day():
     with pytest.raises(InputError, match="hashprice"):
-        data.hashprice_known_on(dt.date(2019, 1, 1))
+        data.hashprice_known_at(_ten_am_day_before(dt.date(2019, 1, 1)))
 
 
-def test_schedule_uses_the_previous_days_hashprice(default_site):
+def test_schedule_uses_the_hashprice_known_at_its_decision_time(default_site):
     ds = optimizer.schedule(default_site, day="2022-07-20")
-    assert ds.attrs["hashprice_usd_per_ph_day"] == optimizer.hashprice_series()[pd.Timestamp("2022-07-19")]
-    assert "2022-07-19" in ds.attrs["hashprice_source"]
+    assert ds.attrs["hashprice_usd_per_ph_day"] == optimizer.hashprice_series()[pd.Timestamp("2022-07-18")]
+    assert "2022-07-18" in ds.attrs["hashprice_source"]
 
 
 # ---------------------------------------------------------------------------------------------------------

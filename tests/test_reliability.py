@@ -23,6 +23,8 @@ import optimizer
 from optimizer.cli import app
 from optimizer.errors import InfeasibleError, NoSolutionError
 from optimizer.fallback import strike_schedule
+from optimizer.inputs import Inputs
+from optimizer.scheduling import check_inputs
 from optimizer.results import output_lock
 
 runner = CliRunner()
@@ -150,7 +152,7 @@ def test_price_beyond_the_market_cap_warns_but_runs(tmp_path):
 
 def test_stale_hashprice_is_an_input_error():
     with pytest.raises(optimizer.InputError, match="stale"):
-        optimizer.data.hashprice_known_on(pd.Timestamp("2025-02-01").date())
+        optimizer.data.hashprice_known_at(pd.Timestamp("2025-02-01T16:00Z"), day=pd.Timestamp("2025-02-01").date())
 
 
 def test_previous_schedule_must_end_where_the_day_starts(tmp_path, good_output):
@@ -228,11 +230,12 @@ def test_random_cases_give_a_valid_schedule_or_a_named_conflict(case):
 def test_random_fallback_schedules_hold_every_limit(case):
     site, prices, hashprice, state = case
     try:
-        ds = strike_schedule(site, prices, hashprice, state)
+        inputs = Inputs(prices, hashprice, state)
+        ds = strike_schedule(site, inputs)
     except NoSolutionError:
         return                                                            # said so; nothing written
     frame = optimizer.to_frame(ds)
-    assert optimizer.check_schedule(site, frame, hashprice_usd_per_ph_day=hashprice, initial_state=state) == []
+    assert optimizer.check_schedule(site, frame, check_inputs(site, inputs)) == []
 
 
 @settings(max_examples=25, deadline=None)

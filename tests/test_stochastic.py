@@ -8,21 +8,22 @@ import pytest
 from support import fleet, hourly, make_site, solve
 
 import optimizer
+from optimizer.inputs import Inputs
+from optimizer.scheduling import check_inputs
 from optimizer.stochastic import ScenarioPlanner, quantile_scenarios
 
 
-def _check(site, ds):
-    state = {k: optimizer.UnitState(**v) for k, v in optimizer.summary(ds)["initial_state"].items()}
+def _check(site, ds, frame, inputs):
     for s in ds["scenario"].values:
         one = ds.sel(scenario=s)
-        assert optimizer.check_schedule(site, optimizer.to_frame(one), initial_state=state,
-                                        hashprice_usd_per_ph_day=ds.attrs["hashprice_usd_per_ph_day"]) == []
+        ins = check_inputs(site, inputs.replace(prices=frame[s]))
+        assert optimizer.check_schedule(site, optimizer.to_frame(one), ins) == []
 
 
 def test_one_scenario_is_the_deterministic_model_exactly(default_site):
     prices = optimizer.scheduling.horizon_prices(default_site, pd.Timestamp("2023-08-17").date(), None, 24).prices
     det = solve(default_site, prices, 65.0)
-    two = ScenarioPlanner(default_site).solve(prices.to_frame("only"), [1.0], 65.0)
+    two = ScenarioPlanner(default_site).solve(Inputs(prices, 65.0), prices.to_frame("only"), [1.0])
     pd.testing.assert_frame_equal(optimizer.to_frame(det), optimizer.to_frame(two.sel(scenario="only")),
                                   check_exact=False, rtol=1e-9, atol=1e-7)
     assert two.attrs["objective_usd"] == pytest.approx(det.attrs["objective_usd"], rel=1e-9)
@@ -33,8 +34,9 @@ def test_commitments_are_shared_and_power_adapts_per_scenario():
     site = make_site([fleet(min_load_fraction=0.5, restart_cost_usd=1000.0)])
     low, high = hourly([100.0] * 4), hourly([100.0, 400.0, 100.0, 100.0])
     frame = pd.DataFrame({"calm": low.to_numpy(), "spike": high.to_numpy()}, index=low.index)
-    ds = ScenarioPlanner(site).solve(frame, [0.5, 0.5], 100.0)
-    _check(site, ds)
+    inputs = Inputs(low, 100.0)
+    ds = ScenarioPlanner(site).solve(inputs, frame, [0.5, 0.5])
+    _check(site, ds, frame, inputs)
     on = ds["on"].sel(asset="f").to_numpy()
     assert (on[0] == on[1]).all()                                     # shared commitment
     p = ds["power_mw"].sel(asset="f").to_numpy()
@@ -51,10 +53,11 @@ def test_cvar_weight_buys_a_better_worst_case():
     idx = hourly([0.0] * 3).index
     frame = pd.DataFrame({"good": [50.0, 50.0, 50.0], "bad": [50.0, 50.0, 2000.0]}, index=idx)
     planner = ScenarioPlanner(site)
-    neutral = planner.solve(frame, [0.95, 0.05], 100.0, off, cvar_weight=0.0)
-    averse = planner.solve(frame, [0.95, 0.05], 100.0, off, cvar_weight=1.0, alpha=0.9)
-    _check(site, neutral)
-    _check(site, averse)
+    inputs = Inputs(frame["good"], 100.0, off)
+    neutral = planner.solve(inputs, frame, [0.95, 0.05], cvar_weight=0.0)
+    averse = planner.solve(inputs, frame, [0.95, 0.05], cvar_weight=1.0, alpha=0.9)
+    _check(site, neutral, frame, inputs)
+    _check(site, averse, frame, inputs)
     assert neutral["power_mw"].sel(asset="f", scenario="good").to_numpy() == pytest.approx([10, 10, 10])
     assert averse["power_mw"].sel(asset="f", scenario="good").to_numpy() == pytest.approx([0, 0, 0])
     assert averse.attrs["cvar_usd"] > neutral.attrs["cvar_usd"]

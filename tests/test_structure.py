@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pyomo.environ as pyo
 import pytest
-from support import fleet, make_site
+from support import fleet, hourly, make_site
 
 from optimizer import model
 from optimizer.model import commitment
-from optimizer.state import default_state, resolve
+from optimizer.inputs import Inputs
+from optimizer.state import UnitState
 
 
 def _count(m, ctype, integer=None):
@@ -20,7 +21,7 @@ def _count(m, ctype, integer=None):
 
 def test_default_site_model_has_the_expected_size(default_site):
     n = 48
-    m = model.build(default_site, n)
+    m = model.build(default_site, model.Structure(n))
     # s21-pro, s19j-pro and h100 all have restart costs: each has mw, on, start, stop per hour
     assert _count(m, pyo.Var) == 3 * 4 * n
     assert _count(m, pyo.Var, integer=True) == 3 * 3 * n
@@ -32,7 +33,7 @@ def test_default_site_model_has_the_expected_size(default_site):
 
 
 def test_unit_without_live_commitment_is_continuous():
-    m = model.build(make_site([fleet(ramp_mw_per_hour=3.0)]), 12)
+    m = model.build(make_site([fleet(ramp_mw_per_hour=3.0)]), model.Structure(12))
     assert _count(m, pyo.Var, integer=True) == 0                # an LP
     assert _count(m, pyo.Var) == 12
     assert hasattr(m.mining["f"], "ramp_up") and not hasattr(m.mining["f"], "on")
@@ -43,29 +44,28 @@ def test_unit_without_live_commitment_is_continuous():
 def test_any_live_commitment_adds_binaries(kw):
     site = make_site([fleet(**kw)])
     assert commitment.is_switched(site.mining[0].commitment)
-    m = model.build(site, 6)
+    m = model.build(site, model.Structure(6))
     assert _count(m, pyo.Var, integer=True) == 18
 
 
 def test_power_bounds_are_the_capacities(default_site):
-    m = model.build(default_site, 4)
+    m = model.build(default_site, model.Structure(4))
     assert m.mining["s21-pro"].mw[0].bounds == (0.0, 80.0)
     assert m.gpu["h100"].mw[0].bounds == pytest.approx((0.0, 51.0 - 29.9625))
     assert pyo.value(m.gpu["h100"].committed_mw) == pytest.approx(29.9625)
 
 
 def test_set_data_loads_prices_hashprice_and_state_without_rebuilding(default_site):
-    m = model.build(default_site, 3)
+    m = model.build(default_site, model.Structure(3))
     n_before = _count(m, pyo.Constraint)
-    state = resolve(default_site, {"s19j-pro": default_state(default_site)["s19j-pro"].__class__(
-        on=True, power_mw=20.0, hours_in_state=1)})
-    model.set_data(m, default_site, model.Inputs([10.0, 20.0, 30.0], 50.0, state))
+    state = {"s19j-pro": UnitState(on=True, power_mw=20.0, hours_in_state=1)}
+    model.set_data(m, default_site, Inputs(hourly([10.0, 20.0, 30.0]), 50.0, state))
     assert [pyo.value(m.price[t]) for t in m.T] == [10.0, 20.0, 30.0]
-    assert pyo.value(m.mining["s21-pro"].value_usd_per_mwh) == pytest.approx(
-        default_site.mining[0].value_usd_per_mwh(50.0))
+    # by hand from the site file: 50 USD/PH/day / 24 h x 1000 / (15 J/TH x 1.03 cooling) x (1 - 2% pool fee)
+    assert pyo.value(m.mining["s21-pro"].value_usd_per_mwh) == pytest.approx(50 / 24 * 1000 / (15 * 1.03) * 0.98)
     b = m.mining["s19j-pro"]
     assert pyo.value(b.init_mw) == 20.0
     assert [pyo.value(b.must_on[t]) for t in m.T] == [1, 0, 0]           # min on 2 h, on for 1 h
     assert _count(m, pyo.Constraint) == n_before
-    with pytest.raises(ValueError, match="3-hour model"):
-        model.set_data(m, default_site, model.Inputs([1.0], 50.0, state))
+    with pytest.raises(ValueError, match="3-interval model"):
+        model.set_data(m, default_site, Inputs(hourly([1.0]), 50.0, state))

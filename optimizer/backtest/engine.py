@@ -47,8 +47,9 @@ import xarray as xr
 from optimizer import data, forecast, operate, results
 from optimizer.errors import InputError
 from optimizer.events import Event, load_caps
+from optimizer.inputs import Inputs
 from optimizer.planner import Planner
-from optimizer.scheduling import operating_hours
+from optimizer.market import operating_hours
 from optimizer.site import Site
 from optimizer.solve import SolverOptions
 from optimizer.state import UnitState, resolve
@@ -280,11 +281,10 @@ def _hashprices(market: Market, settings: Settings, day: dt.date, decision: pd.T
     if settings.hashprice_usd_per_ph_day is not None:
         return (settings.hashprice_usd_per_ph_day,) * 2
     s = market.hashprice
-    ended = s[s.index + pd.Timedelta(days=1) <= decision.tz_convert("UTC").tz_localize(None)]
-    if ended.empty or pd.Timestamp(day) not in s.index:
-        raise InputError(f"no daily hashprice for {day} or before its decision time; give a constant hashprice",
-                         field="hashprice")
-    return float(ended.iloc[-1]), float(s.loc[pd.Timestamp(day)])
+    if pd.Timestamp(day) not in s.index:
+        raise InputError(f"no daily hashprice for {day}; give a constant hashprice", field="hashprice")
+    known, _ = data.hashprice_known_at(decision, s, day=day)
+    return known, float(s.loc[pd.Timestamp(day)])
 
 
 def _operate(policy: str, site: Site, state: Mapping[str, UnitState], d: _Day, settings: Settings,
@@ -303,16 +303,17 @@ def _operate(policy: str, site: Site, state: Mapping[str, UnitState], d: _Day, s
     if policy == "always-on":
         return operate.walk(site, d.sim_times, units, lambda t, j, u, lo, hi: hi, caps), None, caps, None
     if policy == "perfect":
-        plan = perfect_planner.solve(d.perfect_prices, d.hashprice_known, state, fallback=True,
-                                     load_cap_mw=d.perfect_caps, peak_probability=d.perfect_peak_weight)
+        plan = perfect_planner.solve(Inputs(d.perfect_prices, d.hashprice_known, state, d.perfect_caps,
+                                            d.perfect_peak_weight), fallback=True)
     elif policy == "stochastic+strike":
         frame, weights = quantile_scenarios(d.scenarios)
-        two = scenario_planner.solve(frame, weights, d.hashprice_known, state, cvar_weight=settings.cvar_weight,
-                                     load_cap_mw=d.plan_caps, peak_probability=d.plan_peak_probability)
+        two = scenario_planner.solve(Inputs(frame.iloc[:, 0], d.hashprice_known, state, d.plan_caps,
+                                            d.plan_peak_probability), frame, weights,
+                                     cvar_weight=settings.cvar_weight)
         plan = two.sel(scenario="q0.5")
     else:
-        plan = plan_planner.solve(d.forecast, d.hashprice_known, state, fallback=True, load_cap_mw=d.plan_caps,
-                                  peak_probability=d.plan_peak_probability)
+        plan = plan_planner.solve(Inputs(d.forecast, d.hashprice_known, state, d.plan_caps,
+                                         d.plan_peak_probability), fallback=True)
     setpoint, offer = _setpoints(site, plan, d.sim_times)
     caps, deployed = _deployed(site, settings.deployments, d.sim_times, dt_sim, caps, setpoint, offer)
     if policy in ("schedule", "perfect"):

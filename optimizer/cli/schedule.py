@@ -7,26 +7,18 @@ kill leaves the previous good file intact. Exit codes: see :mod:`optimizer.error
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import os
 import warnings
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
-import numpy as np
-import pandas as pd
 import typer
 
-from optimizer import check, data, results
-from optimizer.errors import FALLBACK_EXIT_CODE, CurtailError, InputError, NoSolutionError
-from optimizer.events import read_events
-from optimizer.scheduling import DEFAULT_DAY, operating_hours, schedule as run_schedule
-from optimizer.site import Site, load_site
+from optimizer import data
+from optimizer.errors import FALLBACK_EXIT_CODE, CurtailError, InputError
+from optimizer.nightly import NightlyJob, run_day
+from optimizer.scheduling import DEFAULT_DAY
 from optimizer.solve import SolverOptions
-from optimizer.state import UnitState, state_from_dict, state_from_schedule
 
 
 def schedule(
@@ -57,24 +49,27 @@ def schedule(
                                                    "scenario): a two-stage schedule, commitments shared. Output "
                                                    ".nc, or .csv with a scenario column.")] = None,
     weights: Annotated[str | None, typer.Option(help="Scenario weights, comma-separated (default equal).")] = None,
-    cvar_weight: Annotated[float, typer.Option(help="With --scenarios: weight of the profit's CVaR (0..1).")] = 0.0,
+    cvar_weight: Annotated[float | None, typer.Option(help="With --scenarios: weight of the profit's CVaR (0..1).")] = None,
 ) -> None:
     """Solve one operating day and write its hourly schedule."""
-    if scenarios is not None:
-        _scenarios(site, day, scenarios, weights, cvar_weight, hashprice, out, lookahead_hours,
-                   SolverOptions(time_limit_seconds=time_limit, mip_rel_gap=mip_gap, threads=threads))
-        return
     try:
+        job = NightlyJob(site=site, day=day, prices=prices, hashprice=hashprice, out=out, export_model=export_model,
+                         initial_state=initial_state, lookahead_hours=lookahead_hours,
+                         allow_sla_breach=allow_sla_breach, emergency=emergency, scenarios=scenarios,
+                         cvar_weight=cvar_weight, weights=_weights(weights) if weights else None,
+                         options=SolverOptions(time_limit_seconds=time_limit, mip_rel_gap=mip_gap,
+                                               accept_gap=accept_gap, threads=threads))
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", data.PriceWarning)
-            summary = _run(site, day, prices, hashprice, out, export_model, initial_state, lookahead_hours,
-                           SolverOptions(time_limit_seconds=time_limit, mip_rel_gap=mip_gap, accept_gap=accept_gap,
-                                         threads=threads), allow_sla_breach, emergency)
+            summary, ds = run_day(job)
         for w in caught:
             typer.echo(f"curtail schedule: warning: {w.message}", err=True)
     except CurtailError as exc:
         typer.echo(f"curtail schedule: error: {exc}", err=True)
         raise typer.Exit(exc.exit_code) from None
+    if scenarios is not None:
+        typer.echo(format_scenarios(ds))
+        return
     typer.echo(json.dumps(summary, indent=1, default=str) if json_summary else format_summary(summary, out))
     if summary.get("fallback"):
         typer.echo(f"curtail schedule: FALLBACK schedule written (strike rule): {summary['fallback_reason']}",
@@ -82,137 +77,20 @@ def schedule(
         raise typer.Exit(FALLBACK_EXIT_CODE)
 
 
-def _run(site_path, day, prices, hashprice, out, export_model, initial_state, lookahead_hours, options,
-         allow_sla_breach, emergency) -> dict:
-    site = load_site(site_path or data.default_site_path())
-    the_day = _parse_day(day, site.timezone)
-    if out is not None:
-        results.check_output_path(out)
-    with results.output_lock(out) if out is not None else nullcontext():
-        price_series = data.read_price_file(prices) if prices else None
-        state = _read_state(initial_state, site, the_day) if initial_state else None
-        events = read_events(emergency, site) if emergency else None
-        ds = run_schedule(site, price_series, day=the_day, hashprice=hashprice, lookahead_hours=lookahead_hours,
-                          initial_state=state, options=options, export_model=export_model,
-                          allow_sla_breach=allow_sla_breach, fallback=True, events=events)
-        ds.attrs["inputs_json"] = json.dumps(_inputs(site, prices, initial_state), sort_keys=True)
-        ds.attrs["created_at"] = _created_at()
-        summary = results.summary(ds)
-        violations = check.check_schedule(
-            site, results.to_frame(ds), hashprice_usd_per_ph_day=summary["hashprice_usd_per_ph_day"],
-            initial_state={k: UnitState(**v) for k, v in summary["initial_state"].items()},
-            allow_sla_breach=allow_sla_breach)
-        if violations:
-            raise NoSolutionError(f"the {'fallback' if summary['fallback'] else 'solved'} schedule fails the "
-                                  "independent check; nothing written:\n  " + "\n  ".join(map(str, violations[:20])))
-        if out is not None:
-            results.write(ds, out)
-    return summary
-
-
-def _scenarios(site_path, day, path, weights, cvar_weight, hashprice, out, lookahead_hours, options) -> None:
-    from optimizer.scheduling import schedule_scenarios
-
+def _weights(text: str) -> tuple[float, ...]:
     try:
-        site = load_site(site_path or data.default_site_path())
-        the_day = _parse_day(day, site.timezone)
-        if out is not None and out.suffix.lower() not in (".nc", ".csv"):
-            raise InputError("a scenario schedule is written as .nc or .csv", source=str(out))
-        frame = _scenario_file(path)
-        w = [float(x) for x in weights.split(",")] if weights else None
-        ds = schedule_scenarios(site, frame, w, day=the_day, hashprice=hashprice, lookahead_hours=lookahead_hours,
-                                options=options, cvar_weight=cvar_weight)
-        for s in ds["scenario"].values:
-            bad = check.check_schedule(site, results.to_frame(ds.sel(scenario=s)),
-                                       hashprice_usd_per_ph_day=ds.attrs["hashprice_usd_per_ph_day"])
-            if bad:
-                raise NoSolutionError(f"scenario {s} fails the independent check; nothing written:\n  "
-                                      + "\n  ".join(map(str, bad[:10])))
-        if out is not None:
-            results.check_output_path(out)
-            with results.output_lock(out), results.atomic_path(out) as tmp:
-                if out.suffix.lower() == ".nc":
-                    ds.to_netcdf(tmp)
-                else:
-                    long = pd.concat([results.to_frame(ds.sel(scenario=s)).assign(scenario=str(s))
-                                      for s in ds["scenario"].values])
-                    long.to_csv(tmp, index=False, float_format="%.6f")
-    except (CurtailError, ValueError) as exc:
-        typer.echo(f"curtail schedule: error: {exc}", err=True)
-        raise typer.Exit(getattr(exc, "exit_code", 2)) from None
-    typer.echo(f"two-stage schedule of {ds.attrs['day']}: {ds.sizes['scenario']} scenarios, status "
-               f"{ds.attrs['status']}; expected profit {ds.attrs['expected_profit_usd']:,.0f} USD (with lookahead), "
-               f"CVaR90 {ds.attrs['cvar_usd']:,.0f} USD; solve {ds.attrs['solve_seconds']:.3f} s")
-    for s, w in zip(ds["scenario"].values, ds["weight"].values, strict=True):
-        typer.echo(f"  {s:>12} weight {w:.3f}: profit (day) {float(ds['profit_usd'].sel(scenario=s).sum()):,.0f} USD")
-
-
-def _scenario_file(path: Path) -> pd.DataFrame:
-    try:
-        df = pd.read_csv(path)
-    except Exception as exc:  # noqa: BLE001 - any reader failure is a bad file
-        raise InputError(f"cannot read scenarios ({type(exc).__name__}: {exc})", source=str(path)) from None
-    if "timestamp" not in df.columns or df.shape[1] < 2:
-        raise InputError("expected a timestamp column and one column per scenario", source=str(path))
-    idx = pd.DatetimeIndex(pd.to_datetime(df["timestamp"], utc=True, format="ISO8601"))
-    out = df.drop(columns="timestamp").set_index(idx).astype(float)
-    if not np.isfinite(out.to_numpy()).all():
-        raise InputError("scenario prices must be finite numbers", source=str(path))
-    return out
-
-
-def _inputs(site: Site, prices: Path | None, state: Path | None) -> dict:
-    out = {"site": {"path": site.source, "sha256": site.sha256}}
-    for name, path in (("prices", prices), ("initial_state", state)):
-        if path is not None:
-            out[name] = {"path": str(path), "sha256": results.file_sha256(path)}
-    return out
-
-
-def _created_at() -> str:
-    """Now, or SOURCE_DATE_EPOCH (the reproducible-builds convention) when set: same inputs, same bytes."""
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    when = dt.datetime.fromtimestamp(int(epoch), dt.UTC) if epoch else dt.datetime.now(dt.UTC)
-    return when.replace(microsecond=0).isoformat()
-
-
-def _parse_day(day: str | None, timezone: str) -> dt.date:
-    if day is None:
-        return DEFAULT_DAY
-    today = dt.datetime.now(ZoneInfo(timezone)).date()
-    named = {"today": today, "tomorrow": today + dt.timedelta(days=1)}
-    if day in named:
-        return named[day]
-    try:
-        return dt.date.fromisoformat(day)
+        return tuple(float(x) for x in text.split(","))
     except ValueError:
-        raise InputError(f"{day!r} is not a day (expected YYYY-MM-DD, 'today' or 'tomorrow')", field="--day") from None
+        raise InputError(f"--weights must be comma-separated numbers, got {text!r}", field="--weights") from None
 
 
-def _read_state(path: Path, site: Site, day: dt.date) -> dict[str, UnitState]:
-    """State from a state JSON, or from the end of the previous day's schedule (which must end where ``day``
-    starts: a stale or future schedule is an input error, not a silent wrong start)."""
-    if path.suffix.lower() == ".json":
-        try:
-            raw = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise InputError(f"cannot read state ({exc})", source=str(path)) from None
-        if isinstance(raw, dict) and "schedule" not in raw:
-            return state_from_dict(raw, source=str(path))
-    frame = results.read_schedule(path)
-    if frame.empty or "timestamp" not in frame.columns:
-        raise InputError("previous schedule has no rows or no timestamp column", source=str(path))
-    end = pd.Timestamp(frame["timestamp"].iloc[-1]) + pd.Timedelta(hours=1)
-    start = operating_hours(day, site.timezone)[0]
-    if end != start:
-        raise InputError(f"previous schedule ends at {end.isoformat()}, but {day} starts at {start.isoformat()}; "
-                         "give the schedule of the day before", source=str(path), field="timestamp")
-    before = results.read_summary(path).get("initial_state") or {}
-    try:
-        before_state = {k: UnitState(**v) for k, v in before.items()}
-    except TypeError:
-        before_state = {}
-    return state_from_schedule(site, frame, before=before_state)
+def format_scenarios(ds) -> str:
+    lines = [f"two-stage schedule of {ds.attrs['day']}: {ds.sizes['scenario']} scenarios, status "
+             f"{ds.attrs['status']}; expected profit {ds.attrs['expected_profit_usd']:,.0f} USD (with lookahead), "
+             f"CVaR90 {ds.attrs['cvar_usd']:,.0f} USD; solve {ds.attrs['solve_seconds']:.3f} s"]
+    for s, w in zip(ds["scenario"].values, ds["weight"].values, strict=True):
+        lines.append(f"  {s:>12} weight {w:.3f}: profit (day) {float(ds['profit_usd'].sel(scenario=s).sum()):,.0f} USD")
+    return "\n".join(lines)
 
 
 def format_summary(s: dict, out: Path | None) -> str:

@@ -1,111 +1,174 @@
-"""The day-ahead model: structure built once from a site and a horizon length, data set separately.
+"""The day-ahead model: structure built once from a site and a :class:`Structure`, data set separately.
 
-``build(site, n_hours)`` creates the Pyomo model (one module per physical part: :mod:`.mining`, :mod:`.gpu`,
-:mod:`.grid`, sharing :mod:`.commitment`); ``set_data(model, site, inputs)`` loads prices, hashprice and initial
-state into mutable parameters, so a rolling run updates data instead of rebuilding. The objective is the profit
-over the whole horizon (operating day plus lookahead), USD. The mathematics is in ``docs/formulation.md``.
+Every physical part is a module of this package with the same four functions (:data:`PARTS`):
+
+``add(b, site, structure)``        variables, mutable parameters and constraints of the part on block ``b``;
+``set_data(b, site, inputs)``      the values of the part's mutable parameters for one solve, as a list of
+                                   ``(Param component, array in its index order)`` (nothing else changes);
+``profit(b, site, t)``             the part's profit in interval t (USD), an expression;
+``read(b, site, inputs, values)``  the part's results as arrays, where ``values(var)`` gives a Var component's
+                                   solution as an array of its index shape.
+
+Callers loop over :data:`PARTS`; nobody probes a part with ``hasattr``. The same parameter values feed either
+Pyomo (:func:`set_data`: export, diagnosis, the reference solver) or HiGHS directly
+(:mod:`optimizer.compiled`). The objective is the profit over the whole horizon (operating day plus lookahead),
+USD. The mathematics is in ``docs/formulation.md``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import pyomo.environ as pyo
+from pyomo.common.collections import ComponentMap
 
-from optimizer.model import grid, gpu, mining, reserves
+from optimizer.inputs import Inputs
+from optimizer.model import gpu, grid, jobs, mining, reserves
 from optimizer.site import Site
-from optimizer.state import UnitState
 
-MODULES = (mining, gpu, reserves, grid)
-
-
-@dataclass(frozen=True)
-class Inputs:
-    """The data of one solve, one value per model interval where a sequence: prices (USD/MWh), hashprice
-    (USD/PH/day), initial state; optional load caps (MW; emergency events) and 4CP peak probabilities."""
-
-    prices_usd_per_mwh: Sequence[float]
-    hashprice_usd_per_ph_day: float
-    state: Mapping[str, UnitState]
-    load_cap_mw: Sequence[float] | None = None
-    peak_probability: Sequence[float] | None = None
-    reserve_prices: Mapping[str, Sequence[float]] | None = None     # USD/MW/h per service; default site prices
-
-    def caps(self, site: Site) -> np.ndarray:
-        """The load cap of every interval: the import limit, lowered by emergency caps and, where the 4CP
-        probability reaches the site's threshold, to the committed GPU load."""
-        n = len(self.prices_usd_per_mwh)
-        cap = np.full(n, site.grid.import_limit_mw)
-        if self.load_cap_mw is not None:
-            cap = np.minimum(cap, np.asarray(self.load_cap_mw, dtype=float))
-        if self.peak_probability is not None and site.fourcp.curtail_above_probability < 1.0:
-            hot = np.asarray(self.peak_probability, dtype=float) >= site.fourcp.curtail_above_probability
-            cap = np.where(hot, np.minimum(cap, site.committed_mw), cap)
-        return cap
-
+PARTS = (mining, jobs, gpu, reserves, grid)
 
 #: Penalty of one unit of slack in an elastic (diagnostic) model, USD per MW (or per unit of a hold).
 SLACK_PENALTY_USD = 1e6
 
+#: Parameter values: ``ComponentMap({Param component: values})`` (array in the component's index order, or a
+#: scalar). Pyomo components are not hashable, hence the ComponentMap.
+ParamValues = ComponentMap
+#: Reads a solved Var component as an array of its index shape.
+Values = Callable[[pyo.Var], np.ndarray]
 
-def build(site: Site, n_intervals: int, *, dt_hours: float = 1.0, elastic: bool = False,
-          allow_sla_breach: bool = False) -> pyo.ConcreteModel:
-    """The model's structure for ``site`` over ``n_intervals`` intervals of ``dt_hours`` (1 or 0.25), with
-    parameters at placeholder values.
+__all__ = ["PARTS", "Inputs", "ParamValues", "SLACK_PENALTY_USD", "Structure", "Values", "apply", "build",
+           "build_scenarios", "param_values", "populate", "read", "scenario_param_values", "set_data",
+           "slack_values"]
 
-    ``allow_sla_breach``: committed GPU load may fall short, at the cluster's SLA credit. ``elastic``: every
-    limit that can make a day infeasible gets a slack priced at ``SLACK_PENALTY_USD`` (diagnosis only).
-    """
+
+@dataclass(frozen=True)
+class Structure:
+    """What the model's structure depends on besides the site: the number and length of its intervals, whether
+    committed GPU load may fall short (priced with the SLA credit tiers), whether every limit that can make a
+    day infeasible gets a priced slack (``elastic``: diagnosis only), and the shape of each active job's slot."""
+
+    n_intervals: int
+    dt_hours: float = 1.0
+    allow_sla_breach: bool = False
+    elastic: bool = False
+    job_slots: tuple[jobs.Slot, ...] = ()
+
+    @classmethod
+    def of(cls, site: Site, inputs: Inputs, *, allow_sla_breach: bool = False, elastic: bool = False) -> Structure:
+        """The structure a solve of ``inputs`` needs."""
+        return cls(inputs.n, inputs.dt_hours, allow_sla_breach, elastic, jobs.slots(site, inputs))
+
+
+def build(site: Site, structure: Structure) -> pyo.ConcreteModel:
+    """The model's structure for ``site``, with parameters at placeholder values."""
     m = pyo.ConcreteModel(name=site.name)
-    populate(m, site, n_intervals, dt_hours=dt_hours, elastic=elastic, allow_sla_breach=allow_sla_breach)
-    penalty = SLACK_PENALTY_USD * sum(v for _, v in slack_values(m)) if elastic else 0.0
+    populate(m, site, structure)
+    penalty = SLACK_PENALTY_USD * sum(v for _, v in slack_values(m)) if structure.elastic else 0.0
     m.objective = pyo.Objective(expr=sum(m.profit_usd[t] for t in m.T) - penalty, sense=pyo.maximize)
     return m
 
 
-def populate(b: pyo.Block, site: Site, n_intervals: int, *, dt_hours: float = 1.0, elastic: bool = False,
-             allow_sla_breach: bool = False) -> None:
+def populate(b: pyo.Block, site: Site, structure: Structure) -> None:
     """Add one site's whole model (sets, parts, per-interval profit ``profit_usd``) to a block: the model itself,
     or one scenario of a two-stage model (:func:`build_scenarios`)."""
-    b.T = pyo.Set(initialize=range(n_intervals), ordered=True, doc="intervals of the horizon")
-    b.dt_hours = dt_hours                       # a plain float: the resolution is structure, not data
-    for module in MODULES:
-        module.add(b, site, elastic=elastic, allow_sla_breach=allow_sla_breach)
-    b.profit_usd = pyo.Expression(b.T, rule=lambda b, t: sum(mod.profit(b, site, t) for mod in MODULES))
+    b.T = pyo.Set(initialize=range(structure.n_intervals), ordered=True, doc="intervals of the horizon")
+    b.dt_hours = structure.dt_hours            # a plain float: the resolution is structure, not data
+    for part in PARTS:
+        part.add(b, site, structure)
+    b.profit_usd = pyo.Expression(b.T, rule=lambda b, t: sum(part.profit(b, site, t) for part in PARTS))
 
 
-def build_scenarios(site: Site, n_intervals: int, n_scenarios: int, *, dt_hours: float = 1.0,
-                    allow_sla_breach: bool = False) -> pyo.ConcreteModel:
+def param_values(b: pyo.Block, site: Site, inputs: Inputs) -> ParamValues:
+    """Every part's parameter values for ``inputs``."""
+    if inputs.n != len(b.T):
+        raise ValueError(f"{inputs.n} intervals of data for a {len(b.T)}-interval model")
+    out = ComponentMap()
+    for part in PARTS:
+        for comp, v in part.set_data(b, site, inputs):
+            out[comp] = v
+    return out
+
+
+def apply(values: Mapping[object, object]) -> None:
+    """Push parameter values into the Pyomo model (for export, diagnosis and the reference solver)."""
+    for comp, v in values.items():
+        if comp.is_indexed():
+            for pd_, x in zip(comp.values(), np.asarray(v, dtype=float).reshape(-1), strict=True):
+                pd_.set_value(float(x))
+        else:
+            comp.set_value(float(np.asarray(v, dtype=float).reshape(-1)[0]))
+
+
+def set_data(m: pyo.Block, site: Site, inputs: Inputs) -> None:
+    """Load one solve's data into the Pyomo model's mutable parameters."""
+    apply(param_values(m, site, inputs))
+
+
+def read(b: pyo.Block, site: Site, inputs: Inputs, values: Values) -> dict[str, dict]:
+    """Every part's results, merged: ``{quantity: {asset or "site": array}}``."""
+    out: dict[str, dict] = {}
+    for part in PARTS:
+        for key, per in part.read(b, site, inputs, values).items():
+            out.setdefault(key, {}).update(per)
+    return out
+
+
+def build_scenarios(site: Site, structure: Structure, n_scenarios: int) -> pyo.ConcreteModel:
     """Two-stage model: one copy of the site model per price scenario (``m.scen[k]``); the commitment decisions
     (which units are on in each interval, hence starts and stops) are shared by every scenario
     (``nonanticipative``), power levels adapt per scenario. Objective: ``(1 - cvar_weight) x expected profit +
     cvar_weight x CVaR_alpha(profit)``, CVaR the mean of the worst ``1 - alpha`` of scenario profits
     (Rockafellar-Uryasev: ``eta - sum_k w_k u_k / (1 - alpha)``, ``u_k >= eta - profit_k``, ``u_k >= 0``).
-    With one scenario it is the deterministic model exactly."""
+    The weights enter as parameters computed in :func:`scenario_param_values`, and each scenario's profit is a
+    variable defined by an equality row (whose coefficients are the scenario's prices: parameters in the
+    constraint matrix, pushed entry by entry), so the objective stays affine in its parameters. With one scenario
+    it is the deterministic model exactly."""
     m = pyo.ConcreteModel(name=f"{site.name}-scenarios")
     m.S = pyo.Set(initialize=range(n_scenarios), ordered=True)
-    m.scen = pyo.Block(m.S, rule=lambda b, k: populate(b, site, n_intervals, dt_hours=dt_hours,
-                                                       allow_sla_breach=allow_sla_breach))
-    m.weight = pyo.Param(m.S, mutable=True, initialize=1.0 / n_scenarios)
-    m.cvar_weight = pyo.Param(mutable=True, initialize=0.0)
-    m.alpha = pyo.Param(mutable=True, initialize=0.9)
-    shared = [(part, name) for part, names in (("mining", [f.name for f in site.mining]),
-                                                ("gpu", [g.name for g in site.gpu]))
-              for name in names if hasattr(getattr(m.scen[0], part)[name], "on")]
-    m.NA = pyo.Set(initialize=[(i, k, t) for i in range(len(shared)) for k in list(m.S)[1:] for t in range(n_intervals)],
-                   dimen=3)
-    m.nonanticipative = pyo.Constraint(m.NA, rule=lambda m, i, k, t: getattr(m.scen[k], shared[i][0])[shared[i][1]].on[t]
-                                       == getattr(m.scen[0], shared[i][0])[shared[i][1]].on[t])
-    m.profit_k = pyo.Expression(m.S, rule=lambda m, k: sum(m.scen[k].profit_usd[t] for t in m.scen[k].T))
+    m.scen = pyo.Block(m.S, rule=lambda b, k: populate(b, site, structure))
+    m.w_expected = pyo.Param(m.S, mutable=True, initialize=1.0 / n_scenarios, doc="(1 - cvar weight) x weight")
+    m.w_tail = pyo.Param(m.S, mutable=True, initialize=0.0, doc="cvar weight x weight / (1 - alpha)")
+    m.w_cvar = pyo.Param(mutable=True, initialize=0.0, doc="cvar weight")
+    shared_k = {k: [b.on for b in _switched_blocks(m.scen[k], site, structure.dt_hours)] for k in m.S}
+    shared = shared_k[0]
+    m.NA = pyo.Set(initialize=[(i, k, t) for i in range(len(shared)) for k in list(m.S)[1:]
+                                for t in range(structure.n_intervals)], dimen=3)
+    m.nonanticipative = pyo.Constraint(m.NA, rule=lambda m, i, k, t: shared_k[k][i][t] == shared[i][t])
+    # each scenario's profit as a variable: the weights (parameters) then multiply variables, not the price
+    # parameters inside the profit, and the objective stays affine in the parameters
+    m.profit_k = pyo.Var(m.S, doc="profit of scenario k over the horizon, USD")
+    m.profit_def = pyo.Constraint(m.S, rule=lambda m, k: m.profit_k[k] == sum(m.scen[k].profit_usd[t]
+                                                                               for t in m.scen[k].T))
     m.eta = pyo.Var(doc="value at risk of the profit, USD")
     m.shortfall = pyo.Var(m.S, within=pyo.NonNegativeReals)
     m.cvar_tail = pyo.Constraint(m.S, rule=lambda m, k: m.shortfall[k] >= m.eta - m.profit_k[k])
-    expected = sum(m.weight[k] * m.profit_k[k] for k in m.S)
-    cvar = m.eta - sum(m.weight[k] * m.shortfall[k] for k in m.S) / (1 - m.alpha)
-    m.objective = pyo.Objective(expr=(1 - m.cvar_weight) * expected + m.cvar_weight * cvar, sense=pyo.maximize)
+    m.objective = pyo.Objective(expr=sum(m.w_expected[k] * m.profit_k[k] for k in m.S) + m.w_cvar * m.eta
+                                - sum(m.w_tail[k] * m.shortfall[k] for k in m.S), sense=pyo.maximize)
     return m
+
+
+def scenario_param_values(m: pyo.ConcreteModel, site: Site, inputs: list[Inputs], weights: np.ndarray,
+                          cvar_weight: float, alpha: float) -> ParamValues:
+    """Parameter values of a two-stage model: each scenario's data and the objective's weights."""
+    out = ComponentMap()
+    for k, inp in zip(m.S, inputs, strict=True):
+        out.update(param_values(m.scen[k], site, inp))
+    w = np.asarray(weights, dtype=float)
+    out[m.w_expected] = (1.0 - cvar_weight) * w
+    out[m.w_tail] = cvar_weight * w / (1.0 - alpha)
+    out[m.w_cvar] = float(cvar_weight)
+    return out
+
+
+def _switched_blocks(b: pyo.Block, site: Site, dt_hours: float) -> list[pyo.Block]:
+    """The unit blocks that carry on/off decisions, in site order."""
+    from optimizer.model.commitment import is_switched
+
+    return ([b.mining[f.name] for f in site.mining if is_switched(f.commitment, dt_hours)]
+            + [b.gpu[g.name] for g in site.gpu if is_switched(g.commitment, dt_hours)])
 
 
 def slack_values(m: pyo.ConcreteModel):
@@ -118,15 +181,3 @@ def slack_values(m: pyo.ConcreteModel):
             asset = block.index() if block is not m else "site"
             out.append(((name[len("relax_"):], asset, v.index()), v))
     return out
-
-
-def set_data(m: pyo.ConcreteModel, site: Site, inputs: Inputs) -> None:
-    """Load one solve's data into the model's mutable parameters."""
-    if len(inputs.prices_usd_per_mwh) != len(m.T):
-        raise ValueError(f"{len(inputs.prices_usd_per_mwh)} prices for a {len(m.T)}-hour model")
-    mining.set_data(m, site, inputs.hashprice_usd_per_ph_day, dict(inputs.state))
-    gpu.set_data(m, site, dict(inputs.state))
-    n = len(m.T)
-    weight = np.zeros(n) if inputs.peak_probability is None else np.asarray(inputs.peak_probability, dtype=float)
-    grid.set_data(m, site, np.asarray(inputs.prices_usd_per_mwh, dtype=float), inputs.caps(site), weight)
-    reserves.set_data(m, site, inputs.reserve_prices)

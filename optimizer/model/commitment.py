@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pyomo.environ as pyo
 
 from optimizer.site import Commitment
@@ -98,32 +99,36 @@ def add(b: pyo.Block, T: pyo.Set, capacity_mw: float, c: Commitment, dt_hours: f
                                      <= ramp * b.on[t] + jump * b.stop[t] + relax_down(t))
 
 
-def set_state(b: pyo.Block, T: pyo.Set, c: Commitment, s: UnitState, dt_hours: float = 1.0) -> None:
-    """Load the initial state into the block's mutable parameters."""
+def param_values(b: pyo.Block, T: pyo.Set, c: Commitment, s: UnitState, dt_hours: float = 1.0) -> list:
+    """The unit's parameter values for initial state ``s``: power before the horizon and, for a switched unit,
+    whether it was on and the intervals its minimum on/off time still holds it."""
     full = b.mw[T.first()].ub
-    b.init_mw.set_value((full if s.power_mw is None else float(s.power_mw)) if s.on else 0.0)
+    out = [(b.init_mw, (full if s.power_mw is None else float(s.power_mw)) if s.on else 0.0)]
     if not is_switched(c, dt_hours):
-        return
-    b.init_on.set_value(int(s.on))
+        return out
+    n = len(T)
     hold_on = intervals(c.min_on_hours - s.hours_in_state, dt_hours) if s.on else 0
     hold_off = intervals(c.min_off_hours - s.hours_in_state, dt_hours) if not s.on else 0
-    for t in T:
-        b.must_on[t].set_value(int(t < hold_on))
-        b.must_off[t].set_value(int(t < hold_off))
+    return out + [(b.init_on, int(s.on)), (b.must_on, (np.arange(n) < hold_on).astype(float)),
+                  (b.must_off, (np.arange(n) < hold_off).astype(float))]
 
 
-def starts(b: pyo.Block, T: pyo.Set) -> list[float]:
-    """Starts per hour, read from the solution (0 or 1)."""
-    if hasattr(b, "start"):
-        return [round(pyo.value(b.start[t])) for t in T]
-    mw = [pyo.value(b.mw[t]) for t in T]
-    prev = [pyo.value(b.init_mw)] + mw[:-1]
-    return [int(p <= 1e-6 < m) for p, m in zip(prev, mw, strict=True)]
+def read(b: pyo.Block, c: Commitment, dt_hours: float, s: UnitState,
+         values) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(power MW, on 0/1, starts 0/1) per interval from a solution, the unit having started in state ``s``; a
+    continuous unit is on above 1e-6 MW and starts when it rises from zero."""
+    mw = np.clip(values(b.mw), 0.0, None)
+    if is_switched(c, dt_hours):
+        return mw, np.round(values(b.on)), np.round(values(b.start))
+    on = (mw > 1e-6).astype(float)
+    was_on = bool(s.on) and (s.power_mw is None or s.power_mw > 1e-6)
+    prev = np.concatenate([[was_on], on[:-1]])
+    return mw, on, ((on > 0) & (prev == 0)).astype(float)
 
 
-def restart_cost_expr(b: pyo.Block, t: int, c: Commitment):
+def restart_cost_expr(b: pyo.Block, t: int, c: Commitment, dt_hours: float):
     """Restart cost incurred in interval t (USD; per start, whatever the interval length)."""
-    return c.restart_cost_usd * b.start[t] if hasattr(b, "start") and c.restart_cost_usd else 0.0
+    return c.restart_cost_usd * b.start[t] if is_switched(c, dt_hours) and c.restart_cost_usd else 0.0
 
 
 def _slack(b: pyo.Block, name: str, T: pyo.Set, elastic: bool):

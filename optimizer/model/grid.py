@@ -17,39 +17,39 @@ sell-back, validation allows only ``block_mw = 0`` (every MWh bought at the mark
 
 from __future__ import annotations
 
+import numpy as np
 import pyomo.environ as pyo
 
+from optimizer.inputs import Inputs
 from optimizer.model import gpu, mining
 from optimizer.site import Site
 
 
-def add(m: pyo.ConcreteModel, site: Site, *, elastic: bool = False, allow_sla_breach: bool = False) -> None:
+def add(m: pyo.Block, site: Site, structure) -> None:
     m.price = pyo.Param(m.T, mutable=True, initialize=0.0, doc="market price, USD/MWh")
     m.load_cap_mw = pyo.Param(m.T, mutable=True, initialize=site.grid.import_limit_mw, doc="load cap, MW")
     m.peak_weight = pyo.Param(m.T, mutable=True, initialize=0.0, doc="4CP peak probability")
-    m.load_mw = pyo.Expression(m.T, rule=lambda m, t: mining.load_mw(m, t) + gpu.load_mw(m, t))
+    m.load_mw = pyo.Expression(m.T, rule=lambda m, t: mining.load_mw(m, t) + gpu.load_mw(m, site, t))
     m.grid_mw = pyo.Expression(m.T, rule=lambda m, t: m.load_mw[t] - site.contract.block_mw)
-    if elastic:
+    if structure.elastic:
         m.relax_import_limit = pyo.Var(m.T, within=pyo.NonNegativeReals, doc="import above the limit, MW")
     m.import_limit = pyo.Constraint(m.T, rule=lambda m, t: m.load_mw[t] <= m.load_cap_mw[t]
-                                    + (m.relax_import_limit[t] if elastic else 0.0))
+                                    + (m.relax_import_limit[t] if structure.elastic else 0.0))
 
 
-def set_data(m: pyo.ConcreteModel, site: Site, prices_usd_per_mwh, load_cap_mw, peak_weight) -> None:
-    for t in m.T:
-        m.price[t].set_value(float(prices_usd_per_mwh[t]))
-        m.load_cap_mw[t].set_value(float(load_cap_mw[t]))
-        m.peak_weight[t].set_value(float(peak_weight[t]))
+def set_data(m: pyo.Block, site: Site, inputs: Inputs) -> list:
+    weight = np.zeros(inputs.n) if inputs.peak_probability is None else inputs.peak_probability
+    return [(m.price, inputs.price_array), (m.load_cap_mw, inputs.caps(site)), (m.peak_weight, weight)]
 
 
-def market_exposed(site: Site) -> bool:
-    """True when the hour's grid position is settled at the market price."""
-    return site.contract.sellback or site.contract.block_mw == 0
-
-
-def profit(m: pyo.ConcreteModel, site: Site, t: int):
+def profit(m: pyo.Block, site: Site, t: int):
     """Contract cost, market settlement and expected 4CP charge in interval t (USD; negative: a cost)."""
     contract = site.contract.block_mw * site.contract.price_usd_per_mwh
-    market = m.price[t] * m.grid_mw[t] if market_exposed(site) else 0.0
+    market = m.price[t] * m.grid_mw[t] if site.contract.market_exposed else 0.0
     fourcp = m.peak_weight[t] * m.load_mw[t] * site.fourcp.usd_per_mw_peak if site.fourcp.charge_usd_per_kw_year else 0.0
     return -(contract + market + fourcp) * m.dt_hours
+
+
+def read(m: pyo.Block, site: Site, inputs: Inputs, values) -> dict[str, dict]:
+    """Nothing of its own: balance and settlement are derived from the units' power (``results.assemble``)."""
+    return {}

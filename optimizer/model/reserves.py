@@ -14,14 +14,16 @@ Each offer is also bounded by what the unit can drop within the service's respon
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 
+import numpy as np
 import pyomo.environ as pyo
 
+from optimizer.inputs import Inputs
 from optimizer.site import Site
 
 
-def units(m: pyo.ConcreteModel, site: Site) -> Iterator[tuple[object, pyo.Block]]:
+def units(m: pyo.Block, site: Site) -> Iterator[tuple[object, pyo.Block]]:
     """(site unit, its model block) for every unit that can offer capacity."""
     if not site.reserves:
         return
@@ -33,7 +35,7 @@ def units(m: pyo.ConcreteModel, site: Site) -> Iterator[tuple[object, pyo.Block]
             yield g, m.gpu[g.name]
 
 
-def add(m: pyo.ConcreteModel, site: Site, **_: object) -> None:
+def add(m: pyo.Block, site: Site, structure) -> None:
     if not site.reserves:
         return
     services = {r.name: r for r in site.reserves}
@@ -46,16 +48,24 @@ def add(m: pyo.ConcreteModel, site: Site, **_: object) -> None:
         b.offer_backed = pyo.Constraint(m.T, rule=lambda b, t: sum(b.offer[s, t] for s in m.SERVICES) <= b.mw[t])
 
 
-def set_data(m: pyo.ConcreteModel, site: Site, prices: Mapping[str, Sequence[float]] | None) -> None:
+def set_data(m: pyo.Block, site: Site, inputs: Inputs) -> list:
     """Capacity prices per service (USD/MW/h, one per interval); a service not given keeps its site price."""
-    for r in site.reserves:
-        given = (prices or {}).get(r.name)
-        for t in m.T:
-            m.reserve_price[r.name, t].set_value(float(given[t]) if given is not None else r.price_usd_per_mw_hour)
+    if not site.reserves:
+        return []
+    return [(m.reserve_price, inputs.reserve_price(site).T)]          # (service, interval), the Param's order
 
 
-def profit(m: pyo.ConcreteModel, site: Site, t: int):
+def profit(m: pyo.Block, site: Site, t: int):
     """Capacity revenue in interval t (USD)."""
     if not site.reserves:
         return 0.0
     return sum(m.reserve_price[s, t] * b.offer[s, t] * m.dt_hours for _, b in units(m, site) for s in m.SERVICES)
+
+
+def read(m: pyo.Block, site: Site, inputs: Inputs, values) -> dict[str, dict]:
+    """Offers per asset, (interval, service) MW; zero for units that cannot offer."""
+    n, k = inputs.n, len(site.reserves)
+    offers = {name: np.zeros((n, k)) for name in site.asset_names}
+    for unit, b in units(m, site):
+        offers[unit.name] = np.clip(values(b.offer), 0.0, None).T        # Var order (service, interval)
+    return {"reserve_offer_mw": offers}

@@ -1,0 +1,139 @@
+"""The nightly job as library logic: lock the output, read and validate inputs, schedule, check, write.
+
+``curtail schedule`` only parses options into a :class:`NightlyJob`, calls :func:`run_day` and prints. The job
+always leaves a valid schedule or a clear failure behind: bad input raises ``InputError`` (exit 2) before anything
+is solved; a schedule is written only after the independent checker passed (inside
+:func:`optimizer.scheduling.schedule` / ``schedule_scenarios``); the output is locked for the run and replaced
+atomically, so a failure or a kill leaves the previous good file intact. Every option is either honoured on
+every path (deterministic or scenario schedule) or refused with a named message: none is silently dropped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import xarray as xr
+
+from optimizer import data, market, results
+from optimizer.errors import InputError
+from optimizer.events import read_events
+from optimizer.scheduling import DEFAULT_DAY, schedule, schedule_scenarios
+from optimizer.site import load_site
+from optimizer.solve import SolverOptions
+from optimizer.state import read_state_file
+
+
+@dataclass(frozen=True)
+class NightlyJob:
+    """One run of ``curtail schedule``: every option, as given (paths are read by :func:`run_day`)."""
+
+    site: Path | None = None                  # None: the embedded default site
+    day: str | None = None                    # YYYY-MM-DD, "today", "tomorrow"; None: DEFAULT_DAY
+    prices: Path | None = None
+    hashprice: float | None = None
+    out: Path | None = None
+    export_model: Path | None = None
+    initial_state: Path | None = None
+    lookahead_hours: int = 24
+    options: SolverOptions = field(default_factory=SolverOptions)
+    allow_sla_breach: bool = False
+    emergency: Path | None = None
+    scenarios: Path | None = None
+    weights: tuple[float, ...] | None = None
+    cvar_weight: float | None = None
+
+    def refuse_unhonoured(self) -> None:
+        """Options that cannot be honoured together are refused, never ignored."""
+        if self.scenarios is None:
+            if self.weights is not None or self.cvar_weight is not None:
+                raise InputError("--weights and --cvar-weight only apply with --scenarios", field="--weights")
+            return
+        if self.prices is not None:
+            raise InputError("--prices and --scenarios both give the prices; give one", field="--prices")
+        if self.export_model is not None:
+            raise InputError("--export-model is not available with --scenarios (export one scenario's "
+                             "deterministic model instead)", field="--export-model")
+        if self.out is not None and self.out.suffix.lower() not in (".nc", ".csv"):
+            raise InputError("a scenario schedule is written as .nc or .csv", source=str(self.out))
+
+
+def parse_day(day: str | None, timezone: str, now: dt.datetime | None = None) -> tuple[dt.date, pd.Timestamp | None]:
+    """(operating day, decision time): ``today`` / ``tomorrow`` are decided NOW (the decision time is now); a
+    date is a day in the past or future, decided as a nightly run would have (10:00 local on the day before)."""
+    if day is None:
+        return DEFAULT_DAY, None
+    now = now or dt.datetime.now(dt.UTC)
+    today = now.astimezone(ZoneInfo(timezone)).date()
+    named = {"today": today, "tomorrow": today + dt.timedelta(days=1)}
+    if day in named:
+        return named[day], pd.Timestamp(now)
+    try:
+        return dt.date.fromisoformat(day), None
+    except ValueError:
+        raise InputError(f"{day!r} is not a day (expected YYYY-MM-DD, 'today' or 'tomorrow')", field="--day") from None
+
+
+def run_day(job: NightlyJob) -> tuple[dict, xr.Dataset]:
+    """Run the nightly job; returns (summary, dataset). Raises a :class:`~optimizer.errors.CurtailError`."""
+    job.refuse_unhonoured()
+    site = load_site(job.site or data.default_site_path())
+    the_day, decision = parse_day(job.day, site.timezone)
+    if job.out is not None:
+        results.check_output_path(job.out)
+    with results.output_lock(job.out) if job.out is not None else nullcontext():
+        state = (read_state_file(job.initial_state, site, market.operating_hours(the_day, site.timezone)[0])
+                 if job.initial_state else None)
+        events = read_events(job.emergency, site) if job.emergency else None
+        common = {"day": the_day, "hashprice": job.hashprice, "lookahead_hours": job.lookahead_hours,
+                  "initial_state": state, "options": job.options, "allow_sla_breach": job.allow_sla_breach,
+                  "events": events, "decision_time": decision}
+        if job.scenarios is not None:
+            from optimizer.stochastic import read_scenarios_file
+
+            frame = read_scenarios_file(job.scenarios)
+            ds = schedule_scenarios(site, frame, list(job.weights) if job.weights else None,
+                                    cvar_weight=job.cvar_weight or 0.0, **common)
+        else:
+            prices = data.read_price_file(job.prices) if job.prices else None
+            ds = schedule(site, prices, export_model=job.export_model, fallback=True, **common)
+        ds.attrs["inputs_json"] = json.dumps(_inputs(site, job), sort_keys=True)
+        ds.attrs["created_at"] = created_at()
+        if job.out is not None:
+            if job.scenarios is not None:
+                _write_scenarios(ds, job.out)
+            else:
+                results.write(ds, job.out)
+    return results.summary(ds), ds
+
+
+def _write_scenarios(ds: xr.Dataset, out: Path) -> None:
+    with results.atomic_path(out) as tmp:
+        if out.suffix.lower() == ".nc":
+            ds.to_netcdf(tmp)
+        else:
+            long = pd.concat([results.to_frame(ds.sel(scenario=s)).assign(scenario=str(s))
+                              for s in ds["scenario"].values])
+            long.to_csv(tmp, index=False, float_format="%.6f")
+
+
+def _inputs(site, job: NightlyJob) -> dict:
+    out = {"site": {"path": site.source, "sha256": site.sha256}}
+    for name in ("prices", "initial_state", "emergency", "scenarios"):
+        path = getattr(job, name)
+        if path is not None:
+            out[name] = {"path": str(path), "sha256": results.file_sha256(path)}
+    return out
+
+
+def created_at() -> str:
+    """Now, or SOURCE_DATE_EPOCH (the reproducible-builds convention) when set: same inputs, same bytes."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    when = dt.datetime.fromtimestamp(int(epoch), dt.UTC) if epoch else dt.datetime.now(dt.UTC)
+    return when.replace(microsecond=0).isoformat()
