@@ -1,236 +1,395 @@
-"""Independent schedule checker: recomputes every hard limit and the accounting from a written schedule alone.
+"""Independent schedule checker: it trusts nothing in a written schedule except the decisions.
 
-It reads only the flat table (:func:`optimizer.results.to_frame` or a file read back), the site model, the
-hashprice and the initial state; it shares no code with the model or the read-back (only the site model's own
-unit formulas: mining value, SLA credit tiers, reserve limits), so a modelling bug cannot hide itself.
-Used by the tests on every schedule they produce, and by ``curtail schedule`` before it writes anything.
+Method. A schedule table (:func:`optimizer.results.to_frame`, or a file read back) holds
+- **decisions**: the timestamps, each unit's MW (``mining_mw__<fleet>``, ``ai_mw__<cluster>``), each cluster's SLA
+  shortfall (``sla_shortfall_mw__<cluster>``) and the reserve offers (``reserve_mw__<service>__<asset>``);
+- **everything else**: totals, grid, sell-back, the limit, price and weight recorded per row, every money column and
+  the profit. All of it is recomputed and compared; a difference is a violation.
+What limits and money depend on (expected timestamps, prices, hashprice, initial state, emergency caps, 4CP
+weights, reserve prices and deployments, SLA options) comes from :class:`CheckInputs`, which the caller fills from
+the run's inputs, never from the table. The arithmetic is the checker's own, written from the site's raw fields
+after docs/formulation.md ("Checker derivations"): it calls no ``site.py`` method or property and nothing in
+``optimizer/model``, so a modelling bug cannot hide itself (tests show both derivations agree on every shipped
+site). A non-finite value anywhere is a violation, and so is a missing, shifted or extra row. A ramp or
+minimum-on breach is excused only for a trip to zero in an interval whose emergency cap (from the inputs) is below
+the site's load of the interval before: firmware can trip under an emergency; nothing else excuses anything.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from optimizer.site import Commitment, Site
+from optimizer.errors import InputError
+from optimizer.site import GpuCluster, MiningFleet, Site
 from optimizer.state import UnitState
 
-TOL_MW = 1e-4          # power tolerance, MW (HiGHS's feasibility tolerance is 1e-7 on MW-scaled rows)
-TOL_USD = 0.01         # accounting tolerance, USD per hour (plus 1e-7 of the amount)
-ON_FLOOR_FRACTION = 1e-3   # documented in docs/formulation.md: "on" means at least this share of capacity
-ON_FLOOR_MIN_MW = 1e-3     # ... and at least 1 kW (at most the capacity)
+TOL_MW = 1e-4              # power, MW (HiGHS's feasibility tolerance is 1e-7 on MW-scaled rows)
+TOL_USD = 0.01             # money, USD per interval, plus TOL_REL of the amount
+TOL_REL = 1e-7
+TOL_PRICE = 1e-4           # prices (USD/MWh, USD/MW/h) and 4CP weights as recorded (files keep 6 decimals)
+ON_FLOOR_FRACTION = 1e-3   # copied from optimizer/model/commitment.py (docs §3, the on-floor rule):
+ON_FLOOR_MIN_MW = 1e-3     # "on" means at least 0.1% of capacity and at least 1 kW (at most the capacity)
 
 
 @dataclass(frozen=True)
 class Violation:
     rule: str
-    asset: str
-    hour: int            # 0-based row of the schedule
+    asset: str           # a unit, a column or "site"
+    row: int             # 0-based row of the schedule; -1 for the table as a whole
+    amount: float        # by how much (MW, USD, h, as the detail says); nan where no size applies
     detail: str
+    timestamp: str = ""  # the row's expected interval start (UTC)
 
     def __str__(self) -> str:
-        return f"{self.rule} [{self.asset}] hour {self.hour}: {self.detail}"
+        by = f" by {self.amount:.6g}" if math.isfinite(self.amount) else ""
+        where = self.timestamp or ("table" if self.row < 0 else f"row {self.row}")
+        return f"{where} {self.asset} {self.rule}{by}: {self.detail}"
 
 
-def check_schedule(site: Site, frame: pd.DataFrame, *, hashprice_usd_per_ph_day: float | np.ndarray,
-                   initial_state: Mapping[str, UnitState] | None = None,
-                   allow_sla_breach: bool = False) -> list[Violation]:
-    """Every violated hard limit or accounting identity of ``frame`` (empty when the schedule is valid).
+@dataclass(frozen=True, eq=False)
+class CheckInputs:
+    """What a schedule's limits and money depend on, taken from the run's inputs, never from the table. Per-row
+    fields take one value per expected row, a scalar (repeated) or a ``pd.Series`` on a time index (aligned to
+    ``timestamps``; it must cover them). Validated on creation: InputError naming the field and the row.
+    ``sla_shortfall_before_mwh`` is the shortfall already used earlier in the SLA month per cluster: 0 (the default)
+    means "100% availability so far"; the schedule owes the credit its own shortfall adds to that."""
 
-    ``hashprice_usd_per_ph_day``: one value, or one per row (a backtest settles each day at its own).
-    ``initial_state`` is the state the schedule started from (missing assets: on at full power, long ago).
-    ``allow_sla_breach``: committed GPU load may fall short; the SLA credit of the tier reached is then due.
-    Minimum on/off times are checked for runs that end inside the schedule, and for the hold the initial
-    state imposes; a run touching the last hour may go on past it.
-    """
-    out: list[Violation] = []
-    state = dict(initial_state or {})
-    n = len(frame)
-    dt = _check_steps(frame, out)
+    timestamps: pd.DatetimeIndex            # the interval starts the table must have (tz-aware); spacing = interval
+    prices_usd_per_mwh: Any                 # the prices it is settled at
+    hashprice_usd_per_ph_day: Any           # per row (a backtest settles each day at its own)
+    initial_state: Mapping[str, UnitState] = field(default_factory=dict)   # missing unit: on at full power, long ago
+    emergency_cap_mw: Any = None            # emergency events' caps (+inf where none): the only caps allowing a trip
+    deployment_cap_mw: Any = None           # caps while reserves are deployed (+inf where none): never an excuse
+    peak_weight: Any = None                 # 4CP weight: the plan's peak probability, or 1 in actual peak hours; 0
+    peak_probability: Any = None            # what the 4CP curtailment threshold is compared with; default peak_weight
+    #                                         (a backtest curtails on the plan's probability, settles on the peaks)
+    reserve_prices_usd_per_mw_hour: Mapping[str, Any] | None = None        # per service; default the site's price
+    reserve_deployed_mw: Any = None         # MW deployed per row; default 0
+    allow_sla_breach: bool = False          # committed GPU load may fall short (the SLA credit is then due)
+    sla_shortfall_before_mwh: Mapping[str, float] = field(default_factory=dict)    # MWh per cluster, see above
+    interval_hours: float | None = None     # 1 or 0.25; default the spacing of the timestamps (1 for one row)
 
-    fleet_cols, cluster_cols, shortfalls = [], [], []
-    # intervals under an emergency cap (below the import limit): a unit may be tripped to zero there
-    emergency = (frame["max_load_mw"].to_numpy(float) < site.grid.import_limit_mw - TOL_MW
-                 if "max_load_mw" in frame.columns else np.zeros(n, dtype=bool))
-    for f in site.mining:
-        col = f"mining_mw__{f.name}"
-        if _need(frame, col, out):
-            p = frame[col].to_numpy(float)
-            fleet_cols.append(p)
-            s = state.get(f.name, UnitState())
-            p0 = (f.capacity_mw if s.power_mw is None else s.power_mw) if s.on else 0.0
-            _check_unit(out, f.name, p, f.capacity_mw, f.commitment, p0, s, dt, emergency)
-    for g in site.gpu:
-        col = f"ai_mw__{g.name}"
-        if _need(frame, col, out):
-            p = frame[col].to_numpy(float)
-            cluster_cols.append(p)
-            if not allow_sla_breach:
-                for t in np.flatnonzero(p < g.committed_mw - TOL_MW):
-                    out.append(Violation("sla_floor", g.name, int(t),
-                                         f"{p[t]:.4f} MW < committed {g.committed_mw:.4f} MW"))
-            short_col = f"sla_shortfall_mw__{g.name}"
-            short = frame[short_col].to_numpy(float) if short_col in frame.columns else np.zeros(n)
-            for t in np.flatnonzero((short < -TOL_MW) | (short > g.committed_mw + TOL_MW)
-                                    | ((short > TOL_MW) & (not allow_sla_breach))):
-                out.append(Violation("sla_floor", g.name, int(t), f"shortfall {short[t]:.4f} MW not allowed"))
-            shortfalls.append(np.clip(short, 0.0, None))
-            s = state.get(g.name, UnitState())
-            p0 = (g.flexible_mw if s.power_mw is None else s.power_mw) if s.on else 0.0
-            _check_unit(out, g.name, p - g.committed_mw + short, g.flexible_mw, g.commitment, p0, s, dt, emergency)
-    if len(fleet_cols) != len(site.mining) or len(cluster_cols) != len(site.gpu):
-        return out
+    def __post_init__(self) -> None:
+        ts = pd.DatetimeIndex(self.timestamps)
+        if ts.tz is None or len(ts) == 0:
+            raise InputError("expected timestamps must be tz-aware and not empty", field="timestamps")
+        ts = ts.tz_convert("UTC")
+        steps = set((ts[1:] - ts[:-1]).total_seconds() / 3600.0)
+        dt_hours = self.interval_hours or (steps.pop() if len(steps) == 1 else 1.0 if not steps else math.nan)
+        if dt_hours not in (1.0, 0.25) or steps - {dt_hours}:
+            raise InputError(f"expected timestamps must be evenly 1 h or 15 min apart; got steps {sorted(steps)} h",
+                             field="timestamps")
+        done = {"timestamps": ts, "interval_hours": dt_hours}
+        for name, default, lo, hi in (
+                ("prices_usd_per_mwh", None, -math.inf, math.inf), ("hashprice_usd_per_ph_day", None, 1e-12, math.inf),
+                ("emergency_cap_mw", math.inf, 0.0, None), ("deployment_cap_mw", math.inf, 0.0, None),
+                ("peak_weight", 0.0, 0.0, 1.0), ("reserve_deployed_mw", 0.0, 0.0, math.inf)):
+            done[name] = _per_row(ts, name, getattr(self, name), default, lo, hi)
+        done["peak_probability"] = (done["peak_weight"] if self.peak_probability is None else
+                                    _per_row(ts, "peak_probability", self.peak_probability, None, 0.0, 1.0))
+        done["reserve_prices_usd_per_mw_hour"] = {
+            k: _per_row(ts, f"reserve_prices_usd_per_mw_hour[{k}]", v, None, 0.0, math.inf)
+            for k, v in (self.reserve_prices_usd_per_mw_hour or {}).items()}
+        done["initial_state"] = dict(self.initial_state or {})
+        done["sla_shortfall_before_mwh"] = dict(self.sla_shortfall_before_mwh or {})
+        if not all(math.isfinite(v) and v >= 0 for v in done["sla_shortfall_before_mwh"].values()):
+            raise InputError("expected finite values >= 0 MWh", field="sla_shortfall_before_mwh")
+        for name, value in done.items():
+            object.__setattr__(self, name, value)
 
-    mining = np.sum(fleet_cols, axis=0) if fleet_cols else np.zeros(n)
-    ai = np.sum(cluster_cols, axis=0) if cluster_cols else np.zeros(n)
-    load = mining + ai
-    grid = load - site.contract.block_mw
-    sold = np.clip(-grid, 0, None) if site.contract.sellback else np.zeros(n)
-    for name, want in (("mining_mw", mining), ("ai_mw", ai), ("load_mw", load), ("grid_mw", grid),
-                       ("sellback_mw", sold)):
-        if _need(frame, name, out):
-            _close(out, "balance", name, frame[name].to_numpy(float), want, TOL_MW)
-    cap = np.full(n, site.grid.import_limit_mw)
-    if "max_load_mw" in frame.columns:
-        cap = np.minimum(cap, frame["max_load_mw"].to_numpy(float))
-    for t in np.flatnonzero(load > cap + TOL_MW):
-        out.append(Violation("import_limit", "site", int(t), f"load {load[t]:.4f} MW > limit {cap[t]:g} MW"))
 
-    if not _need(frame, "price_usd_per_mwh", out):
-        return out
-    price = frame["price_usd_per_mwh"].to_numpy(float)
-    hashprice = np.broadcast_to(np.asarray(hashprice_usd_per_ph_day, dtype=float), (n,))
-    mining_rev = dt * sum(f.value_usd_per_mwh(hashprice) * c for f, c in zip(site.mining, fleet_cols, strict=True))
-    ai_rev = dt * sum(g.committed_revenue_usd_per_hour * (1.0 - sh / g.committed_mw if g.committed_mw else 1.0)
-                      + g.spot_value_usd_per_mwh * (c - g.committed_mw + sh)
-                      for g, c, sh in zip(site.gpu, cluster_cols, shortfalls, strict=True))
-    sla_credit = np.zeros(n)
-    sla_credit[0] = sum(g.sla_credit_usd(float(sh.sum()) * dt) for g, sh in zip(site.gpu, shortfalls, strict=True))
-    exposed = site.contract.sellback or site.contract.block_mw == 0
-    energy_cost = price * np.clip(grid, 0, None) * dt if exposed else np.zeros(n)
-    credit = price * sold * dt
-    contract = np.full(n, site.contract.block_mw * site.contract.price_usd_per_mwh * dt)
-    restart = np.zeros(n)
-    flexible = [c - g.committed_mw + sh for g, c, sh in zip(site.gpu, cluster_cols, shortfalls, strict=True)]
-    for unit, col in [*zip(site.mining, fleet_cols, strict=True), *zip(site.gpu, flexible, strict=True)]:
-        s = state.get(unit.name, UnitState())
-        on = col > TOL_MW
-        prev = np.concatenate([[s.on and (s.power_mw is None or s.power_mw > TOL_MW)], on[:-1]])
-        restart += unit.restart_cost_usd * (on & ~prev)
-    want = {"mining_revenue_usd": mining_rev + np.zeros(n), "ai_revenue_usd": ai_rev + np.zeros(n),
-            "energy_cost_usd": energy_cost, "sellback_credit_usd": credit, "contract_cost_usd": contract,
-            "restart_cost_usd": restart, "sla_credit_usd": sla_credit}
-    weight = frame["peak_weight"].to_numpy(float) if "peak_weight" in frame.columns else np.zeros(n)
-    want["fourcp_charge_usd"] = weight * load * site.fourcp.charge_usd_per_kw_year * 250.0 * dt
-    want["reserve_revenue_usd"] = _check_reserves(out, site, frame, fleet_cols, flexible, dt)
-    want["profit_usd"] = (want["mining_revenue_usd"] + want["ai_revenue_usd"] - energy_cost + credit - contract
-                          - restart - sla_credit - want["fourcp_charge_usd"] + want["reserve_revenue_usd"])
-    for name, w in want.items():
-        if _need(frame, name, out):
-            _close(out, "accounting", name, frame[name].to_numpy(float), w, TOL_USD, relative=True)
+def _per_row(times: pd.DatetimeIndex, name: str, value: Any, default: float | None, lo: float,
+             hi: float | None) -> np.ndarray:
+    """One float per expected row in [lo, hi] (``hi`` None: finite or +inf); else InputError naming the row."""
+    n = len(times)
+    if value is None and default is None:
+        raise InputError("required", field=name)
+    if isinstance(value, pd.Series) and isinstance(value.index, pd.DatetimeIndex):
+        value = value.set_axis(value.index.tz_convert("UTC")).reindex(times)      # missing times become NaN
+    arr = np.asarray(default if value is None else value, dtype=float).reshape(-1)
+    if arr.size not in (1, n):
+        raise InputError(f"expected {n} values (one per row), got {arr.size}", field=name)
+    out = np.broadcast_to(arr, (n,)).astype(float)
+    ok = (out >= lo) & (out <= (math.inf if hi is None else hi)) & (np.isfinite(out) | (hi is None))
+    bad = np.flatnonzero(~ok)
+    if len(bad):
+        t = int(bad[0])
+        raise InputError(f"row {t} ({times[t].isoformat()}): {out[t]!r} is not a number in [{lo:g}, "
+                         f"{'inf' if hi is None else f'{hi:g}'}]", field=name)
     return out
 
 
-def _check_unit(out, name, p, cap, c: Commitment, p0, s: UnitState, dt: float, emergency: np.ndarray) -> None:
-    n = len(p)
-    min_on, min_off = c.min_on_hours, c.min_off_hours
-    for t in np.flatnonzero((p < -TOL_MW) | (p > cap + TOL_MW)):
-        out.append(Violation("capacity", name, int(t), f"{p[t]:.4f} MW outside [0, {cap:g}]"))
-    on = p > TOL_MW
-    switched = c.min_load_fraction > 0 or min_on > dt or min_off > dt or c.restart_cost_usd > 0
-    floor = min(max(c.min_load_fraction * cap, ON_FLOOR_FRACTION * cap, ON_FLOOR_MIN_MW), cap) if switched else 0.0
-    for t in np.flatnonzero(on & (p < floor - TOL_MW)):
-        out.append(Violation("min_load", name, int(t), f"{p[t]:.4f} MW on but below minimum {floor:.4f} MW"))
-    # Ramps: a step between intervals may not exceed ramp x interval, except a start (from 0) or a stop (to 0),
-    # which may jump up to max(that, minimum load).
-    ramp = min(c.ramp_mw_per_hour * dt, cap)
-    jump = max(ramp, floor)
-    prev = np.concatenate([[p0], p[:-1]])
-    was_on = np.concatenate([[p0 > TOL_MW], on[:-1]])
-    step = p - prev
-    limit = np.where(on & ~was_on, jump, np.where(~on & was_on, jump, ramp))
-    tripped = emergency & ~on & was_on                 # an emergency trip to zero: allowed under an emergency cap
-    for t in np.flatnonzero((np.abs(step) > limit + TOL_MW) & ~tripped):
-        out.append(Violation("ramp", name, int(t), f"change {step[t]:+.4f} MW exceeds {limit[t]:.4f} MW "
-                                                   f"per {dt:g} h"))
-    # Minimum on/off times: runs that end inside the schedule; the initial run counts its earlier hours.
-    s_on = p0 > TOL_MW
-    runs = _runs(on)
-    for k, (value, start, length) in enumerate(runs):
-        ends_inside = start + length < n
-        before = s.hours_in_state if (k == 0 and bool(value) == s_on) else 0
-        need = min_on if value else min_off
-        trip = bool(value) and ends_inside and emergency[start + length]
-        if ends_inside and not trip and before + length * dt < need - 1e-9:
-            out.append(Violation("min_on" if value else "min_off", name, int(start),
-                                 f"{'on' if value else 'off'} for {before + length * dt:g} h < {need} h"))
+# ---------------------------------------------------------------------------------------------------------
+# The checker's own derivations from the site's raw fields (docs/formulation.md, "Checker derivations").
 
 
-def _check_reserves(out, site: Site, frame: pd.DataFrame, fleet_cols, flexible, dt: float) -> np.ndarray:
-    """Offers never above the load a unit consumes nor what it can drop in the response time; their revenue."""
-    n = len(frame)
-    revenue = np.zeros(n)
-    loads = dict(zip([f.name for f in site.mining] + [g.name for g in site.gpu], [*fleet_cols, *flexible], strict=True))
+def mw_per_gpu(g: GpuCluster) -> float:
+    return g.kw_per_gpu * g.pue / 1000.0
+
+
+def committed_mw(g: GpuCluster) -> float:
+    return g.committed_gpus * mw_per_gpu(g)
+
+
+def flexible_mw(g: GpuCluster) -> float:
+    return (g.gpus - g.committed_gpus) * mw_per_gpu(g)
+
+
+def mining_value_usd_per_mwh(f: MiningFleet, hashprice_usd_per_ph_day: Any) -> Any:
+    """USD/(PH/s day) / 24 h x PH/s per MW of site power x the share the pool leaves."""
+    return (hashprice_usd_per_ph_day / 24.0 * 1000.0 / (f.efficiency_j_per_th * (1.0 + f.cooling_overhead_fraction))
+            * (1.0 - f.pool_fee_fraction))
+
+
+def spot_value_usd_per_mwh(g: GpuCluster) -> float:
+    return g.spot_price_usd_per_gpu_hour * g.spot_utilization / mw_per_gpu(g)
+
+
+def capacity_mw(u: MiningFleet | GpuCluster) -> float:
+    """Capacity of the switchable unit: a fleet's, or a cluster's flexible part."""
+    return u.capacity_mw if isinstance(u, MiningFleet) else flexible_mw(u)
+
+
+def reserve_limit_mw(u: MiningFleet | GpuCluster, response_minutes: float) -> float:
+    """Most a unit may offer to a service: what it drops within the response time; without a drop rate a fleet
+    offers all its capacity, a cluster nothing."""
+    if u.reserve_drop_mw_per_minute is None:
+        return u.capacity_mw if isinstance(u, MiningFleet) else 0.0
+    return min(capacity_mw(u), u.reserve_drop_mw_per_minute * response_minutes)
+
+
+def on_floor_mw(u: MiningFleet | GpuCluster) -> float:
+    cap = capacity_mw(u)
+    return min(max(u.min_load_fraction * cap, ON_FLOOR_FRACTION * cap, ON_FLOOR_MIN_MW), cap)
+
+
+def switched(u: MiningFleet | GpuCluster, dt_hours: float) -> bool:
+    """Has on/off decisions at this resolution (a minimum time of one interval or less binds nothing)."""
+    return (u.min_load_fraction > 0 or u.min_on_hours > dt_hours or u.min_off_hours > dt_hours
+            or u.restart_cost_usd > 0)
+
+
+def sla_credit_usd(g: GpuCluster, shortfall_mwh: float) -> float:
+    """Credit of the lowest tier whose availability level the month's availability falls below, x monthly bill."""
+    c = committed_mw(g)
+    if c <= 0 or shortfall_mwh <= 0:
+        return 0.0
+    availability = 1.0 - shortfall_mwh / (c * g.sla_month_hours)
+    credit = max((k for level, k in g.sla_credit_tiers if availability < level), default=0.0)
+    return credit * g.committed_gpus * g.committed_price_usd_per_gpu_hour * g.sla_month_hours
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+
+def check_schedule(site: Site, frame: pd.DataFrame, inputs: CheckInputs) -> list[Violation]:
+    """Every violated limit or accounting identity of ``frame`` (empty when valid). Bad ``inputs`` (an asset or
+    service the site does not have, an initial power outside the unit's range) raise InputError."""
+    ins, n, dt = inputs, len(inputs.timestamps), float(inputs.interval_hours)
+    stamps = ins.timestamps.strftime("%Y-%m-%dT%H:%M:%SZ")
+    out: list[Violation] = []
+
+    def add(rule: str, asset: str, t: int, amount: float, detail: str) -> None:
+        out.append(Violation(rule, asset, int(t), float(amount), detail, stamps[t] if t >= 0 else ""))
+
     units = {u.name: u for u in (*site.mining, *site.gpu)}
-    total = {name: np.zeros(n) for name in loads}
+    services = {r.name: r for r in site.reserves}
+    _known(ins.initial_state, units, "initial_state")
+    _known(ins.sla_shortfall_before_mwh, {g.name for g in site.gpu}, "sla_shortfall_before_mwh")
+    _known(ins.reserve_prices_usd_per_mw_hour, services, "reserve_prices_usd_per_mw_hour")
+    if not _timestamps(frame, ins.timestamps, stamps, add):
+        return out
+    num = {c: pd.to_numeric(frame[c], errors="coerce").to_numpy(float) for c in frame.columns if c != "timestamp"}
+    for c, v in num.items():
+        for t in np.flatnonzero(~np.isfinite(v)):
+            add("finite", c, t, math.nan, f"value {frame[c].iloc[t]!r} is not a finite number")
+        num[c] = np.where(np.isfinite(v), v, np.nan)        # reported once; NaN then fails no other comparison
+    known = {f"mining_mw__{f.name}" for f in site.mining} | {f"{k}__{g.name}" for g in site.gpu
+                                                             for k in ("ai_mw", "sla_shortfall_mw")}
+    offers = {f"reserve_mw__{s}__{u}" for s in services for u in units}
+    for c in num:
+        kind = c.split("__")[0] if "__" in c else ""
+        if (kind == "reserve_mw" and c not in offers) or (kind in ("mining_mw", "ai_mw", "sla_shortfall_mw")
+                                                          and c not in known):
+            add("columns", c, -1, math.nan, "names an asset or service the site does not have")
+    for c in sorted(known - set(num)):
+        add("columns", c, -1, math.nan, f"missing decision column {c!r}")
+    if known - set(num):
+        return out
+
+    # the switchable part of each unit (a cluster's flexible load), the load and the limits in force
+    short = {g.name: num[f"sla_shortfall_mw__{g.name}"] for g in site.gpu}
+    power = {f.name: num[f"mining_mw__{f.name}"] for f in site.mining}
+    power |= {g.name: num[f"ai_mw__{g.name}"] - committed_mw(g) + short[g.name] for g in site.gpu}
+    state = {name: ins.initial_state.get(name, UnitState()) for name in units}
+    p0 = {name: _initial_mw(name, capacity_mw(u), state[name]) for name, u in units.items()}
+    committed = sum(committed_mw(g) for g in site.gpu)
+    mining = sum((power[f.name] for f in site.mining), np.zeros(n))
+    ai = sum((num[f"ai_mw__{g.name}"] for g in site.gpu), np.zeros(n))
+    load = mining + ai
+    cap = np.minimum(np.minimum(site.grid.import_limit_mw, ins.emergency_cap_mw), ins.deployment_cap_mw)
+    if site.fourcp.curtail_above_probability < 1.0:
+        cap = np.where(ins.peak_probability >= site.fourcp.curtail_above_probability, np.minimum(cap, committed), cap)
+    before = np.concatenate([[sum(p0.values()) + committed], load[:-1]])
+    trip_ok = ins.emergency_cap_mw < before - TOL_MW          # an emergency cap below the load drawn just before
+
+    restart = np.zeros(n)
+    for name, u in units.items():
+        restart += _unit(add, name, u, power[name], p0[name], state[name], dt, trip_ok)
+    for g in site.gpu:
+        c, d = committed_mw(g), short[g.name]
+        for t in np.flatnonzero((d < -TOL_MW) | (d > c + TOL_MW) | ((d > TOL_MW) & (not ins.allow_sla_breach))):
+            add("sla_floor", g.name, t, abs(d[t]), f"shortfall {d[t]:.4f} MW (committed {c:.4f} MW, breach "
+                                                   f"{'allowed' if ins.allow_sla_breach else 'not allowed'})")
+    for t in np.flatnonzero(load > cap + TOL_MW):
+        add("import_limit", "site", t, load[t] - cap[t], f"load {load[t]:.4f} MW > limit in force {cap[t]:.4f} MW")
+
+    grid = load - site.contract.block_mw
+    sold = np.clip(-grid, 0.0, None) if site.contract.sellback else np.zeros(n)
+    for col, want in (("mining_mw", mining), ("ai_mw", ai), ("load_mw", load), ("grid_mw", grid),
+                      ("sellback_mw", sold), ("max_load_mw", cap)):
+        _compare(add, "balance" if col != "max_load_mw" else "inputs", col, num, want, TOL_MW)
+    rho = {s: ins.reserve_prices_usd_per_mw_hour.get(s, np.full(n, r.price_usd_per_mw_hour))
+           for s, r in services.items()}
+    recorded = {"price_usd_per_mwh": ins.prices_usd_per_mwh, "peak_weight": ins.peak_weight}
+    if services:
+        recorded |= {"reserve_deployed_mw": ins.reserve_deployed_mw} | {f"reserve_price__{s}": rho[s] for s in rho}
+    for col, want in recorded.items():
+        _compare(add, "inputs", col, num, want, TOL_PRICE)
+
+    price, hashprice = ins.prices_usd_per_mwh, ins.hashprice_usd_per_ph_day
+    sla_credit = np.zeros(n)
+    sla_credit[0] = sum(sla_credit_usd(g, ins.sla_shortfall_before_mwh.get(g.name, 0.0) + short[g.name].sum() * dt)
+                        - sla_credit_usd(g, ins.sla_shortfall_before_mwh.get(g.name, 0.0)) for g in site.gpu)
+    money = {
+        "mining_revenue_usd": sum((mining_value_usd_per_mwh(f, hashprice) * power[f.name] * dt for f in site.mining),
+                                  np.zeros(n)),
+        "ai_revenue_usd": sum(((g.committed_gpus * g.committed_price_usd_per_gpu_hour * _delivered(g, short[g.name])
+                                + spot_value_usd_per_mwh(g) * power[g.name]) * dt for g in site.gpu), np.zeros(n)),
+        "energy_cost_usd": price * np.clip(grid, 0.0, None) * dt,     # without sell-back, B = 0 or B >= import limit
+        "sellback_credit_usd": price * sold * dt,
+        "contract_cost_usd": np.full(n, site.contract.block_mw * site.contract.price_usd_per_mwh * dt),
+        "restart_cost_usd": restart,
+        "sla_credit_usd": sla_credit,
+        "fourcp_charge_usd": ins.peak_weight * load * site.fourcp.charge_usd_per_kw_year * 1000.0 / 4.0 * dt,
+        "reserve_revenue_usd": _reserves(add, site, num, power, rho, ins.reserve_deployed_mw, dt),
+    }
+    money["profit_usd"] = (money["mining_revenue_usd"] + money["ai_revenue_usd"] - money["energy_cost_usd"]
+                           + money["sellback_credit_usd"] - money["contract_cost_usd"] - restart - sla_credit
+                           - money["fourcp_charge_usd"] + money["reserve_revenue_usd"])
+    for col, want in money.items():
+        _compare(add, "accounting", col, num, want, TOL_USD, TOL_REL)
+    return out
+
+
+def _unit(add: Callable, name: str, u: MiningFleet | GpuCluster, p: np.ndarray, p0: float, s: UnitState,
+          dt: float, trip_ok: np.ndarray) -> np.ndarray:
+    """Capacity, minimum load, ramps and minimum on/off times of one switchable unit; its restart cost per row."""
+    cap, gpu = capacity_mw(u), isinstance(u, GpuCluster)
+    for t in np.flatnonzero((p < -TOL_MW) | (p > cap + TOL_MW)):
+        add("sla_floor" if gpu and p[t] < 0 else "capacity", name, t, max(-p[t], p[t] - cap),
+            f"{'flexible ' if gpu else ''}power {p[t]:.4f} MW outside [0, {cap:.4f}]")
+    on = p > TOL_MW
+    floor = on_floor_mw(u) if switched(u, dt) else 0.0
+    for t in np.flatnonzero(on & (p < floor - TOL_MW)):
+        add("min_load", name, t, floor - p[t], f"{p[t]:.4f} MW on but below its minimum {floor:.4f} MW")
+    # a step is at most the ramp; a start (from 0) or a stop (to 0) at most max(ramp, on-floor)
+    ramp = min(u.ramp_mw_per_hour * dt, cap)
+    was_on = np.concatenate([[p0 > TOL_MW], on[:-1]])
+    step = p - np.concatenate([[p0], p[:-1]])
+    limit = np.where(on != was_on, max(ramp, floor), ramp)
+    tripped = trip_ok & ~on                                    # a trip: to zero under a binding emergency cap
+    for t in np.flatnonzero((np.abs(step) > limit + TOL_MW) & ~tripped):
+        add("ramp", name, t, abs(step[t]) - limit[t], f"change {step[t]:+.4f} MW exceeds {limit[t]:.4f} MW per "
+                                                      f"{dt:g} h")
+    # minimum times: every run that ends inside the table, the initial state's run included
+    states = np.concatenate([[p0 > TOL_MW], on])
+    edges = np.flatnonzero(states[1:] != states[:-1])          # a run ends just before row t = edge
+    starts = np.concatenate([[-1], edges])
+    for k, t in enumerate(edges):
+        hours = (t - starts[k]) * dt - (dt if k == 0 else 0.0) + (s.hours_in_state if k == 0 else 0.0)
+        need, running = (u.min_on_hours, True) if states[t] else (u.min_off_hours, False)
+        if hours < need - 1e-9 and not tripped[t]:
+            add("min_on" if running else "min_off", name, t, need - hours,
+                f"{'on' if running else 'off'} for {hours:g} h < {need} h, ending here")
+    return u.restart_cost_usd * (on & ~was_on)
+
+
+def _reserves(add: Callable, site: Site, num: dict[str, np.ndarray], power: dict[str, np.ndarray],
+              rho: dict[str, np.ndarray], deployed_mw: np.ndarray, dt: float) -> np.ndarray:
+    """Offers within each unit's limit and the load it consumes (except while deployed); their revenue."""
+    n = len(deployed_mw)
+    units = {u.name: u for u in (*site.mining, *site.gpu)}
+    total = {name: np.zeros(n) for name in units}
+    revenue = np.zeros(n)
     for r in site.reserves:
-        price_col = f"reserve_price__{r.name}"
-        price = frame[price_col].to_numpy(float) if price_col in frame.columns else np.full(n, r.price_usd_per_mw_hour)
-        for name in loads:
-            col = f"reserve_mw__{r.name}__{name}"
-            if col not in frame.columns:
-                continue
-            offer = frame[col].to_numpy(float)
-            limit = units[name].reserve_limit_mw(r.response_minutes)
-            for t in np.flatnonzero((offer < -TOL_MW) | (offer > limit + TOL_MW)):
-                out.append(Violation("reserve", name, int(t), f"{r.name} offer {offer[t]:.4f} MW outside [0, {limit:g}]"))
-            total[name] += offer
-            revenue += price * offer * dt
-    deployed = frame["reserve_deployed_mw"].to_numpy(float) if "reserve_deployed_mw" in frame.columns else np.zeros(n)
-    for name, load in loads.items():
-        for t in np.flatnonzero((total[name] > load + TOL_MW) & (deployed <= TOL_MW)):
-            out.append(Violation("reserve", name, int(t), f"offers {total[name][t]:.4f} MW above the load "
-                                                          f"{load[t]:.4f} MW it consumes"))
-    site_offer, site_load = sum(total.values(), np.zeros(n)), sum(loads.values(), np.zeros(n))
-    for t in np.flatnonzero(site_offer > site_load + deployed + TOL_MW):
-        out.append(Violation("reserve", "site", int(t), f"offers {site_offer[t]:.4f} MW above load {site_load[t]:.4f} "
-                                                        f"MW plus deployed {deployed[t]:.4f} MW"))
+        for name, u in units.items():
+            q = num.get(f"reserve_mw__{r.name}__{name}", np.zeros(n))
+            limit = reserve_limit_mw(u, r.response_minutes)
+            for t in np.flatnonzero((q < -TOL_MW) | (q > limit + TOL_MW)):
+                add("reserve", name, t, max(-q[t], q[t] - limit), f"{r.name} offer {q[t]:.4f} MW outside "
+                                                                  f"[0, {limit:.4f}]")
+            total[name] += q
+            revenue += rho[r.name] * q * dt
+    deployed = deployed_mw > TOL_MW
+    for name in units:
+        for t in np.flatnonzero((total[name] > power[name] + TOL_MW) & ~deployed):
+            add("reserve", name, t, total[name][t] - power[name][t],
+                f"offers {total[name][t]:.4f} MW above the {power[name][t]:.4f} MW it consumes")
+    offered, backing = sum(total.values(), np.zeros(n)), sum(power.values(), np.zeros(n))
+    for t in np.flatnonzero(offered > backing + deployed_mw + TOL_MW):
+        add("reserve", "site", t, offered[t] - backing[t] - deployed_mw[t],
+            f"offers {offered[t]:.4f} MW above switchable load {backing[t]:.4f} MW + deployed {deployed_mw[t]:.4f} MW")
     return revenue
 
 
-def _runs(on: np.ndarray) -> list[tuple[bool, int, int]]:
-    out, start = [], 0
-    for t in range(1, len(on) + 1):
-        if t == len(on) or on[t] != on[start]:
-            out.append((bool(on[start]), start, t - start))
-            start = t
-    return out
+def _delivered(g: GpuCluster, shortfall_mw: np.ndarray) -> np.ndarray | float:
+    """Share of the committed GPU-hours delivered (committed revenue is earned only for those)."""
+    return 1.0 - shortfall_mw / committed_mw(g) if committed_mw(g) > 0 else 1.0
 
 
-def _check_steps(frame: pd.DataFrame, out: list[Violation]) -> float:
-    """The interval length in hours (rows evenly 1 h or 15 min apart); a violation for every other step."""
+def _initial_mw(name: str, cap: float, s: UnitState) -> float:
+    p = (cap if s.power_mw is None else float(s.power_mw)) if s.on else 0.0
+    if not (-TOL_MW <= p <= cap + TOL_MW) or s.hours_in_state < 0:
+        raise InputError(f"{name}: initial power {p:g} MW outside [0, {cap:g}] or hours_in_state "
+                         f"{s.hours_in_state:g} < 0", field="initial_state")
+    return p
+
+
+def _known(given: Mapping, names: Any, what: str) -> None:
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise InputError(f"names unknown to the site: {', '.join(unknown)}", field=what)
+
+
+def _timestamps(frame: pd.DataFrame, expected: pd.DatetimeIndex, stamps: Any, add: Callable) -> bool:
+    """Rows at exactly the expected interval starts; False when the rows cannot be aligned at all."""
     if "timestamp" not in frame.columns:
-        out.append(Violation("columns", "site", 0, "missing column 'timestamp'"))
-        return 1.0
-    ts = pd.to_datetime(frame["timestamp"], utc=True)
-    steps = np.diff(ts.to_numpy()).astype("timedelta64[s]").astype(int)
-    step = int(steps[0]) if len(steps) and steps[0] in (900, 3600) else 3600
-    for t in np.flatnonzero(steps != step):
-        out.append(Violation("steps", "site", int(t) + 1, f"step of {steps[t]} s between rows ({step} expected)"))
-    return step / 3600.0
+        add("columns", "timestamp", -1, math.nan, "missing column 'timestamp'")
+        return False
+    got = pd.DatetimeIndex(pd.to_datetime(frame["timestamp"], utc=True, format="ISO8601", errors="coerce"))
+    if len(got) != len(expected):
+        add("timestamps", "site", -1, abs(len(got) - len(expected)),
+            f"{len(got)} rows written, {len(expected)} expected ({stamps[0]} .. {stamps[-1]})")
+        return False
+    off = (got - expected).total_seconds().to_numpy() / 3600.0
+    for t in np.flatnonzero(off != 0):
+        add("timestamps", "site", t, abs(off[t]), f"written {frame['timestamp'].iloc[t]!r}, expected {stamps[t]} "
+                                                  "(hours off)")
+    return True
 
 
-def _need(frame: pd.DataFrame, col: str, out: list[Violation]) -> bool:
-    if col in frame.columns:
-        return True
-    out.append(Violation("columns", col, 0, f"missing column {col!r}"))
-    return False
-
-
-def _close(out, rule, name, got, want, tol, relative=False) -> None:
-    allowed = tol + (1e-7 * np.abs(want) if relative else 0.0)
-    bad = np.flatnonzero(np.abs(got - want) > allowed)
-    for t in bad[:5]:
-        out.append(Violation(rule, name, int(t), f"written {got[t]:.6f}, recomputed {want[t]:.6f}"))
+def _compare(add: Callable, rule: str, col: str, num: dict[str, np.ndarray], want: np.ndarray, tol: float,
+             rel: float = 0.0) -> None:
+    if col not in num:
+        add("columns", col, -1, math.nan, f"missing column {col!r}")
+        return
+    diff = np.abs(num[col] - want)
+    for t in np.flatnonzero(diff > tol + rel * np.abs(want)):
+        add(rule, col, t, diff[t], f"written {num[col][t]:.6f}, recomputed {want[t]:.6f}")
