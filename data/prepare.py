@@ -11,6 +11,33 @@ from pathlib import Path
 import pandas as pd
 
 HERE = Path(__file__).resolve().parent
+#: ERCOT day-ahead ancillary services (column order of the shipped file).
+AS_SERVICES = ("regup", "regdn", "rrs", "nspin", "ecrs")
+
+
+def write_day_ahead(shared: Path) -> None:
+    """ERCOT day-ahead prices from ERCOT's own annual files (NP4-180-ER ``DAMLZHBSPP_<year>``, NP4-181-ER
+    ``DAMASMCPC_<year>``), copied without edits: energy long (``timestamp_utc``, ``settlement_point``,
+    ``price_usd_per_mwh``), ancillary services wide (``timestamp_utc`` + one USD/MW-h column per service; ECRS
+    empty before its launch). Fails on a duplicate hour or a gap instead of writing a damaged file."""
+    da = pd.read_parquet(shared / "ercot" / "ercot_dam_spp_hourly_2021_2024.parquet")
+    da = da[["timestamp_utc", "settlement_point", "price_usd_per_mwh"]].sort_values(["timestamp_utc",
+                                                                                     "settlement_point"])
+    for sp, g in da.groupby("settlement_point"):
+        steps = g["timestamp_utc"].diff().dropna().unique()
+        if len(steps) != 1 or steps[0] != pd.Timedelta(hours=1) or g["price_usd_per_mwh"].isna().any():
+            raise SystemExit(f"day-ahead {sp}: duplicate, missing or empty hours in the source")
+    da["settlement_point"] = da["settlement_point"].astype("category")
+    da.to_parquet(HERE / "ercot_da_hourly.parquet", index=False, compression="zstd")
+
+    ancillary = pd.read_parquet(shared / "ercot" / "ercot_as_mcpc_dam_hourly_2022_2024.parquet")
+    wide = ancillary.pivot(index="timestamp_utc", columns="service", values="price_usd_per_mw_hour")
+    steps = wide.index.to_series().diff().dropna().unique()
+    if len(steps) != 1 or steps[0] != pd.Timedelta(hours=1):      # (pivot itself fails on a duplicate)
+        raise SystemExit("ancillary-service prices: missing hours in the source")
+    wide = wide[list(AS_SERVICES)].reset_index()
+    wide.columns.name = None
+    wide.to_parquet(HERE / "ercot_as_prices_da_hourly.parquet", index=False, compression="zstd")
 
 
 def main(shared: Path) -> None:
@@ -20,10 +47,7 @@ def main(shared: Path) -> None:
     rt15 = pd.read_parquet(shared / "ercot" / "ercot_rtm_spp_hubs_15min_2020_2024.parquet")
     rt15.to_parquet(HERE / "ercot_rt_15min.parquet", index=False, compression="zstd")
 
-    da = pd.read_parquet(shared / "ercot" / "ercot_dam_spp_hourly.parquet")
-    da = da[["timestamp_utc", "settlement_point", "price_usd_per_mwh"]]
-    da["settlement_point"] = da["settlement_point"].astype("category")
-    da.to_parquet(HERE / "ercot_da_hourly.parquet", index=False, compression="zstd")
+    write_day_ahead(shared)
 
     btc = pd.read_parquet(shared / "bitcoin" / "btc_daily_network_2010_2024.parquet")
     btc = btc[btc["date"] >= "2019-01-01"]

@@ -65,6 +65,15 @@ def _da_hourly() -> pd.DataFrame:
     return df.pivot(index="timestamp_utc", columns="settlement_point", values="price_usd_per_mwh")
 
 
+#: ERCOT day-ahead ancillary services with shipped clearing prices (columns of the shipped file).
+AS_SERVICES = ("regup", "regdn", "rrs", "nspin", "ecrs")
+
+
+@functools.cache
+def _as_hourly() -> pd.DataFrame:
+    return pd.read_parquet(resource_dir("data") / "ercot_as_prices_da_hourly.parquet").set_index("timestamp_utc")
+
+
 @functools.cache
 def _hashprice() -> pd.Series:
     df = pd.read_parquet(resource_dir("data") / "hashprice_daily.parquet")
@@ -80,8 +89,11 @@ def settlement_points(market: str = "rt") -> list[str]:
 def ercot_prices(settlement_point: str, market: str = "rt", resolution: str = "1h") -> pd.Series:
     """Shipped ERCOT settlement point prices (USD/MWh), UTC interval-start index, no gaps inside coverage.
 
-    ``market`` is ``"rt"`` (real-time, 2020-2024) or ``"da"`` (day-ahead: 2022 all hubs, 2024 HB_HUBAVG only);
-    ``resolution`` ``"1h"`` or, for real-time only, ``"15min"``.
+    ``market`` is ``"rt"`` (real-time, local calendar 2020-2024, 6 hubs) or ``"da"`` (day-ahead market, local
+    calendar 2021-2024, 7 hubs and 8 load zones, from ERCOT's annual NP4-180-ER files: the settlement prices);
+    ``resolution`` ``"1h"`` or, for real-time only, ``"15min"``. Day-ahead prices of operating day D are published
+    at 13:30 local on D-1 (:data:`optimizer.market.DA_PUBLICATION_LOCAL`); this loader returns them all, callers
+    filter by what is known (``optimizer.forecast.available``).
     """
     if market == "rt":
         table = _rt_15min() if resolution == "15min" else _rt_hourly()
@@ -95,6 +107,22 @@ def ercot_prices(settlement_point: str, market: str = "rt", resolution: str = "1
     s = table[settlement_point].dropna().astype("float64")
     s.index.name = "timestamp"
     return s.rename("price_usd_per_mwh")
+
+
+def ercot_as_prices(service: str) -> pd.Series:
+    """Shipped ERCOT day-ahead ancillary-service clearing prices (MCPC) for ``service``, USD/MW-h (per MW of
+    capacity per hour), UTC hour-start index, no gaps inside coverage.
+
+    ``service`` is one of :data:`AS_SERVICES`: ``regup``, ``regdn``, ``rrs``, ``nspin`` (local calendar 2022-2024)
+    or ``ecrs`` (from its launch, delivery 2023-06-10, to 2024-12-31). ERCOT report NP4-181-ER ``DAMASMCPC_<year>``;
+    like day-ahead energy prices, day D's are published with the day-ahead market results on D-1.
+    """
+    if service not in AS_SERVICES:
+        raise InputError(f"no shipped ancillary-service prices for {service!r}; known services: "
+                         f"{', '.join(AS_SERVICES)}", source="ercot_as_prices_da_hourly.parquet", field="service")
+    s = _as_hourly()[service].dropna().astype("float64")
+    s.index.name = "timestamp"
+    return s.rename("price_usd_per_mw_hour")
 
 
 def hashprice_series() -> pd.Series:
