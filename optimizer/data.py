@@ -273,3 +273,156 @@ def ercot_4cp_hours() -> pd.DatetimeIndex:
     15-minute 4CP intervals (see ``data/SOURCE.md``).
     """
     return _ercot_4cp_hours()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# users' own ERCOT system load, day-ahead load forecast and 4CP intervals (4CP on data the shipped files lack)
+
+#: Sane range of ERCOT system load (MW) in a user file: outside it a value is an error (a unit slip: GW or kW),
+#: not a load. ERCOT's record hourly load is about 85,500 MW (August 2023).
+SYSTEM_LOAD_SANE_RANGE_MW = (1_000.0, 200_000.0)
+#: Local months of ERCOT 4CP (June .. September); a peaks file may only hold intervals in them.
+PEAK_MONTHS = (6, 7, 8, 9)
+
+
+def read_load_file(path: str | Path) -> pd.Series:
+    """Read a user file of hourly ERCOT system load actuals: CSV or Parquet with columns ``timestamp`` (ISO 8601
+    with UTC offset, hour start) and ``load_mw`` (MW, the hour's average). Returns a float Series ``load_mw`` on a
+    sorted UTC DatetimeIndex named ``timestamp``; ``attrs["source"]`` is the path. Gaps are allowed (hours with no
+    row are unknown); repeated hours, non-hour starts and values outside :data:`SYSTEM_LOAD_SANE_RANGE_MW` are
+    :class:`~optimizer.errors.InputError` (exit 2) naming the file, the row (1-based data row) and the value.
+    """
+    src = str(path)
+    df = _read_user_table(path, "load", ("timestamp", "load_mw"))
+    return _hourly_mw_series(df, src, "load_mw")
+
+
+def read_load_forecast_file(path: str | Path) -> pd.Series:
+    """Read a user file of ERCOT's day-ahead system load forecast: CSV or Parquet with columns ``timestamp``
+    (ISO 8601 with UTC offset, hour start), ``load_forecast_mw`` (MW) and, optionally, ``published`` (ISO 8601
+    with offset: when that hour's value was published; at or before the hour's start). One row per hour (keep
+    the vintage a decision would have used).
+
+    Returns a float Series ``load_forecast_mw`` on a sorted UTC DatetimeIndex named ``timestamp``;
+    ``attrs["source"]`` is the path; with a ``published`` column, ``attrs["published"]`` is a Series of UTC
+    publication times on the same index (else absent: :mod:`optimizer.forecast`'s publication rule applies, the
+    forecast of local day D is known from 06:00 local on D-1). Errors as :func:`read_load_file`.
+    """
+    src = str(path)
+    df = _read_user_table(path, "load forecast", ("timestamp", "load_forecast_mw"))
+    s = _hourly_mw_series(df, src, "load_forecast_mw")
+    if "published" in df.columns:
+        published = _parse_times(df["published"], src, "published")
+        hour = _parse_timestamps(df["timestamp"], src)
+        late = np.flatnonzero(np.asarray(published > hour))
+        if len(late):
+            i = int(late[0])
+            raise InputError(f"row {i + 1}: published {df['published'].iloc[i]!r} is after the start of the hour "
+                             f"it forecasts ({hour[i].isoformat()}); a forecast must be out before its hour",
+                             source=src, field="published")
+        s.attrs["published"] = pd.Series(published, index=hour, name="published").sort_index()
+    return s
+
+
+def read_peaks_file(path: str | Path, timezone: str = "America/Chicago") -> pd.DatetimeIndex:
+    """Read a user file of ERCOT's monthly 4CP intervals: CSV or Parquet with a ``timestamp`` column (ISO 8601
+    with UTC offset: the START of the month's peak interval, a 15-minute or hourly boundary). At most one per
+    local month, June-September only (``timezone``: ERCOT's local time). Other columns are ignored.
+
+    Returns the sorted UTC DatetimeIndex named ``timestamp``; errors are :class:`~optimizer.errors.InputError`
+    naming the file, the row and the value.
+    """
+    src = str(path)
+    df = _read_user_table(path, "peaks", ("timestamp",))
+    ts = _parse_timestamps(df["timestamp"], src)
+    if len(ts) == 0:
+        raise InputError("no rows: a peaks file needs at least one 4CP interval", source=src)
+    off_grid = np.flatnonzero(np.asarray(ts != ts.floor("15min")))
+    if len(off_grid):
+        i = int(off_grid[0])
+        raise InputError(f"row {i + 1}: timestamp {df['timestamp'].iloc[i]!r} is not the start of a 15-minute or "
+                         "hourly interval", source=src, field="timestamp")
+    local = ts.tz_convert(timezone)
+    outside = np.flatnonzero(~np.isin(local.month, PEAK_MONTHS))
+    if len(outside):
+        i = int(outside[0])
+        raise InputError(f"row {i + 1}: timestamp {df['timestamp'].iloc[i]!r} is in local month {local[i]:%Y-%m}; "
+                         "4CP intervals are in June-September only", source=src, field="timestamp")
+    month = pd.Series(local.year * 100 + local.month)
+    twice = np.flatnonzero(month.duplicated().to_numpy())
+    if len(twice):
+        i = int(twice[0])
+        first = int(np.flatnonzero((month == month.iloc[i]).to_numpy())[0])
+        raise InputError(f"row {i + 1}: timestamp {df['timestamp'].iloc[i]!r} is a second interval in "
+                         f"{local[i]:%Y-%m} (row {first + 1} is the first); at most one 4CP interval per month",
+                         source=src, field="timestamp")
+    return pd.DatetimeIndex(ts.sort_values(), name="timestamp")
+
+
+def _read_user_table(path: str | Path, what: str, required: tuple[str, ...]) -> pd.DataFrame:
+    """A user's CSV or Parquet table with the ``required`` columns, with errors naming the file (as prices)."""
+    path = Path(path)
+    src = str(path)
+    try:
+        if path.suffix.lower() == ".parquet":
+            df = pd.read_parquet(path)
+        elif path.suffix.lower() in (".csv", ".gz"):
+            df = pd.read_csv(path, dtype={c: str for c in ("timestamp", "published")}, keep_default_na=True)
+        else:
+            raise InputError(f"unsupported {what} file type {path.suffix!r} (expected .csv or .parquet)", source=src)
+    except InputError:
+        raise
+    except FileNotFoundError:
+        raise InputError(f"{what} file not found", source=src) from None
+    except Exception as exc:  # noqa: BLE001 - any reader failure is a bad file, reported as such
+        raise InputError(f"cannot read {what} file ({type(exc).__name__}: {exc})", source=src) from None
+    missing = set(required) - set(df.columns)
+    if missing:
+        raise InputError(f"missing column(s) {', '.join(sorted(missing))}; found {', '.join(map(str, df.columns))}",
+                         source=src)
+    return df
+
+
+def _parse_times(col: pd.Series, src: str, field: str) -> pd.DatetimeIndex:
+    """:func:`_parse_timestamps` for a column other than ``timestamp`` (errors name that column)."""
+    if col.isna().any():
+        i = int(np.flatnonzero(col.isna().to_numpy())[0])
+        raise InputError(f"row {i + 1}: {field} is empty", source=src, field=field)
+    try:
+        return _parse_timestamps(col, src)
+    except InputError as exc:
+        message = (str(exc).removeprefix(f"{src}: timestamp: ").replace("timestamps have", f"{field} times have")
+                   .replace("timestamp ", f"{field} ", 1))
+        raise InputError(message, source=src, field=field) from None
+
+
+def _hourly_mw_series(df: pd.DataFrame, src: str, column: str) -> pd.Series:
+    """Validated hourly MW series of ``df[column]`` on ``df["timestamp"]`` (see :func:`read_load_file`)."""
+    ts = _parse_timestamps(df["timestamp"], src)
+    if len(ts) == 0:
+        raise InputError(f"no rows: the file needs at least one hour of {column}", source=src)
+    not_hour = np.flatnonzero(np.asarray(ts != ts.floor("h")))
+    if len(not_hour):
+        i = int(not_hour[0])
+        raise InputError(f"row {i + 1}: timestamp {df['timestamp'].iloc[i]!r} is not an hour start; {column} must "
+                         "be hourly (one row per hour, at its start)", source=src, field="timestamp")
+    values = pd.to_numeric(df[column], errors="coerce")
+    bad = values.isna() | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise InputError(f"row {i + 1}: {column} {str(df[column].iloc[i])!r} is not a finite number", source=src,
+                         field=column)
+    lo, hi = SYSTEM_LOAD_SANE_RANGE_MW
+    out = np.flatnonzero(((values < lo) | (values > hi)).to_numpy())
+    if len(out):
+        i = int(out[0])
+        raise InputError(f"row {i + 1}: {column} {values.iloc[i]:g} is outside the sane range [{lo:g}, {hi:g}] MW "
+                         "of ERCOT system load (GW or kW instead of MW?)", source=src, field=column)
+    dup = np.flatnonzero(ts.duplicated())
+    if len(dup):
+        i = int(dup[0])
+        raise InputError(f"row {i + 1}: timestamp {ts[i].isoformat()} appears twice", source=src, field="timestamp")
+    s = pd.Series(values.to_numpy(dtype=float), index=ts, name=column).sort_index()
+    s.index.name = "timestamp"
+    s.attrs["source"] = src
+    return s

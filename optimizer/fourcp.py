@@ -29,17 +29,26 @@ The method (all in log-load space, deterministic; nothing is fitted beyond trail
    :data:`ERROR_WINDOW_DAYS` days whose outcome is known (no look-ahead), made non-decreasing in lead and floored
    at :data:`MIN_SD_LOG`; for day-ahead-forecast days the spread of that forecast's bias-corrected error.
 4. **Which day.** The days' peaks are jointly Gaussian with one common factor: any two days' errors correlate
-   with :data:`DAY_ERROR_CORRELATION` (a hotter or cooler month lifts or lowers every day; independent days would
+   with a fitted correlation ``day_error_correlation`` (a hotter or cooler month lifts or lowers every day; independent days would
    make the maximum of many far days absurdly high). The probability that day ``d`` holds the month's peak is
    ``P(X_d > month-to-date max, X_d > X_e for every other remaining day e)``, integrated numerically (grid over
    ``x``, grid over the common factor). The probability that no remaining day beats the month-to-date max goes
    to the known hour holding it.
 5. **Which hour.** Inside a day the peak hour is split among the day's open hours by the same max-of-Gaussians rule
-   on their forecast shape with independent noise :data:`HOUR_SD_LOG`.
+   on their forecast shape with independent fitted noise ``hour_sd_log``.
 
-Calibration: :data:`DAY_ERROR_CORRELATION` (0.6) and :data:`HOUR_SD_LOG` (1%) were chosen by the log score of the
-actual peak day / peak hour on the June-September days of 2020-2024, i.e. IN SAMPLE on the shipped data (the scores
-are flat near these values: 0.5-0.85, 0.75-1.5%); the other constants are round values.
+Fitting, walk-forward (:class:`PeakModelParams`, :func:`fit_params`): the two parameters of steps 4 and 5, the
+day-error correlation and the hour noise, are fitted only on data before the decision. By default
+(``params=None``) a decision in local year Y uses parameters fitted on the complete June-September seasons of the
+history before Y (:func:`params_for_decision`; cached by a digest of exactly the data the fit reads): every day D
+of those summers is forecast as a backtest would (10:00 on D-1, the whole month of D) and scored by the log
+probability of the month's actual peak hour, which splits into a day part (the correlation only) and an hour part
+(the hour noise only); each is maximised on a grid and refined by a parabola. With no complete summer before Y
+(the shipped data's 2020) the round constants :data:`DAY_ERROR_CORRELATION` (0.6) and :data:`HOUR_SD_LOG` (1%) are
+used (:data:`DEFAULT_PARAMS`); they were chosen by that log score on the June-September days of 2020-2024, i.e. in
+sample on the shipped data. The other constants (:data:`LEVEL_DAYS`, :data:`TREND_WEIGHT`, windows, floors) are
+round values set once, not fitted; they were set with the 2020-2024 data at hand. Out-of-sample skill (fitted
+through Y-1, scored on Y) is measured by ``benchmarks/fourcp_skill.py`` and documented in ``docs/fourcp.md``.
 
 ASSUMPTIONS worth knowing: one equal correlation between all days (really it decays with the distance between
 days) and independent hours inside a day; Gaussian tails in log load (real errors are skewed: storms and cold fronts
@@ -53,7 +62,9 @@ hour that holds the month-to-date maximum gets the probability that nothing late
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -89,9 +100,11 @@ MIN_ERROR_SAMPLES = 14
 FALLBACK_SD_LOG = (0.05, 0.005, 0.12)
 #: Floor of a day's peak spread (log load).
 MIN_SD_LOG = 0.015
-#: Independent noise (log load) of each hour around the day's forecast shape, splitting a day among its hours.
+#: Independent noise (log load) of each hour around the day's forecast shape, splitting a day among its hours:
+#: the value used without a prior summer to fit it on (:data:`DEFAULT_PARAMS`; chosen in sample on 2020-2024).
 HOUR_SD_LOG = 0.01
-#: Correlation of the errors of any two days' peak forecasts (one common factor, e.g. a hotter month).
+#: Correlation of the errors of any two days' peak forecasts (one common factor, e.g. a hotter month): the value
+#: used without a prior summer to fit it on (:data:`DEFAULT_PARAMS`; chosen in sample on 2020-2024).
 DAY_ERROR_CORRELATION = 0.6
 #: Leads beyond this many days use this lead's spread.
 MAX_LEAD_DAYS = 40
@@ -428,18 +441,19 @@ class _PeakModel:
                           - self._season_at(np.array([day_number - lead + lead_c]))[0])
         return full
 
-    def month_probabilities(self, year: int, month: int, wanted: pd.DatetimeIndex) -> pd.Series:
+    def month_probabilities(self, year: int, month: int, wanted: pd.DatetimeIndex,
+                            params: PeakModelParams) -> pd.Series:
         """P(hour is the month's peak hour) for the hours of ``wanted`` (UTC) in local month ``year-month``."""
         md = self.month_days(year, month)
         out = pd.Series(0.0, index=wanted)
-        p_days, p_none = _prob_of_max(md.mu_log, md.sd_log, md.known_max_log, DAY_ERROR_CORRELATION)
+        p_days, p_none = _prob_of_max(md.mu_log, md.sd_log, md.known_max_log, params.day_error_correlation)
         if md.known_peak is not None and p_none > 0:
             out[out.index == md.known_peak] = p_none
         for i in range(len(md.days)):
             hours_i = md.open_hours[md.bounds[i]:md.bounds[i + 1]]
             if p_days[i] <= 0 or not hours_i.isin(wanted).any():
                 continue
-            split, _ = _prob_of_max(md.hour_mu_log[i], HOUR_SD_LOG)
+            split, _ = _prob_of_max(md.hour_mu_log[i], params.hour_sd_log)
             part = pd.Series(p_days[i] * split, index=hours_i)
             common = part.index.intersection(out.index)
             out.loc[common] = part.loc[common].to_numpy()
@@ -456,6 +470,276 @@ class _MonthDays:
     mu_log: np.ndarray                   # forecast log peak of each open day (over its open hours)
     sd_log: np.ndarray                   # its spread
     hour_mu_log: list[np.ndarray]        # forecast log load of each open hour of each day
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# walk-forward parameters
+
+
+@dataclass(frozen=True)
+class PeakModelParams:
+    """The peak model's two fitted parameters, and what they were fitted on.
+
+    ``day_error_correlation``: correlation of any two days' peak-forecast errors (the common factor of step 4);
+    ``hour_sd_log``: independent noise of each hour around its day's forecast shape (step 5).
+    ``summers``: the June-September seasons (years) :func:`fit_params` chose them on, ``()`` for
+    :data:`DEFAULT_PARAMS`; ``decisions``: how many decision days were scored; ``mean_log_score``: the mean log
+    score (nats) of the month's actual peak hour over those decisions, at these values (``None`` if not fitted).
+    """
+
+    day_error_correlation: float = DAY_ERROR_CORRELATION
+    hour_sd_log: float = HOUR_SD_LOG
+    summers: tuple[int, ...] = ()
+    decisions: int = 0
+    mean_log_score: float | None = None
+
+    def __post_init__(self) -> None:
+        rho, sd = float(self.day_error_correlation), float(self.hour_sd_log)
+        if not (math.isfinite(rho) and 0.0 <= rho < 1.0):
+            raise InputError(f"day_error_correlation {self.day_error_correlation!r} must be in [0, 1)",
+                             field="day_error_correlation")
+        if not (math.isfinite(sd) and sd > 0.0):
+            raise InputError(f"hour_sd_log {self.hour_sd_log!r} must be a finite number > 0", field="hour_sd_log")
+
+
+#: The parameters used when no complete summer precedes the decision's year (the shipped data's 2020 summer, or
+#: a user history that starts later): the round values 0.6 and 1% that were chosen by the log score of the actual
+#: peak day / hour on the June-September days of 2020-2024, i.e. IN SAMPLE on the shipped data, before the model
+#: was fitted walk-forward. Every later summer uses parameters fitted on earlier summers only.
+DEFAULT_PARAMS = PeakModelParams()
+#: Day-error correlations scored by :func:`fit_params` (the best is refined by a parabola through its neighbours).
+FIT_CORRELATION_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+#: Hour spreads (log load) scored by :func:`fit_params` (refined the same way, in log space).
+FIT_HOUR_SD_GRID_LOG = (0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05)
+#: Floor of a probability inside a log score: one outcome the model called impossible costs log(1e-6) = -13.8 nats
+#: instead of -inf (it still dominates a season's score, but cannot by itself decide the fit).
+LOG_SCORE_FLOOR = 1e-6
+_CACHE_SIZE = 64
+
+
+@dataclass(frozen=True, eq=False)
+class _Scored:
+    """One scored decision: the month forecast made at a decision time, and where the month's peak really was."""
+
+    mu_log: np.ndarray                   # forecast log peak of each open day of the month
+    sd_log: np.ndarray                   # its spread
+    known_max_log: float                 # the month's highest known load at the decision (log; -inf if none)
+    peak_day: int                        # index of the actual peak's day among the open days; -1: a known hour
+    peak_hour_mu_log: np.ndarray | None  # forecast log load of the open hours of that day
+    peak_hour_pos: int                   # the actual peak's position among them
+
+
+@dataclass(frozen=True, eq=False)
+class _Summer:
+    year: int
+    decisions: tuple[_Scored, ...]
+    day_scores: np.ndarray               # sum of log P(actual peak day) for each FIT_CORRELATION_GRID value
+    hour_scores: np.ndarray              # sum of log P(actual peak hour | its day) for each FIT_HOUR_SD_GRID_LOG
+
+
+_SUMMER_CACHE: dict[tuple, _Summer] = {}
+_FIT_CACHE: dict[tuple, PeakModelParams] = {}
+
+
+def _remember(cache: dict, key: tuple, value: Any) -> Any:
+    if len(cache) >= _CACHE_SIZE:
+        cache.pop(next(iter(cache)))
+    cache[key] = value
+    return value
+
+
+def _summer_end_utc(year: int, timezone: str) -> pd.Timestamp:
+    """UTC start of October 1st (local) of ``year``: the end of that year's 4CP season."""
+    return pd.Timestamp(dt.datetime(int(year), 10, 1, tzinfo=ZoneInfo(timezone))).tz_convert("UTC")
+
+
+def _through_summer(history: MarketHistory, year: int) -> MarketHistory:
+    """``history`` cut at the end of ``year``'s September (local): every series, hours starting before it only
+    (other fields, e.g. publication times, are kept and follow the series they belong to)."""
+    end = _summer_end_utc(year, history.timezone)
+
+    def cut(s: pd.Series | None) -> pd.Series | None:
+        return None if s is None else s.iloc[: s.index.searchsorted(end, side="left")]
+
+    return dataclasses.replace(history, rt=cut(history.rt), da=cut(history.da),
+                               load_forecast=cut(history.load_forecast), load=cut(history.load))
+
+
+def _fingerprint(history: MarketHistory) -> str:
+    """Digest of everything the peak model may read from ``history``: every field but the prices (``rt``, ``da``;
+    the model reads no prices), i.e. system load, load forecast and anything added beside them, with their times."""
+    h = hashlib.blake2b(history.timezone.encode(), digest_size=16)
+    for f in dataclasses.fields(history):
+        if f.name in ("rt", "da", "timezone"):
+            continue
+        value = getattr(history, f.name)
+        h.update(f.name.encode())
+        if value is None or (isinstance(value, pd.Series) and value.empty):    # nothing known either way
+            h.update(b"none")
+        elif isinstance(value, pd.Series):
+            h.update(pd.util.hash_pandas_object(value, index=True).to_numpy().tobytes())
+        else:
+            h.update(repr(value).encode())
+    return h.hexdigest()
+
+
+def monthly_peak_hours(load: pd.Series, timezone: str = "America/Chicago") -> pd.DatetimeIndex:
+    """UTC hour starts of the highest-load hour of each June-September local month that ``load`` (hourly system
+    load, UTC hour starts) covers completely (every hour of the month known and finite): the hourly 4CP proxy
+    computed from any load series (the shipped ``ercot_4cp_proxy.csv`` is this on the shipped load)."""
+    s = load.dropna()
+    if s.empty:
+        return pd.DatetimeIndex([], tz="UTC", name="timestamp")
+    local = s.index.tz_convert(timezone)
+    out = []
+    for (y, m), part in s.groupby([local.year, local.month]):
+        if m not in FOURCP_MONTHS:
+            continue
+        start = pd.Timestamp(dt.datetime(int(y), int(m), 1, tzinfo=ZoneInfo(timezone))).tz_convert("UTC")
+        end = pd.Timestamp(dt.datetime(int(y) + int(m) // 12, int(m) % 12 + 1, 1,
+                                       tzinfo=ZoneInfo(timezone))).tz_convert("UTC")
+        if len(part) == int((end - start) / HOUR):
+            out.append(part.idxmax())
+    return pd.DatetimeIndex(sorted(out), name="timestamp").tz_convert("UTC")
+
+
+def _complete_summers(history: MarketHistory, through_year: int) -> list[int]:
+    """Years <= ``through_year`` whose four 4CP months are fully known in ``history.load``."""
+    if history.load is None:
+        return []
+    peaks = monthly_peak_hours(history.load, history.timezone)
+    local = peaks.tz_convert(history.timezone)
+    years = pd.Series(local.year).value_counts()
+    return sorted(int(y) for y, n in years.items() if n == len(FOURCP_MONTHS) and y <= through_year)
+
+
+def _score_decisions(history: MarketHistory, year: int, decision_hour_local: int) -> tuple[_Scored, ...]:
+    """Every June-September day D of ``year``: the month forecast made at ``decision_hour_local`` on D-1, and the
+    month's actual peak (from ``history``, which must hold the whole summer and nothing the fit may not read)."""
+    tz = history.timezone
+    peaks = {(t.year, t.month): t.tz_convert("UTC")
+             for t in monthly_peak_hours(history.load, tz).tz_convert(tz)}
+    out: list[_Scored] = []
+    for month in FOURCP_MONTHS:
+        peak = peaks[(year, month)]
+        first = dt.date(year, month, 1)
+        nxt = dt.date(year + month // 12, month % 12 + 1, 1)
+        for i in range((nxt - first).days):
+            t = decision_time_for(first + dt.timedelta(days=i), tz, decision_hour_local)
+            try:
+                model = _PeakModel(available(history, t), t)
+            except InputError:                      # too little load known yet (a history starting in summer)
+                continue
+            md = model.month_days(year, month)
+            if peak < model.load_end:
+                out.append(_Scored(md.mu_log, md.sd_log, md.known_max_log, -1, None, 0))
+                continue
+            pos = int(md.open_hours.get_loc(peak))
+            day = int(np.searchsorted(md.bounds, pos, side="right") - 1)
+            out.append(_Scored(md.mu_log, md.sd_log, md.known_max_log, day, md.hour_mu_log[day],
+                               pos - int(md.bounds[day])))
+    return tuple(out)
+
+
+def _prob_none(mu: np.ndarray, sd: np.ndarray, floor: float, rho: float) -> float:
+    """``_prob_of_max(mu, sd, floor, rho)[1]`` (no open day beats ``floor``) without the grid over ``x``: the same
+    product of normal CDFs over the same factor nodes; 1 where every day's ``mu + 8 sd`` lies below the floor (as
+    there). Half of the fit's decisions need only this (the month's peak is already known)."""
+    if len(mu) == 0 or not np.isfinite(floor):
+        return 1.0 if len(mu) == 0 else 0.0
+    if rho <= 0.0:
+        nodes, weights, rows_mu, rows_sd = np.zeros(1), np.ones(1), mu[None, :], sd
+    else:
+        nodes = np.linspace(-5.0, 5.0, _FACTOR_NODES)
+        weights = np.exp(-0.5 * nodes * nodes)
+        weights /= weights.sum()
+        rows_mu = mu[None, :] + math.sqrt(rho) * sd[None, :] * nodes[:, None]
+        rows_sd = sd * math.sqrt(1.0 - rho)
+    log_below = np.maximum(np.log(np.maximum(_norm_cdf((floor - rows_mu) / rows_sd[None, :]), 1e-300)), _LOG_TINY)
+    none = np.exp(log_below.sum(axis=1))
+    empty = (rows_mu + 8.0 * rows_sd[None, :]).max(axis=1) <= floor
+    return float(weights @ np.where(empty, 1.0, none))
+
+
+def _day_log_score(d: _Scored, rho: float) -> float:
+    if d.peak_day < 0:
+        p = _prob_none(d.mu_log, d.sd_log, d.known_max_log, rho)
+    else:
+        p = float(_prob_of_max(d.mu_log, d.sd_log, d.known_max_log, rho)[0][d.peak_day])
+    return math.log(max(p, LOG_SCORE_FLOOR))
+
+
+def _hour_log_score(d: _Scored, hour_sd_log: float) -> float:
+    if d.peak_day < 0:
+        return 0.0
+    split, _ = _prob_of_max(d.peak_hour_mu_log, hour_sd_log)
+    return math.log(max(float(split[d.peak_hour_pos]), LOG_SCORE_FLOOR))
+
+
+def _summer(history: MarketHistory, year: int, decision_hour_local: int, cache: bool) -> _Summer:
+    """The scored decisions of ``year``'s summer, read from ``history`` cut at that summer's end (cached by the
+    digest of exactly that data)."""
+    cut = _through_summer(history, year)
+    key = (year, decision_hour_local, _fingerprint(cut))
+    if cache and key in _SUMMER_CACHE:
+        return _SUMMER_CACHE[key]
+    decisions = _score_decisions(cut, year, decision_hour_local)
+    day = np.array([sum(_day_log_score(d, r) for d in decisions) for r in FIT_CORRELATION_GRID])
+    hour = np.array([sum(_hour_log_score(d, h) for d in decisions) for h in FIT_HOUR_SD_GRID_LOG])
+    out = _Summer(year, decisions, day, hour)
+    return _remember(_SUMMER_CACHE, key, out) if cache else out
+
+
+def _refine(grid: Sequence[float], scores: np.ndarray, log_space: bool = False) -> float:
+    """The grid value with the best score, moved to the top of the parabola through it and its two neighbours
+    (in log space if asked); a best value at the edge of the grid is returned as it is."""
+    k = int(np.argmax(scores))
+    if k == 0 or k == len(grid) - 1:
+        return float(grid[k])
+    x = np.log(np.asarray(grid[k - 1:k + 2], dtype=float)) if log_space else np.asarray(grid[k - 1:k + 2], float)
+    y = np.asarray(scores[k - 1:k + 2], dtype=float)
+    denom = (x[0] - x[1]) * (x[0] - x[2]) * (x[1] - x[2])
+    a = (x[2] * (y[1] - y[0]) + x[1] * (y[0] - y[2]) + x[0] * (y[2] - y[1])) / denom
+    b = (x[2] ** 2 * (y[0] - y[1]) + x[1] ** 2 * (y[2] - y[0]) + x[0] ** 2 * (y[1] - y[2])) / denom
+    v = float(np.clip(-b / (2.0 * a), x[0], x[2])) if a < 0 else float(x[1])
+    return float(math.exp(v)) if log_space else v
+
+
+def fit_params(history: MarketHistory, through_year: int, *,
+               decision_hour_local: int = DEFAULT_DECISION_HOUR_LOCAL, cache: bool = True) -> PeakModelParams:
+    """Fit the peak model's parameters on the complete June-September seasons of ``history`` up to and including
+    ``through_year``, reading nothing from October 1st (local) of ``through_year`` on.
+
+    Each day D of those summers is forecast as a backtest would (one call at ``decision_hour_local`` on D-1, the
+    whole month of D); the score is the log probability (floored at :data:`LOG_SCORE_FLOOR`) of the month's
+    actual peak hour (the highest hour of ``history.load``), which splits into the log probability of its day
+    (depends on the correlation only) plus that of its hour within the day (the hour spread only). Each is
+    maximised over its grid (:data:`FIT_CORRELATION_GRID`, :data:`FIT_HOUR_SD_GRID_LOG`) and refined by a parabola.
+    :data:`DEFAULT_PARAMS` if no complete summer is held. ``cache``: reuse (and keep) per-summer scores keyed by a
+    digest of the data they read; ``False`` recomputes everything (what a no-look-ahead test wants).
+    """
+    year = int(through_year)
+    cut = _through_summer(history, year)
+    key = (year, decision_hour_local, _fingerprint(cut))
+    if cache and key in _FIT_CACHE:
+        return _FIT_CACHE[key]
+    summers = [_summer(cut, y, decision_hour_local, cache) for y in _complete_summers(cut, year)]
+    decisions = [d for s in summers for d in s.decisions]
+    if not decisions:
+        return DEFAULT_PARAMS
+    rho = _refine(FIT_CORRELATION_GRID, sum(s.day_scores for s in summers))
+    hour_sd = _refine(FIT_HOUR_SD_GRID_LOG, sum(s.hour_scores for s in summers), log_space=True)
+    total = sum(_day_log_score(d, rho) + _hour_log_score(d, hour_sd) for d in decisions)
+    out = PeakModelParams(rho, hour_sd, tuple(s.year for s in summers), len(decisions), total / len(decisions))
+    return _remember(_FIT_CACHE, key, out) if cache else out
+
+
+def params_for_decision(history: MarketHistory, decision_time: Any) -> PeakModelParams:
+    """The parameters :func:`peak_probability` uses by default at ``decision_time``: fitted on the complete
+    summers of ``history`` before the decision's local year (:func:`fit_params` through the year before, cached),
+    :data:`DEFAULT_PARAMS` if there is none."""
+    t = _utc(decision_time)
+    return fit_params(history, int(t.tz_convert(history.timezone).year) - 1)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -481,12 +765,17 @@ def _check_horizon(horizon: Any) -> pd.DatetimeIndex:
     return idx
 
 
-def peak_probability(history: MarketHistory, decision_time: Any, horizon: pd.DatetimeIndex) -> pd.Series:
+def peak_probability(history: MarketHistory, decision_time: Any, horizon: pd.DatetimeIndex,
+                     params: PeakModelParams | None = None) -> pd.Series:
     """P(hour is its local month's 4CP peak hour), in [0, 1], for each hour of ``horizon`` (UTC hour starts).
 
     Uses only ``available(history, decision_time)``: the system load known then and the day-ahead system load
     forecast where published (see the module docstring for the method). 0 for hours outside June-September.
     The result's index is ``horizon`` itself (converted to UTC, name ``timestamp``).
+
+    ``params``: the model's parameters; ``None`` (the default) uses :func:`params_for_decision`, i.e. parameters
+    fitted by :func:`fit_params` on the complete summers of ``history`` before the decision's local year (cached),
+    or :data:`DEFAULT_PARAMS` when there is none. Either way nothing after the decision time is read.
 
     Raises :class:`~optimizer.errors.InputError` if a June-September hour is asked for and fewer than
     :data:`MIN_KNOWN_LOAD_HOURS` hours of system load are known.
@@ -501,10 +790,12 @@ def peak_probability(history: MarketHistory, decision_time: Any, horizon: pd.Dat
     if not months:
         return result
     model = _PeakModel(available(history, t), t)
+    if params is None:
+        params = params_for_decision(history, t)
     values = result.to_numpy(copy=True)
     for y, m in months:
         sel = (local.year == y) & (local.month == m)
-        values[sel] = model.month_probabilities(y, m, idx[sel]).to_numpy()
+        values[sel] = model.month_probabilities(y, m, idx[sel], params).to_numpy()
     return pd.Series(np.clip(values, 0.0, 1.0), index=result.index, name=result.name)
 
 
@@ -571,39 +862,58 @@ def site_load_at_peaks_mw(site_mw: pd.Series, year: int) -> list[float]:
 
 
 def evaluate(history: MarketHistory, year: int,
-             decision_hour_local: int = DEFAULT_DECISION_HOUR_LOCAL) -> dict[str, Any]:
+             decision_hour_local: int = DEFAULT_DECISION_HOUR_LOCAL,
+             params: PeakModelParams | None = None) -> dict[str, Any]:
     """Skill of :func:`peak_probability` on ``year``'s summer, as a backtest would see it.
 
     Every day D of June-September is forecast by one call at ``decision_hour_local`` on D-1 with horizon = day D
     (no lookahead); the day's probabilities are stitched into one series per month. The actual peak hour of each
-    month is the highest hour of ``history.load`` in it (the month must be fully known).
+    month is the highest hour of ``history.load`` in it (the month must be fully known). ``params``: as
+    :func:`peak_probability`; ``None`` is the walk-forward default, fitted on the summers before ``year`` (out of
+    sample for ``year``).
 
-    Returns ``{"year", "decision_hour_local", "probabilities": Series over all summer hours, "months": {month:
-    {"peak_hour", "peak_load_mw", "probability_at_peak", "rank_of_peak" (1 = the month's highest-probability
-    hour; ties count against it), "hours", "mean_probability_other_hours", "mean_probability_all_hours",
-    "sum_probability"}}}``.
+    Returns ``{"year", "decision_hour_local", "params", "probabilities": Series over all summer hours, "months":
+    {month: {"peak_hour", "peak_load_mw", "probability_at_peak", "log_score" (natural log of it, floored at
+    :data:`LOG_SCORE_FLOOR`), "uniform_log_score" (log(1 / hours): the no-skill forecast), "daily_log_score" (the
+    sum over the month's days D of the log probability the D-1 forecast gave to what happened in D: the peak hour
+    if D holds it, else "none of D's hours"; unlike ``log_score`` it also charges false alarms),
+    "uniform_daily_log_score" (the same for the uniform forecast), "rank_of_peak" (1 = the month's
+    highest-probability hour; ties count against it), "hours", "mean_probability_other_hours",
+    "mean_probability_all_hours", "sum_probability"}}}``.
     """
     tz = history.timezone
     if history.load is None:
         raise InputError("the market history has no system load", field="load")
+    if params is None:
+        params = fit_params(history, int(year) - 1)
     months: dict[int, dict[str, Any]] = {}
     parts: list[pd.Series] = []
     for month in FOURCP_MONTHS:
         first = dt.date(year, month, 1)
         nxt = dt.date(year + month // 12, month % 12 + 1, 1)
         days = [first + dt.timedelta(days=i) for i in range((nxt - first).days)]
-        probs = pd.concat([peak_probability(history, decision_time_for(d, tz, decision_hour_local),
-                                            horizon_for(d, tz, 0)) for d in days])
+        by_day = [peak_probability(history, decision_time_for(d, tz, decision_hour_local), horizon_for(d, tz, 0),
+                                   params) for d in days]
+        probs = pd.concat(by_day)
         actual = history.load.reindex(probs.index)
         if actual.isna().any():
             raise InputError(f"system load of {year}-{month:02d} is not fully known; cannot score it", field="load")
         peak = actual.idxmax()
         p_peak = float(probs.loc[peak])
         others = probs.drop(peak)
+        n_hours = len(probs)
+        daily = sum(math.log(max(float(p.loc[peak]) if peak in p.index else 1.0 - float(p.sum()), LOG_SCORE_FLOOR))
+                    for p in by_day)
+        uniform_daily = sum(-math.log(n_hours) if peak in p.index else math.log(1.0 - len(p) / n_hours)
+                            for p in by_day)
         months[month] = {
             "peak_hour": peak,
             "peak_load_mw": float(actual.loc[peak]),
             "probability_at_peak": p_peak,
+            "log_score": math.log(max(p_peak, LOG_SCORE_FLOOR)),
+            "uniform_log_score": -math.log(n_hours),
+            "daily_log_score": daily,
+            "uniform_daily_log_score": uniform_daily,
             "rank_of_peak": int((others >= p_peak).sum()) + 1,
             "hours": len(probs),
             "mean_probability_other_hours": float(others.mean()),
@@ -611,5 +921,35 @@ def evaluate(history: MarketHistory, year: int,
             "sum_probability": float(probs.sum()),
         }
         parts.append(probs)
-    return {"year": int(year), "decision_hour_local": int(decision_hour_local),
+    return {"year": int(year), "decision_hour_local": int(decision_hour_local), "params": params,
             "probabilities": pd.concat(parts), "months": months}
+
+
+#: Probability bins of :func:`calibration` (lower edges inclusive; the last bin includes 1).
+CALIBRATION_BINS = (0.0, 0.001, 0.01, 0.05, 0.2, 1.0)
+
+
+def calibration(probabilities: pd.Series, peak_hours: Sequence[pd.Timestamp] | pd.DatetimeIndex,
+                bins: Sequence[float] = CALIBRATION_BINS) -> pd.DataFrame:
+    """Predicted against observed peak frequency in probability bins.
+
+    ``probabilities``: P(hour is its month's peak) per hour (e.g. :func:`evaluate`'s stitched series);
+    ``peak_hours``: the actual peak hours among them. One row per bin ``[low, high)``: ``hours`` in it,
+    ``predicted_peaks`` (the sum of their probabilities: how many peaks a calibrated forecast expects there),
+    ``observed_peaks``, ``mean_probability`` and ``observed_frequency`` (observed peaks / hours).
+    """
+    edges = np.asarray(bins, dtype=float)
+    if len(edges) < 2 or (np.diff(edges) <= 0).any() or edges[0] > 0 or edges[-1] < 1:
+        raise InputError(f"calibration bins {list(bins)} must increase from <= 0 to >= 1", field="bins")
+    p = probabilities.to_numpy(dtype=float)
+    hit = probabilities.index.isin(pd.DatetimeIndex(peak_hours))
+    which = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, len(edges) - 2)
+    rows = []
+    for k in range(len(edges) - 1):
+        m = which == k
+        n = int(m.sum())
+        rows.append({"low": edges[k], "high": edges[k + 1], "hours": n, "predicted_peaks": float(p[m].sum()),
+                     "observed_peaks": int(hit[m].sum()),
+                     "mean_probability": float(p[m].mean()) if n else float("nan"),
+                     "observed_frequency": float(hit[m].mean()) if n else float("nan")})
+    return pd.DataFrame(rows)
