@@ -2,15 +2,18 @@
 
 Method. A schedule table (:func:`optimizer.results.to_frame`, or a file read back) holds
 - **decisions**: the timestamps, each unit's MW (``mining_mw__<fleet>``, ``ai_mw__<cluster>``), each cluster's SLA
-  shortfall (``sla_shortfall_mw__<cluster>``) and the reserve offers (``reserve_mw__<service>__<asset>``);
+  shortfall (``sla_shortfall_mw__<cluster>``) and committed GPUs' power (``committed_mw__<cluster>``), each job's
+  work (``job_gpus__<job>``) and the reserve offers (``reserve_mw__<service>__<asset>``);
 - **everything else**: totals, grid, sell-back, the limit, price and weight recorded per row, every money column and
   the profit. All of it is recomputed and compared; a difference is a violation.
 What limits and money depend on (expected timestamps, prices, hashprice, initial state, emergency caps, 4CP
-weights, reserve prices and deployments, SLA options) comes from :class:`CheckInputs`, which the caller fills from
-the run's inputs, never from the table. The arithmetic is the checker's own, written from the site's raw fields
-after docs/formulation.md ("Checker derivations"): it calls no ``site.py`` method or property and nothing in
-``optimizer/model``, so a modelling bug cannot hide itself (tests show both derivations agree on every shipped
-site). A non-finite value anywhere is a violation, and so is a missing, shifted or extra row. A ramp or
+weights, reserve prices and deployments, SLA options, inference demand, job progress and how job penalties are
+booked) comes from :class:`CheckInputs`, which the caller fills from the run's inputs, never from the table. The
+arithmetic is the checker's own, written from the site's raw fields after docs/formulation.md ("Checker
+derivations"): it calls no ``site.py`` method or property and nothing in ``optimizer/model``, so a modelling bug
+cannot hide itself (tests show both derivations agree on every shipped site). The one exception is an input: the
+default inference demand is the cluster's demand profile (``GpuCluster.demand_fraction``), as prices are the
+price file. A non-finite value anywhere is a violation, and so is a missing, shifted or extra row. A ramp or
 minimum-on breach is excused only for a trip to zero in an interval whose emergency cap (from the inputs) is below
 the site's load of the interval before: firmware can trip under an emergency; nothing else excuses anything.
 """
@@ -74,6 +77,13 @@ class CheckInputs:
     allow_sla_breach: bool = False          # committed GPU load may fall short (the SLA credit is then due)
     sla_shortfall_before_mwh: Mapping[str, float] = field(default_factory=dict)    # MWh per cluster, see above
     interval_hours: float | None = None     # 1 or 0.25; default the spacing of the timestamps (1 for one row)
+    demand_gpus: Mapping[str, Any] | None = None    # inference demand per cluster per row, GPUs (an input, like
+    #                                                 prices); None: each cluster's profile at the timestamps
+    job_done_before: Mapping[str, float] = field(default_factory=dict)   # GPU-hours done per job before the table
+    job_running_before: Mapping[str, float] = field(default_factory=dict)  # hours of a rigid job's current run
+    job_penalty: str = "plan"               # "plan": the late GPU-hours the plan expects, booked in the first row
+    #                                         (it assumes all the job's GPUs after the table until its deadline);
+    #                                         "settle": the GPU-hours missing at a deadline, in the deadline's row
 
     def __post_init__(self) -> None:
         ts = pd.DatetimeIndex(self.timestamps)
@@ -96,6 +106,18 @@ class CheckInputs:
         done["reserve_prices_usd_per_mw_hour"] = {
             k: _per_row(ts, f"reserve_prices_usd_per_mw_hour[{k}]", v, None, 0.0, math.inf)
             for k, v in (self.reserve_prices_usd_per_mw_hour or {}).items()}
+        done["demand_gpus"] = None if self.demand_gpus is None else {
+            k: _per_row(ts, f"demand_gpus[{k}]", v, None, 0.0, math.inf) for k, v in self.demand_gpus.items()}
+        if self.job_penalty not in ("plan", "settle"):
+            raise InputError(f"job_penalty must be 'plan' or 'settle', got {self.job_penalty!r}", field="job_penalty")
+        done["job_done_before"] = dict(self.job_done_before or {})
+        done["job_running_before"] = dict(self.job_running_before or {})
+        for name in ("job_done_before", "job_running_before"):
+            bad = [k for k, v in done[name].items() if isinstance(v, bool) or not isinstance(
+                v, (int, float, np.integer, np.floating)) or not (math.isfinite(v) and v >= 0)]
+            if bad:
+                raise InputError(f"job {bad[0]!r}: {done[name][bad[0]]!r} is not a finite number >= 0 (hours)",
+                                 field=name)
         done["initial_state"] = dict(self.initial_state or {})
         done["sla_shortfall_before_mwh"] = dict(self.sla_shortfall_before_mwh or {})
         if not all(math.isfinite(v) and v >= 0 for v in done["sla_shortfall_before_mwh"].values()):
@@ -147,8 +169,40 @@ def mining_value_usd_per_mwh(f: MiningFleet, hashprice_usd_per_ph_day: Any) -> A
             * (1.0 - f.pool_fee_fraction))
 
 
+def throughput_curve(g: GpuCluster) -> tuple[np.ndarray, np.ndarray]:
+    """(spot MW, GPUs) breakpoints of the most throughput a spot load can give: with a power-cap curve, the upper
+    concave hull of (0, 0) and, for each curve point (board fraction f, throughput y), all spot GPUs at f:
+    (spot GPUs x MW per GPU x (1 - share + share x f), spot GPUs x y); without, a line to all GPUs at full power."""
+    n, mu = g.gpus - g.committed_gpus, mw_per_gpu(g)
+    if g.power_cap_curve is None or n == 0:
+        return np.array([0.0, n * mu]), np.array([0.0, float(n)])
+    pts = [(0.0, 0.0)] + [(n * mu * (1 - g.gpu_power_share + g.gpu_power_share * f), n * y)
+                          for f, y in g.power_cap_curve.points]
+    hull: list[tuple[float, float]] = []
+    for x, y in sorted(pts):                   # keep a point only while the slopes fall (concave)
+        while len(hull) >= 2 and (y - hull[-2][1]) * (hull[-1][0] - hull[-2][0]) >= \
+                (hull[-1][1] - hull[-2][1]) * (x - hull[-2][0]):
+            hull.pop()
+        hull.append((x, y))
+    xs, ys = zip(*hull, strict=True)
+    return np.array(xs), np.array(ys)
+
+
+def committed_min_mw(g: GpuCluster) -> float:
+    """Least committed power meeting the SLA throughput: boards capped to the least power giving it."""
+    curve = g.power_cap_curve
+    if curve is None or g.sla_throughput_fraction >= 1.0:
+        return committed_mw(g)
+    fs, ys = zip(*curve.points, strict=True)
+    keep = [0] + [i for i in range(1, len(ys)) if ys[i] > ys[i - 1]]
+    board = float(np.interp(max(g.sla_throughput_fraction, ys[0]), [ys[i] for i in keep], [fs[i] for i in keep]))
+    return committed_mw(g) * (1 - g.gpu_power_share + g.gpu_power_share * board)
+
+
 def spot_value_usd_per_mwh(g: GpuCluster) -> float:
-    return g.spot_price_usd_per_gpu_hour * g.spot_utilization / mw_per_gpu(g)
+    """Spot price x GPUs per MW on the first (most efficient) segment of the throughput curve."""
+    xs, ys = throughput_curve(g)
+    return g.spot_price_usd_per_gpu_hour * (ys[1] / xs[1] if len(xs) > 1 and xs[1] > 0 else 0.0)
 
 
 def capacity_mw(u: MiningFleet | GpuCluster) -> float:
@@ -203,6 +257,14 @@ def check_schedule(site: Site, frame: pd.DataFrame, inputs: CheckInputs) -> list
     _known(ins.initial_state, units, "initial_state")
     _known(ins.sla_shortfall_before_mwh, {g.name for g in site.gpu}, "sla_shortfall_before_mwh")
     _known(ins.reserve_prices_usd_per_mw_hour, services, "reserve_prices_usd_per_mw_hour")
+    _known(ins.demand_gpus or {}, {g.name for g in site.gpu}, "demand_gpus")
+    jobs = {j.name: j for j in site.jobs}
+    _known(ins.job_done_before, jobs, "job_done_before")
+    _known(ins.job_running_before, jobs, "job_running_before")
+    over = [k for k, v in ins.job_done_before.items() if v > jobs[k].gpu_hours * (1 + 1e-9) + 1e-9]
+    if over:
+        raise InputError(f"job {over[0]!r}: {ins.job_done_before[over[0]]:g} GPU-hours done exceed the "
+                         f"{jobs[over[0]].gpu_hours:g} it needs", field="job_done_before")
     if not _timestamps(frame, ins.timestamps, stamps, add):
         return out
     num = {c: pd.to_numeric(frame[c], errors="coerce").to_numpy(float) for c in frame.columns if c != "timestamp"}
@@ -210,13 +272,15 @@ def check_schedule(site: Site, frame: pd.DataFrame, inputs: CheckInputs) -> list
         for t in np.flatnonzero(~np.isfinite(v)):
             add("finite", c, t, math.nan, f"value {frame[c].iloc[t]!r} is not a finite number")
         num[c] = np.where(np.isfinite(v), v, np.nan)        # reported once; NaN then fails no other comparison
-    known = {f"mining_mw__{f.name}" for f in site.mining} | {f"{k}__{g.name}" for g in site.gpu
-                                                             for k in ("ai_mw", "sla_shortfall_mw")}
+    known = ({f"mining_mw__{f.name}" for f in site.mining}
+             | {f"{k}__{g.name}" for g in site.gpu for k in ("ai_mw", "sla_shortfall_mw", "committed_mw")}
+             | {f"job_gpus__{j.name}" for j in site.jobs})
     offers = {f"reserve_mw__{s}__{u}" for s in services for u in units}
+    derived = {f"served_gpus__{g.name}" for g in site.gpu}
     for c in num:
         kind = c.split("__")[0] if "__" in c else ""
-        if (kind == "reserve_mw" and c not in offers) or (kind in ("mining_mw", "ai_mw", "sla_shortfall_mw")
-                                                          and c not in known):
+        if (kind == "reserve_mw" and c not in offers) or (kind == "served_gpus" and c not in derived) or (
+                kind in ("mining_mw", "ai_mw", "sla_shortfall_mw", "committed_mw", "job_gpus") and c not in known):
             add("columns", c, -1, math.nan, "names an asset or service the site does not have")
     for c in sorted(known - set(num)):
         add("columns", c, -1, math.nan, f"missing decision column {c!r}")
@@ -225,8 +289,9 @@ def check_schedule(site: Site, frame: pd.DataFrame, inputs: CheckInputs) -> list
 
     # the switchable part of each unit (a cluster's flexible load), the load and the limits in force
     short = {g.name: num[f"sla_shortfall_mw__{g.name}"] for g in site.gpu}
+    cmw = {g.name: num[f"committed_mw__{g.name}"] for g in site.gpu}
     power = {f.name: num[f"mining_mw__{f.name}"] for f in site.mining}
-    power |= {g.name: num[f"ai_mw__{g.name}"] - committed_mw(g) + short[g.name] for g in site.gpu}
+    power |= {g.name: num[f"ai_mw__{g.name}"] - cmw[g.name] + short[g.name] for g in site.gpu}
     state = {name: ins.initial_state.get(name, UnitState()) for name in units}
     p0 = {name: _initial_mw(name, capacity_mw(u), state[name]) for name, u in units.items()}
     committed = sum(committed_mw(g) for g in site.gpu)
@@ -243,10 +308,15 @@ def check_schedule(site: Site, frame: pd.DataFrame, inputs: CheckInputs) -> list
     for name, u in units.items():
         restart += _unit(add, name, u, power[name], p0[name], state[name], dt, trip_ok)
     for g in site.gpu:
-        c, d = committed_mw(g), short[g.name]
+        c, d, lo = cmw[g.name], short[g.name], committed_min_mw(g)
         for t in np.flatnonzero((d < -TOL_MW) | (d > c + TOL_MW) | ((d > TOL_MW) & (not ins.allow_sla_breach))):
-            add("sla_floor", g.name, t, abs(d[t]), f"shortfall {d[t]:.4f} MW (committed {c:.4f} MW, breach "
+            add("sla_floor", g.name, t, abs(d[t]), f"shortfall {d[t]:.4f} MW (committed {c[t]:.4f} MW, breach "
                                                    f"{'allowed' if ins.allow_sla_breach else 'not allowed'})")
+        for t in np.flatnonzero((c < lo - TOL_MW) | (c > committed_mw(g) + TOL_MW)):
+            add("sla_floor", g.name, t, max(lo - c[t], c[t] - committed_mw(g)),
+                f"committed power {c[t]:.4f} MW outside [{lo:.4f}, {committed_mw(g):.4f}] (the SLA throughput "
+                f"{g.sla_throughput_fraction:g} with capped boards .. full power)")
+    served, job_value, job_penalty = _gpus(add, site, ins, num, power, dt)
     for t in np.flatnonzero(load > cap + TOL_MW):
         add("import_limit", "site", t, load[t] - cap[t], f"load {load[t]:.4f} MW > limit in force {cap[t]:.4f} MW")
 
@@ -271,7 +341,8 @@ def check_schedule(site: Site, frame: pd.DataFrame, inputs: CheckInputs) -> list
         "mining_revenue_usd": sum((mining_value_usd_per_mwh(f, hashprice) * power[f.name] * dt for f in site.mining),
                                   np.zeros(n)),
         "ai_revenue_usd": sum(((g.committed_gpus * g.committed_price_usd_per_gpu_hour * _delivered(g, short[g.name])
-                                + spot_value_usd_per_mwh(g) * power[g.name]) * dt for g in site.gpu), np.zeros(n)),
+                                + g.spot_price_usd_per_gpu_hour * served[g.name]) * dt for g in site.gpu),
+                              np.zeros(n)) + job_value,
         "energy_cost_usd": price * np.clip(grid, 0.0, None) * dt,     # without sell-back, B = 0 or B >= import limit
         "sellback_credit_usd": price * sold * dt,
         "contract_cost_usd": np.full(n, site.contract.block_mw * site.contract.price_usd_per_mwh * dt),
@@ -279,10 +350,11 @@ def check_schedule(site: Site, frame: pd.DataFrame, inputs: CheckInputs) -> list
         "sla_credit_usd": sla_credit,
         "fourcp_charge_usd": ins.peak_weight * load * site.fourcp.charge_usd_per_kw_year * 1000.0 / 4.0 * dt,
         "reserve_revenue_usd": _reserves(add, site, num, power, rho, ins.reserve_deployed_mw, dt),
+        "job_penalty_usd": job_penalty,
     }
     money["profit_usd"] = (money["mining_revenue_usd"] + money["ai_revenue_usd"] - money["energy_cost_usd"]
                            + money["sellback_credit_usd"] - money["contract_cost_usd"] - restart - sla_credit
-                           - money["fourcp_charge_usd"] + money["reserve_revenue_usd"])
+                           - money["fourcp_charge_usd"] + money["reserve_revenue_usd"] - job_penalty)
     for col, want in money.items():
         _compare(add, "accounting", col, num, want, TOL_USD, TOL_REL)
     return out
@@ -319,6 +391,70 @@ def _unit(add: Callable, name: str, u: MiningFleet | GpuCluster, p: np.ndarray, 
             add("min_on" if running else "min_off", name, t, need - hours,
                 f"{'on' if running else 'off'} for {hours:g} h < {need} h, ending here")
     return u.restart_cost_usd * (on & ~was_on)
+
+
+def _gpus(add: Callable, site: Site, ins: CheckInputs, num: dict[str, np.ndarray], power: dict[str, np.ndarray],
+          dt: float) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Jobs within their GPUs, windows, rigid runs and remaining work; job work and inference within each cluster's
+    spot throughput; inference served within demand. Returns (served GPUs per cluster, job value per row, job
+    penalty per row)."""
+    n = len(ins.timestamps)
+    start, end = ins.timestamps, ins.timestamps + pd.Timedelta(hours=dt)
+    work = {g.name: np.zeros(n) for g in site.gpu}
+    value, penalty = np.zeros(n), np.zeros(n)
+    for j in site.jobs:
+        x = num[f"job_gpus__{j.name}"]
+        cluster = j.cluster or site.gpu[0].name
+        work[cluster] = work[cluster] + x
+        value += j.value_usd_per_gpu_hour * x * dt
+        done = ins.job_done_before.get(j.name, 0.0)
+        before_release = np.asarray(start < j.release)
+        excess = np.maximum(np.maximum(-x, x - j.gpus), np.where(before_release, np.abs(x), 0.0))
+        for t in np.flatnonzero(excess > TOL_MW):
+            add("job", j.name, t, excess[t], f"{x[t]:.4f} GPUs (at most {j.gpus}, none before release "
+                                             f"{j.release.isoformat()})")
+        if j.min_run_hours > dt + 1e-9:                          # a rigid job: all its GPUs or none, whole runs
+            for t in np.flatnonzero((np.abs(x) > TOL_MW) & (np.abs(x - j.gpus) > TOL_MW)):
+                add("job", j.name, t, min(abs(x[t]), abs(x[t] - j.gpus)), f"{x[t]:.4f} GPUs: a rigid job runs on "
+                                                                           f"all {j.gpus} or none")
+            running = np.concatenate([[ins.job_running_before.get(j.name, 0.0) > 0], x > TOL_MW])
+            edges = np.flatnonzero(running[1:] != running[:-1])
+            first = np.concatenate([[-1], edges])
+            for k, t in enumerate(edges):
+                if running[t]:                                   # a run that ends just before row t
+                    hours = (t - first[k] - (1 if k == 0 else 0)) * dt + (ins.job_running_before.get(j.name, 0.0)
+                                                                          if k == 0 else 0.0)
+                    if hours < j.min_run_hours - 1e-9 and done + x[:t].sum() * dt < j.gpu_hours - 1e-6:
+                        add("job", j.name, t, j.min_run_hours - hours, f"ran {hours:g} h < its minimum run "
+                                                                        f"{j.min_run_hours:g} h")
+        total = x.sum() * dt
+        left = j.gpu_hours - done
+        if total > left + 1e-6 * max(1.0, left):
+            add("job", j.name, -1, total - left, f"{total:.4f} GPU-hours given, {left:.4f} left to do")
+        on_time = np.asarray(end <= j.deadline)
+        if ins.job_penalty == "plan":
+            if j.release < end[-1] and left > 1e-9:
+                after = j.gpus * max(0.0, (j.deadline - max(end[-1], j.release)) / pd.Timedelta(hours=1))
+                penalty[0] += j.late_penalty_usd_per_gpu_hour * max(0.0, left - (x * on_time).sum() * dt - after)
+        elif start[0] < j.deadline <= end[-1]:
+            row = int(np.flatnonzero(np.asarray(start < j.deadline))[-1])
+            missing = max(0.0, left - (x * on_time).sum() * dt)
+            penalty[row] += j.late_penalty_usd_per_gpu_hour * missing
+    served = {}
+    given = ins.demand_gpus or {}                # a cluster not given: its profile x its spot GPUs
+    demand = {g.name: given[g.name] if g.name in given else
+              g.demand_fraction(ins.timestamps) * (g.gpus - g.committed_gpus) for g in site.gpu}
+    for g in site.gpu:
+        xs, ys = throughput_curve(g)
+        theta = np.interp(power[g.name], xs, ys)
+        # GPUs are compared within what TOL_MW of spot power gives (MW written to 6 decimals move it by 1e-3)
+        tol = TOL_MW * max(1.0, ys[1] / xs[1] if len(xs) > 1 and xs[1] > 0 else 0.0)
+        for t in np.flatnonzero(work[g.name] > theta + tol):
+            add("throughput", g.name, t, work[g.name][t] - theta[t], f"jobs take {work[g.name][t]:.3f} GPUs, the spot "
+                                                                    f"power gives {theta[t]:.3f}")
+        served[g.name] = np.clip(np.minimum(demand[g.name], theta - work[g.name]), 0.0, None)
+        _compare(add, "balance", f"served_gpus__{g.name}", num, served[g.name], tol)
+    return served, value, penalty
 
 
 def _reserves(add: Callable, site: Site, num: dict[str, np.ndarray], power: dict[str, np.ndarray],

@@ -15,6 +15,17 @@ Everything the limits and money depend on comes from files, read with the reader
   1 in those hours, 0 elsewhere, and the site's curtailment rule applied there. Without ``--peaks`` the weight is
   0 everywhere and the curtailment rule is not checked; a schedule that carries 4CP charges is then refused (exit
   2): a plan priced with peak *probabilities* cannot be verified by this command.
+- inference demand: each GPU cluster's own ``demand_profile`` scaled to its ``spot_utilization``, times its spot
+  (uncommitted) GPUs, at the expected timestamps: what ``curtail schedule`` plans with. ``served_gpus__<cluster>``
+  and the spot revenue are recomputed from it; a schedule planned with other demand (a library caller's
+  ``Inputs.demand_fraction``) does not verify here;
+- deferrable jobs: the site file's ``[[job]]`` tables plus ``--jobs`` (a jobs CSV, read by
+  ``optimizer.workloads.read_jobs``; a name in both is bad input). ``--job-progress``: a JSON object
+  ``{job: gpu_hours_done}`` (or ``{job: {"gpu_hours_done": h, "running_hours": r}}`` for a rigid job already running
+  r hours) of the GPU-hours done before the first row; default nothing done, nothing running. ``--job-penalty``:
+  ``plan`` (default; the late GPU-hours the plan expects, booked in the first row, assuming every GPU of the job
+  after the schedule until its deadline) or ``settle`` (the GPU-hours missing at a deadline inside the schedule,
+  in the deadline's row);
 - no SLA shortfall earlier in the month, site reserve prices, nothing deployed.
 
 Exit 0: valid. Exit 1: violations, one line each on stdout (interval, unit, rule, by how much, detail).
@@ -23,8 +34,10 @@ Exit 2: bad input, with a message naming the file, field and value.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
+import math
 import re
 import warnings
 from pathlib import Path
@@ -41,6 +54,7 @@ from optimizer.events import load_caps, read_events
 from optimizer.results import read_schedule
 from optimizer.site import Site, load_site
 from optimizer.state import state_from_dict
+from optimizer.workloads import read_jobs
 
 _OFFSET = re.compile(r"(?:Z|[+-]\d\d:?\d\d)$")
 
@@ -60,15 +74,24 @@ def check(
                                                "there. Without it a schedule with 4CP charges is refused.")] = None,
     allow_sla_breach: Annotated[bool, typer.Option(help="Committed GPU load may fall short (SLA credit due).")]
     = False,
+    jobs: Annotated[Path | None, typer.Option(help="Jobs CSV (name, cluster, gpus, gpu_hours, release, deadline, "
+                                              "min_run_hours, value and late penalty per GPU-hour), added to the "
+                                              "site file's jobs.")] = None,
+    job_progress: Annotated[Path | None, typer.Option(help="JSON {job: gpu_hours_done} (or {job: {gpu_hours_done, "
+                                                      "running_hours}}) before the first row. Default: nothing "
+                                                      "done, nothing running.")] = None,
+    job_penalty: Annotated[str, typer.Option(help="How late-job penalties are booked: plan (expected late "
+                                             "GPU-hours, first row) or settle (missing at the deadline, its "
+                                             "row).")] = "plan",
 ) -> None:
     """Verify a schedule: every limit and money column recomputed from the site and the inputs."""
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", data.PriceWarning)
-            the_site = load_site(site)
+            the_site = _with_jobs(load_site(site), jobs)
             frame = read_schedule(schedule)
             inputs = _inputs(the_site, frame, schedule, prices, hashprice, initial_state, emergency, peaks,
-                             allow_sla_breach)
+                             allow_sla_breach, job_progress, job_penalty)
         for w in caught:
             typer.echo(f"curtail check: warning: {w.message}", err=True)
         violations = check_schedule(the_site, frame, inputs)
@@ -86,7 +109,10 @@ def check(
 
 def _inputs(site: Site, frame: pd.DataFrame, schedule: Path, prices: Path, hashprice: float | None,
             initial_state: Path | None, emergency: Path | None, peaks: Path | None,
-            allow_sla_breach: bool) -> CheckInputs:
+            allow_sla_breach: bool, job_progress: Path | None = None, job_penalty: str = "plan") -> CheckInputs:
+    if job_penalty not in ("plan", "settle"):
+        raise InputError(f"expected plan or settle, got {job_penalty!r}", field="--job-penalty")
+    done, running = _read_progress(job_progress, site) if job_progress is not None else ({}, {})
     price = data.read_price_file(prices)
     dt_hours = data.interval_hours(pd.DatetimeIndex(price.index))
     times = _expected_times(frame, site.timezone, dt_hours, str(schedule))
@@ -111,7 +137,53 @@ def _inputs(site: Site, frame: pd.DataFrame, schedule: Path, prices: Path, hashp
         hashprice_usd_per_ph_day=hashprice if hashprice is not None else _hashprices(times, site.timezone),
         initial_state=_read_state(initial_state) if initial_state is not None else {},
         emergency_cap_mw=load_caps(site, events, times, dt_hours) if events else None,
-        peak_weight=weight, allow_sla_breach=allow_sla_breach, interval_hours=dt_hours)
+        peak_weight=weight, allow_sla_breach=allow_sla_breach, interval_hours=dt_hours,
+        job_done_before=done, job_running_before=running, job_penalty=job_penalty)
+
+
+def _with_jobs(site: Site, path: Path | None) -> Site:
+    """The site with the jobs of a jobs CSV added to its own (a name in both is bad input)."""
+    if path is None:
+        return site
+    extra = read_jobs(path, {g.name: g.gpus - g.committed_gpus for g in site.gpu})
+    clash = sorted({j.name for j in extra} & {j.name for j in site.jobs})
+    if clash:
+        raise InputError(f"job(s) {', '.join(map(repr, clash))} are also in the site file {site.source}",
+                         source=str(path), field="name")
+    return dataclasses.replace(site, jobs=site.jobs + extra)
+
+
+def _read_progress(path: Path, site: Site) -> tuple[dict[str, float], dict[str, float]]:
+    """GPU-hours done and hours of the current run per job, from ``{job: gpu_hours_done}`` or
+    ``{job: {"gpu_hours_done": h, "running_hours": r}}``; every name must be a job of the site (or --jobs)."""
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read job progress JSON ({exc})", source=str(path)) from None
+    if not isinstance(raw, dict):
+        raise InputError("expected a JSON object {job: gpu_hours_done}", source=str(path))
+    jobs = {j.name: j for j in site.jobs}
+    done: dict[str, float] = {}
+    running: dict[str, float] = {}
+    for name, value in raw.items():
+        if name not in jobs:
+            raise InputError(f"unknown job {name!r}; the site's jobs (with --jobs): "
+                             f"{', '.join(jobs) or '(none)'}", source=str(path), field=name)
+        entry = value if isinstance(value, dict) else {"gpu_hours_done": value}
+        unknown = sorted(set(entry) - {"gpu_hours_done", "running_hours"})
+        if unknown or "gpu_hours_done" not in entry:
+            raise InputError(f"expected a number of GPU-hours or {{\"gpu_hours_done\", \"running_hours\"}}, got "
+                             f"{value!r}", source=str(path), field=name)
+        for key, out in (("gpu_hours_done", done), ("running_hours", running)):
+            v = entry.get(key, 0.0)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise InputError(f"{key}: expected a finite number >= 0, got {v!r}", source=str(path),
+                                 field=name)
+            out[name] = float(v)
+        if done[name] > jobs[name].gpu_hours * (1 + 1e-9):
+            raise InputError(f"{done[name]:g} GPU-hours done exceed the {jobs[name].gpu_hours:g} the job needs",
+                             source=str(path), field=name)
+    return done, {k: v for k, v in running.items() if v > 0}
 
 
 def _expected_times(frame: pd.DataFrame, tz: str, dt_hours: float, src: str) -> pd.DatetimeIndex:
