@@ -130,20 +130,27 @@ def hashprice_series() -> pd.Series:
     return _hashprice()
 
 
-def hashprice_known_on(day: dt.date) -> tuple[float, dt.date]:
-    """The latest daily hashprice published before ``day`` starts: the value a nightly run for ``day`` knows.
-
-    Returns (value in USD/PH/day, the date of that value).
-    """
-    s = _hashprice()
-    known = s[s.index < pd.Timestamp(day)]
+def hashprice_known_at(decision_time: pd.Timestamp, series: pd.Series | None = None,
+                       day: dt.date | None = None) -> tuple[float, dt.date]:
+    """The hashprice a decision at ``decision_time`` (tz-aware) knows: the latest daily value whose UTC day had
+    ENDED by then (a daily average is published after its day). ``series``: daily values indexed by UTC date
+    (default: the shipped series). ``day``: the operating day, for the staleness check (a value more than
+    :data:`HASHPRICE_STALE_DAYS` days before it is an error). Returns (USD/PH/day, the date of that value)."""
+    s = _hashprice() if series is None else series
+    t = pd.Timestamp(decision_time)
+    if t.tz is None:
+        raise InputError(f"decision time {t} has no time zone", field="decision_time")
+    cutoff = t.tz_convert("UTC").tz_localize(None) - pd.Timedelta(days=1)
+    known = s[s.index <= cutoff]
     if known.empty:
-        raise InputError(f"no shipped hashprice before {day} (data covers {s.index[0].date()} .. "
+        raise InputError(f"no hashprice known at {t.isoformat()} (data covers {s.index[0].date()} .. "
                          f"{s.index[-1].date()}); pass --hashprice", field="hashprice")
     latest = known.index[-1].date()
-    if (day - latest).days > HASHPRICE_STALE_DAYS:
-        raise InputError(f"the latest shipped hashprice is from {latest}, {(day - latest).days} days before {day} "
-                         f"(stale beyond {HASHPRICE_STALE_DAYS} days); pass --hashprice", field="hashprice")
+    ref = day or t.tz_convert("UTC").date()
+    if (ref - latest).days > HASHPRICE_STALE_DAYS:
+        raise InputError(f"the latest hashprice known at {t.isoformat()} is from {latest}, {(ref - latest).days} "
+                         f"days before {ref} (stale beyond {HASHPRICE_STALE_DAYS} days); pass --hashprice",
+                         field="hashprice")
     return float(known.iloc[-1]), latest
 
 
@@ -185,7 +192,7 @@ def read_price_file(path: str | Path) -> pd.Series:
     if missing:
         raise InputError(f"missing column(s) {', '.join(sorted(missing))}; found {', '.join(map(str, df.columns))}",
                          source=src)
-    ts = _parse_timestamps(df["timestamp"], src)
+    ts = parse_timestamps(df["timestamp"], src)
     prices = pd.to_numeric(df["price_usd_per_mwh"], errors="coerce")
     bad = prices.isna() | ~np.isfinite(prices.to_numpy(dtype=float, na_value=np.nan))
     if bad.any():
@@ -217,7 +224,8 @@ def read_price_file(path: str | Path) -> pd.Series:
     return s
 
 
-def _parse_timestamps(col: pd.Series, src: str) -> pd.DatetimeIndex:
+def parse_timestamps(col: pd.Series, src: str) -> pd.DatetimeIndex:
+    """ISO 8601 timestamps WITH a UTC offset, as UTC; errors name the file, the row and the value."""
     if isinstance(col.dtype, pd.DatetimeTZDtype):
         return pd.DatetimeIndex(col).tz_convert("UTC")
     if pd.api.types.is_datetime64_any_dtype(col.dtype):
@@ -236,6 +244,9 @@ def _parse_timestamps(col: pd.Series, src: str) -> pd.DatetimeIndex:
         i = int(np.flatnonzero(parsed.isna().to_numpy())[0])
         raise InputError(f"row {i + 1}: timestamp {col.iloc[i]!r} is not ISO 8601", source=src,
                          field="timestamp") from None
+
+
+_parse_timestamps = parse_timestamps      # older name, kept for the readers below
 
 
 @functools.cache

@@ -1,14 +1,15 @@
 """Fallback schedule: the operators' strike rule, interval by interval, within every hard limit.
 
 Used when the solver returns nothing usable (time limit without a good enough solution, solver error). Each unit
-wants to run when the price is below its value per MWh (fleet: mining value; GPU cluster: spot value), and moves
-toward that within its ramp, minimum load, minimum on/off times and the holds of its initial state (see
-:mod:`optimizer.operate`). When a load cap binds, the least valuable units give way first. Restart costs are
-paid, not optimised.
+runs, up to the power it can use, while the price is below its value per MWh (fleet: mining value; GPU cluster:
+spot value while there is inference demand) and moves toward that within its ramp, minimum load, minimum on/off
+times and the holds of its initial state (see :mod:`optimizer.operate`). When a load cap binds, the least valuable
+units give way first. Restart costs are paid, not optimised; jobs get no GPUs (the next plan catches up).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import xarray as xr
 
 from optimizer import operate, results
@@ -19,10 +20,11 @@ from optimizer.site import Site
 def strike_schedule(site: Site, inputs: Inputs) -> xr.Dataset:
     """The strike-rule schedule over the horizon of ``inputs`` (a dataset like :func:`optimizer.results.read`),
     within its load caps; the 4CP probability is carried for the accounting."""
-    price = inputs.price_array
-    units = operate.units_for(site, inputs.hashprice_usd_per_ph_day, inputs.state, inputs.dt_hours)
-    w = operate.walk(site, inputs.times, units, operate.strike_policy(price), inputs.caps(site),
-                     emergency=inputs.emergency_caps(site))
-    return results.assemble(site, inputs.times, price, w.site_power(site), w.on, w.start,
-                            hashprice_usd_per_ph_day=inputs.hashprice_usd_per_ph_day, dt_hours=inputs.dt_hours,
-                            max_load_mw=inputs.caps(site), peak_weight=inputs.peak_probability)
+    ctx = results.context(site, inputs)
+    units = operate.Units(site, inputs.state, inputs.dt_hours)
+    values = operate.values_usd_per_mwh(site, inputs.hashprice_usd_per_ph_day)
+    strike = np.broadcast_to(values, (inputs.n, len(values)))
+    useful = operate.useful_mw(site, ctx["demand_gpus"] if site.gpu else np.zeros((inputs.n, 0)))
+    w = operate.walk(site, units, inputs.n, operate.strike_policy(inputs.price_array, strike, useful),
+                     inputs.caps(site), inputs.emergency_caps(site), priority=strike, times=inputs.times)
+    return results.assemble(site, inputs.times, power=w.site_power(site), on=w.on, start=w.start, **ctx)

@@ -99,16 +99,14 @@ class Planner:
     def structure(self, inputs: Inputs) -> model.Structure:
         return model.Structure.of(self.site, inputs, allow_sla_breach=self.allow_sla_breach)
 
-    def solve(self, inputs: Inputs, *, fallback: bool = False, export_model: str | Path | None = None) -> xr.Dataset:
-        """Solve the horizon of ``inputs`` (hourly or 15-minute).
-
-        Raises ``InfeasibleError`` naming the conflicting limits; with no usable solution, returns the strike-rule
-        fallback (``attrs["fallback"] = 1`` and the reason) when ``fallback``, else raises ``NoSolutionError``.
-        """
+    def plan(self, inputs: Inputs, *, fallback: bool = False, export_model: str | Path | None = None) -> Plan:
+        """Solve the horizon of ``inputs`` (hourly or 15-minute) and return its decisions as arrays (no dataset:
+        the rolling loops use this). Raises ``InfeasibleError`` naming the conflicting limits; with no usable
+        solution, returns the strike-rule fallback's decisions (``fallback_reason`` set) when ``fallback``, else
+        raises ``NoSolutionError``."""
         from optimizer.fallback import strike_schedule
 
         site, options = self.site, self.options
-        state = inputs.resolved_state(site)
         structure = self.structure(inputs)
         solved = self.cache.solve(structure, lambda: model.build(site, structure),
                                   lambda m: model.param_values(m, site, inputs))
@@ -118,28 +116,37 @@ class Planner:
         report = solved.report
         if report.status == "infeasible":
             found = diagnose.conflicts(site, inputs)
-            raise InfeasibleError(diagnose.describe(site, state, found))
-        fell_back = ""
+            raise InfeasibleError(diagnose.describe(site, inputs.resolved_state(site), found))
         t0 = time.perf_counter()
         if report.usable(options.accept_gap):
-            ds = results.read(solved.model, site, inputs, solved.solver.values)
-        else:
-            gap = f", gap {report.mip_gap:.3g} above the accepted {options.accept_gap:g}" if report.mip_gap else ""
-            fell_back = (f"HiGHS returned no usable solution ({report.status}, {report.termination}{gap}) after "
-                         f"{report.solve_seconds:.2f} s; time limit {options.time_limit_seconds:g} s")
-            if not fallback:
-                raise NoSolutionError(fell_back)
-            ds = strike_schedule(site, inputs)
-        read_s = time.perf_counter() - t0
+            return Plan(inputs, results.plan_arrays(solved.model, site, inputs, solved.solver.values), report, "",
+                        solved.build_seconds, solved.translate_seconds, time.perf_counter() - t0)
+        gap = f", gap {report.mip_gap:.3g} above the accepted {options.accept_gap:g}" if report.mip_gap else ""
+        reason = (f"HiGHS returned no usable solution ({report.status}, {report.termination}{gap}) after "
+                  f"{report.solve_seconds:.2f} s; time limit {options.time_limit_seconds:g} s")
+        if not fallback:
+            raise NoSolutionError(reason)
+        ds = strike_schedule(site, inputs)
+        return Plan(inputs, results.arrays_of(ds, site), report, reason, solved.build_seconds,
+                    solved.translate_seconds, time.perf_counter() - t0)
+
+    def solve(self, inputs: Inputs, *, fallback: bool = False, export_model: str | Path | None = None) -> xr.Dataset:
+        """Solve the horizon of ``inputs`` and return the schedule dataset (``attrs``: solver facts; ``fallback``
+        1 with ``fallback_reason`` when the strike rule stood in). Raises as :meth:`plan` does."""
+        site, options = self.site, self.options
+        plan = self.plan(inputs, fallback=fallback, export_model=export_model)
+        t0 = time.perf_counter()
+        ds = plan.dataset(site)
+        report = plan.report
         ds.attrs.update({
             "site": site.name,
             "site_source": site.source,
             "site_sha256": site.sha256,
             "settlement_point": site.settlement_point,
             "hashprice_usd_per_ph_day": float(inputs.hashprice_usd_per_ph_day),
-            "status": "fallback" if fell_back else report.status,
-            "fallback": int(bool(fell_back)),
-            "fallback_reason": fell_back,
+            "status": "fallback" if plan.fallback_reason else report.status,
+            "fallback": int(bool(plan.fallback_reason)),
+            "fallback_reason": plan.fallback_reason,
             "allow_sla_breach": int(self.allow_sla_breach),
             "termination": report.termination,
             "objective_usd": _num(report.objective_usd),
@@ -148,15 +155,36 @@ class Planner:
             "mip_rel_gap_option": options.mip_rel_gap,
             "time_limit_seconds": options.time_limit_seconds,
             "nodes": report.nodes,
-            "build_seconds": solved.build_seconds,
-            "translate_seconds": solved.translate_seconds,
+            "build_seconds": plan.build_seconds,
+            "translate_seconds": plan.translate_seconds,
             "solve_seconds": report.solve_seconds,
             "highs_seconds": report.highs_seconds,
-            "read_seconds": read_s,
-            "initial_state_json": state_to_json(state),
+            "read_seconds": plan.read_seconds + time.perf_counter() - t0,
+            "initial_state_json": state_to_json(inputs.resolved_state(site)),
             "curtail_version": package_version(),
         })
         return ds
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One solve's decisions as arrays (the keyword arguments of :func:`optimizer.results.assemble`), with the
+    inputs it was made from and how the solve went; ``fallback_reason`` is set when the strike rule stood in."""
+
+    inputs: Inputs
+    arrays: dict
+    report: solve.SolveReport
+    fallback_reason: str
+    build_seconds: float
+    translate_seconds: float
+    read_seconds: float
+
+    @property
+    def status(self) -> str:
+        return "fallback" if self.fallback_reason else self.report.status
+
+    def dataset(self, site: Site) -> xr.Dataset:
+        return results.assemble(site, self.inputs.times, **self.arrays, **results.context(site, self.inputs))
 
 
 def _num(x: float | None) -> float:

@@ -89,6 +89,17 @@ def plan_arrays(m, site: Site, inputs: Inputs, values) -> dict[str, np.ndarray]:
             "job_gpus": stack("job_gpus", [j.name for j in site.jobs], zero), "job_penalty": penalty}
 
 
+def arrays_of(ds: xr.Dataset, site: Site) -> dict[str, np.ndarray]:
+    """A result dataset's decisions as arrays (the inverse of :func:`assemble` for its decision arguments)."""
+    n = ds.sizes["time"]
+    penalty = ds["job_penalty_usd"].to_numpy() if "job_penalty_usd" in ds else np.zeros(n)
+    return {"power": ds["power_mw"].to_numpy(), "on": ds["on"].to_numpy().astype(float),
+            "start": ds["start"].to_numpy().astype(float), "shortfall": ds["sla_shortfall_mw"].to_numpy(),
+            "sla_credit": ds["sla_credit_usd"].to_numpy(), "reserve_offer": ds["reserve_offer_mw"].to_numpy(),
+            "committed_mw": ds["committed_mw"].to_numpy().reshape(n, len(site.gpu)),
+            "job_gpus": ds["job_gpus"].to_numpy().reshape(n, len(site.jobs)), "job_penalty": penalty}
+
+
 def context(site: Site, inputs: Inputs) -> dict:
     """What settles a plan besides its decisions, from its inputs (the keyword arguments of :func:`assemble`)."""
     demand = inputs.demand(site)
@@ -218,19 +229,48 @@ def assemble(site: Site, times: pd.DatetimeIndex, price: np.ndarray, power: np.n
     return ds
 
 
-def resettle_sla_credit(ds: xr.Dataset, site: Site) -> xr.Dataset:
-    """The SLA credit of a (trimmed) schedule recomputed from its own shortfall, booked in its first interval,
-    with ``profit_usd`` adjusted to match."""
+def resettle_sla_credit(ds: xr.Dataset, site: Site, shortfall_before_mwh: dict | None = None) -> xr.Dataset:
+    """The SLA credit of a (trimmed) schedule recomputed from its own shortfall (on top of the month's shortfall
+    before it), booked in its first interval, with ``profit_usd`` adjusted to match."""
     if not float(ds["sla_shortfall_mw"].sum()) and not float(ds["sla_credit_usd"].sum()):
         return ds
     dt_hours = float(ds.attrs.get("interval_hours", 1.0))
+    before = shortfall_before_mwh or {}
     credit = np.zeros(ds.sizes["time"])
-    credit[0] = sum(g.sla_credit_usd(float(ds["sla_shortfall_mw"].sel(asset=g.name).sum()) * dt_hours)
-                    for g in site.gpu)
+    credit[0] = sum(g.sla_credit_usd(float(ds["sla_shortfall_mw"].sel(asset=g.name).sum()) * dt_hours,
+                                     float(before.get(g.name, 0.0))) for g in site.gpu)
     ds = ds.copy()
     ds["profit_usd"] = ds["profit_usd"] + ds["sla_credit_usd"] - credit
     ds["sla_credit_usd"] = (("time",), credit)
     ds["sla_credit_usd"].attrs["units"] = "USD"
+    ds["profit_usd"].attrs["units"] = "USD"
+    return ds
+
+
+def resettle_day(ds: xr.Dataset, site: Site, inputs: Inputs) -> xr.Dataset:
+    """A plan trimmed to its first ``inputs.n`` intervals (the operating day without the lookahead), with the
+    amounts booked for the whole horizon (SLA credit, expected late-job penalty) recomputed for those intervals."""
+    day = ds.isel(time=slice(0, inputs.n))
+    day = resettle_sla_credit(day, site, dict(inputs.sla_shortfall_before_mwh or {}))
+    return resettle_job_penalty(day, site, inputs)
+
+
+def resettle_job_penalty(ds: xr.Dataset, site: Site, inputs: Inputs) -> xr.Dataset:
+    """The late-job penalty of a (trimmed) schedule recomputed for its own intervals (``inputs``: the trimmed
+    inputs), booked in its first interval, with ``profit_usd`` adjusted to match."""
+    from optimizer.model.jobs import expected_late_gpu_hours
+
+    active = inputs.active_jobs(site)
+    if not site.jobs:
+        return ds
+    penalty = np.zeros(ds.sizes["time"])
+    penalty[0] = sum(job.late_penalty_usd_per_gpu_hour * expected_late_gpu_hours(
+        job, left, ds["job_gpus"].sel(job=job.name).to_numpy(), inputs.times, inputs.dt_hours)
+        for job, left, _ in active)
+    ds = ds.copy()
+    ds["profit_usd"] = ds["profit_usd"] + ds["job_penalty_usd"] - penalty
+    ds["job_penalty_usd"] = (("time",), penalty)
+    ds["job_penalty_usd"].attrs["units"] = "USD"
     ds["profit_usd"].attrs["units"] = "USD"
     return ds
 

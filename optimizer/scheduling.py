@@ -167,11 +167,12 @@ def schedule(site: Site | str | Path, prices: pd.Series | None = None, *, day: d
     planner = Planner(site, options, allow_sla_breach=allow_sla_breach)
     ds = planner.solve(inputs, fallback=fallback, export_model=export_model)
     full_profit = float(ds["profit_usd"].sum())
-    ds = results.resettle_sla_credit(ds.isel(time=slice(0, len(hours))), site)
+    head = inputs.head(len(hours))
+    ds = results.resettle_day(ds, site, head)
     ds.attrs.update(_day_summary(req.day, ds, full_profit, time.perf_counter() - t_start))
     ds.attrs.update(sources)
     ds.attrs["emergency_events_json"] = json.dumps(_events_report(list(req.events), ds))
-    verify(site, ds, inputs.head(len(hours)), allow_sla_breach=allow_sla_breach)
+    verify(site, ds, head, allow_sla_breach=allow_sla_breach)
     return ds
 
 
@@ -193,11 +194,15 @@ def check_inputs(site: Site, inputs: Inputs, allow_sla_breach: bool = False):
     the schedule."""
     from optimizer import check
 
+    progress = dict(inputs.job_progress or {})
     return check.CheckInputs(
         timestamps=inputs.times, prices_usd_per_mwh=inputs.price_array,
         hashprice_usd_per_ph_day=inputs.hashprice_usd_per_ph_day, initial_state=inputs.resolved_state(site),
         emergency_cap_mw=inputs.emergency_caps(site), peak_weight=inputs.peak_probability,
-        reserve_prices_usd_per_mw_hour=dict(inputs.reserve_prices or {}), allow_sla_breach=allow_sla_breach)
+        reserve_prices_usd_per_mw_hour=dict(inputs.reserve_prices or {}), allow_sla_breach=allow_sla_breach,
+        sla_shortfall_before_mwh=dict(inputs.sla_shortfall_before_mwh or {}), demand_gpus=inputs.demand(site),
+        job_done_before={k: p.gpu_hours_done for k, p in progress.items()},
+        job_running_before={k: p.running_hours for k, p in progress.items()})
 
 
 def _peak_probability(site: Site, decision: pd.Timestamp, times: pd.DatetimeIndex,
@@ -262,14 +267,19 @@ def schedule_scenarios(site: Site | str | Path, scenario_prices: pd.DataFrame, w
     w = np.full(k, 1.0 / k) if weights is None else np.asarray(weights, dtype=float)
     ds = ScenarioPlanner(site, options, allow_sla_breach=allow_sla_breach).solve(inputs, frame, w,
                                                                                  cvar_weight=cvar_weight, alpha=alpha)
-    ds = ds.isel(time=slice(0, len(hours)))
+    head = inputs.head(len(hours))
+    per = []
+    for j, name in enumerate(ds["scenario"].values):
+        one = results.resettle_day(ds.isel(scenario=j).drop_vars(["scenario", "weight"]), site,
+                                   head.replace(prices=frame.iloc[: len(hours), j]))
+        verify(site, one, head.replace(prices=frame.iloc[: len(hours), j]), allow_sla_breach=allow_sla_breach)
+        per.append(one)
+    attrs = dict(ds.attrs)
+    ds = xr.concat(per, dim="scenario", combine_attrs="drop").assign_coords(scenario=ds["scenario"].values,
+                                                                            weight=("scenario", ds["weight"].values))
+    ds.attrs.update(attrs)
     ds.attrs.update({"day": the_day.isoformat(), "hours": len(hours), "site_source": site.source,
                      "site_sha256": site.sha256, **sources})
-    head = inputs.head(len(hours))
-    for j, name in enumerate(ds["scenario"].values):
-        one = results.resettle_sla_credit(ds.isel(scenario=j).drop_vars(["scenario", "weight"]), site)
-        one.attrs.update(ds.attrs)
-        verify(site, one, head.replace(prices=frame.iloc[: len(hours), j]), allow_sla_breach=allow_sla_breach)
     return ds
 
 

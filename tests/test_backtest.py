@@ -15,7 +15,9 @@ from typer.testing import CliRunner
 import optimizer
 from optimizer import forecast
 from optimizer.backtest import Market, Settings, run
+from optimizer.check import CheckInputs
 from optimizer.cli import app
+from optimizer.site import FourCP
 
 D = dt.date
 
@@ -26,10 +28,12 @@ def market() -> Market:
 
 
 def _free(site: optimizer.Site) -> optimizer.Site:
+    """No commitment limits, no power capping, no 4CP: every interval decides on its own, by its price."""
     free = dict(ramp_mw_per_hour=float("inf"), min_on_hours=0, min_off_hours=0, restart_cost_usd=0.0,
                 min_load_fraction=0.0)
     return dataclasses.replace(site, mining=tuple(dataclasses.replace(f, **free) for f in site.mining),
-                               gpu=tuple(dataclasses.replace(g, **free) for g in site.gpu))
+                               gpu=tuple(dataclasses.replace(g, power_cap_curve=None, **free) for g in site.gpu),
+                               fourcp=FourCP())
 
 
 def _heavy(site: optimizer.Site) -> optimizer.Site:
@@ -43,15 +47,26 @@ def _heavy(site: optimizer.Site) -> optimizer.Site:
     return dataclasses.replace(site, mining=fleets, gpu=gpu)
 
 
-def _check_every_policy(site, r):
-    """Each policy's whole trajectory holds every hard limit and the accounting, from the run's start state."""
-    hp = r.days["hashprice_actual"]
+def _check_every_policy(site, r, market, start_states=None):
+    """Each policy's whole trajectory holds every hard limit and the accounting, checked here from the market data
+    (actual prices, the daily hashprice, the actual 4CP hours, the cluster's demand profile), not from the run."""
+    times = pd.DatetimeIndex(r.intervals["time"].values).tz_localize("UTC")
+    day = times.tz_convert(site.timezone).date
+    hp = market.hashprice.reindex(pd.DatetimeIndex(day)).to_numpy()
+    weight = times.floor("h").isin(market.peak_hours).astype(float)
+    demand = {g.name: g.demand_fraction(times) * (g.gpus - g.committed_gpus) for g in site.gpu}
     for p in r.intervals["policy"].values:
         ds = r.intervals.sel(policy=p)
-        frame = optimizer.to_frame(ds)
-        day = pd.DatetimeIndex(ds["time"].values).tz_localize("UTC").tz_convert(site.timezone).date
-        per_row = hp.reindex(day).to_numpy()
-        violations = optimizer.check_schedule(site, frame, hashprice_usd_per_ph_day=per_row)
+        cap = ds["max_load_mw"].to_numpy()           # only used below to tell the 4CP curtailment hours
+        deployed = ds["reserve_deployed_mw"].to_numpy() > 0      # a deployment instructs a drop, like an emergency
+        ins = CheckInputs(timestamps=times, prices_usd_per_mwh=market.actual.reindex(times).to_numpy(),
+                          hashprice_usd_per_ph_day=hp, initial_state=(start_states or {}).get(p, {}),
+                          emergency_cap_mw=np.where(deployed, cap, np.inf),
+                          peak_weight=weight, peak_probability=(cap < site.grid.import_limit_mw - 1e-9) * 1.0,
+                          deployment_cap_mw=np.where(ds["reserve_deployed_mw"].to_numpy() > 0, cap, np.inf),
+                          reserve_deployed_mw=ds["reserve_deployed_mw"].to_numpy(), demand_gpus=demand,
+                          job_penalty="settle")
+        violations = optimizer.check_schedule(site, optimizer.to_frame(ds), ins)
         assert violations == [], f"{p}: " + "; ".join(map(str, violations[:5]))
 
 
@@ -66,35 +81,42 @@ def test_week_of_august_2023_settles_every_policy_consistently(default_site, mar
     s = r.summary
     assert s["days"] == 4 and s["interval_hours"] == 0.25 and s["forecast_method"] == "gbm"
     assert r.intervals.sizes["time"] == 4 * 96
-    _check_every_policy(default_site, r)
+    assert s["policy"] == "mpc" and list(r.intervals["policy"].values)[0] == "mpc"      # the default policy
+    _check_every_policy(default_site, r, market)
+    # the day's settlement from the actual prices, by hand: the contract block costs 180 MW x 32 USD every hour
     for p, v in s["policies"].items():
-        parts = (v["mining_revenue_usd"] + v["ai_revenue_usd"] - v["energy_cost_usd"] + v["sellback_credit_usd"]
-                 - v["contract_cost_usd"] - v["restart_cost_usd"] - v["sla_credit_usd"])
-        assert parts == pytest.approx(v["profit_usd"], rel=1e-12)
+        assert v["contract_cost_usd"] == pytest.approx(180 * 32 * 96)
         assert v["profit_usd"] == pytest.approx(_profits(r)[p].sum(), rel=1e-12)
         assert v["sla_delivered_fraction"] == 1.0
-    assert s["value_capture"] == pytest.approx(
-        (s["policies"][s["policy"]]["profit_usd"] - s["always_on_profit_usd"])
-        / (s["perfect_foresight_profit_usd"] - s["always_on_profit_usd"]))
-    assert 0.5 < s["value_capture"] <= 1.0
+    # mpc re-plans every hour: 96 solves over 4 days; the day-ahead policies once a day
+    assert s["policies"]["mpc"]["solves"] == 96 and s["policies"]["schedule"]["solves"] == 4
+    assert s["policies"]["strike"]["solves"] == 0 and s["policies"]["strike"]["fallbacks"] == 0
+    days_cols = {f"{p}:plan_status" for p in s["policies"]} | {f"{p}:fallbacks" for p in s["policies"]}
+    assert days_cols <= set(r.days.columns)
+    assert 0.3 < s["value_capture"] <= 1.0
     assert s["solver_seconds"] > 0 and s["wall_seconds"] > 0
 
 
-@pytest.mark.parametrize("make", [lambda s: s, _heavy], ids=["default", "heavy-limits"])
+@pytest.mark.parametrize("make", [lambda s: dataclasses.replace(s, fourcp=FourCP()), _heavy],
+                         ids=["default-no-4cp", "heavy-limits"])
 def test_perfect_foresight_is_at_least_as_good_as_every_policy_on_every_day(default_site, market, make):
+    """Each day starts from each policy's own state, so perfect foresight is compared day by day only where it
+    started from the same state: here over the whole run (every policy starts the run from the same state)."""
     site = make(default_site)
-    r = run(site, D(2023, 8, 15), D(2023, 8, 18), market)
-    d = _profits(r)
-    for p in d.columns:
-        assert (d["perfect"] >= d[p] - 1e-6).all(), p
+    r = run(site, D(2023, 8, 15), D(2023, 8, 17), market, Settings(forecast_method="naive"))
+    total = _profits(r).sum()
+    for p in total.index:
+        assert total["perfect"] >= total[p] - 1e-6, p
 
 
 def test_without_limits_perfect_equals_the_closed_form_and_strike_equals_it(default_site, market):
     site = _free(default_site)
-    r = run(site, D(2022, 7, 19), D(2022, 7, 21), market)
+    # one hashprice all along: mpc re-reads the hashprice known at each re-plan, the others at 10:00 the day before
+    r = run(site, D(2022, 7, 19), D(2022, 7, 21), market, Settings(forecast_method="naive",
+                                                                   hashprice_usd_per_ph_day=120.0))
     d = _profits(r)
-    assert d["perfect"].to_numpy() == pytest.approx(d["strike"].to_numpy(), rel=1e-9)
-    assert d["schedule+strike"].to_numpy() == pytest.approx(d["strike"].to_numpy(), rel=1e-9)   # match it
+    for p in ("strike", "schedule+strike", "mpc"):   # a strike of value - 0 (no 4CP, no commitment) is exact
+        assert d["perfect"].to_numpy() == pytest.approx(d[p].to_numpy(), rel=1e-9), p
     ds = r.intervals.sel(policy="perfect")
     price = ds["price_usd_per_mwh"].to_numpy()
     day = pd.DatetimeIndex(ds["time"].values).tz_localize("UTC").tz_convert(site.timezone).date
@@ -102,21 +124,24 @@ def test_without_limits_perfect_equals_the_closed_form_and_strike_equals_it(defa
     for f in site.mining:
         want = np.where(price < f.value_usd_per_mwh(hp), f.capacity_mw, 0.0)
         assert ds["power_mw"].sel(asset=f.name).to_numpy() == pytest.approx(want, abs=1e-6), f.name
-    g = site.gpu[0]
-    want = np.where(price < g.spot_value_usd_per_mwh, g.gpus, g.committed_gpus) * g.mw_per_gpu
+    g = site.gpu[0]                 # no capping: 1.70 USD per GPU-h / (1.275 x 1.25 / 1000) MW = 1066.67 USD/MWh
+    demand = ds["demand_gpus"].sel(cluster=g.name).to_numpy()
+    spot = np.where(price < 1.70 / (1.275 * 1.25 / 1000), np.minimum(demand, 32000 - 18800), 0.0)
+    spot = np.where(price < 0, 32000 - 18800, spot)             # paid to draw: every GPU on
+    want = (18800 + spot) * 1.275 * 1.25 / 1000
     assert ds["power_mw"].sel(asset=g.name).to_numpy() == pytest.approx(want, abs=1e-6)
 
 
 def test_plan_based_policies_beat_the_strike_rule_where_limits_make_it_costly(default_site, market):
-    site = _heavy(default_site)
-    r = run(site, D(2023, 8, 14), D(2023, 8, 20), market, Settings(forecast_method="perfect"))
+    site = _heavy(dataclasses.replace(default_site, fourcp=FourCP()))
+    r = run(site, D(2023, 8, 14), D(2023, 8, 17), market, Settings(forecast_method="perfect"))
     total = _profits(r).sum()
     assert max(total["schedule"], total["schedule+strike"]) > total["strike"] + 1e4
-    _check_every_policy(site, r)
+    _check_every_policy(site, r, market)
 
 
 def test_state_carry_over_is_exact(default_site, market):
-    settings = Settings(forecast_method="naive")
+    settings = Settings(forecast_method="naive", policies=("mpc", "schedule", "strike", "perfect"))
     both = run(_heavy(default_site), D(2023, 8, 16), D(2023, 8, 17), market, settings)
     first = run(_heavy(default_site), D(2023, 8, 16), D(2023, 8, 16), market, settings)
     second = run(_heavy(default_site), D(2023, 8, 17), D(2023, 8, 17), market, settings,
@@ -138,7 +163,8 @@ def test_decisions_never_read_data_after_the_decision_time(default_site, market)
     def poisoned(after: pd.Timestamp) -> Market:
         h = market.history
         bad = lambda s: s.where(s.index + pd.Timedelta(hours=1) <= after, 1e6) if s is not None else None  # noqa: E731
-        return Market(dataclasses.replace(h, rt=bad(h.rt), da=bad(h.da)), market.actual, market.hashprice)
+        return Market(dataclasses.replace(h, rt=bad(h.rt), da=bad(h.da)), market.actual, market.hashprice,
+                      market.peak_hours)
 
     future = run(default_site, start, end, poisoned(last_decision), settings)
     pd.testing.assert_series_equal(clean.forecast, future.forecast)
@@ -194,7 +220,7 @@ def test_reserve_capacity_is_offered_backed_by_load_and_deployed(default_site, m
     site = dataclasses.replace(default_site, reserves=(Reserve("ecrs", 15.0, 10.0),))
     dep = Deployment(pd.Timestamp("2022-07-20T15:00Z"), pd.Timestamp("2022-07-20T16:00Z"), "ecrs")
     r = run(site, D(2022, 7, 19), D(2022, 7, 20), market, Settings(forecast_method="naive", deployments=(dep,)))
-    _check_every_policy(site, r)
+    _check_every_policy(site, r, market)
     s = r.summary["policies"]
     assert s["schedule"]["reserve_revenue_usd"] > 0 and s["perfect"]["reserve_revenue_usd"] > 0
     assert s["strike"]["reserve_revenue_usd"] == 0 and s["always-on"]["reserve_revenue_usd"] == 0
@@ -210,7 +236,7 @@ def test_stochastic_policy_runs_against_the_deterministic_one(default_site, mark
     site = _heavy(default_site)
     r = run(site, D(2023, 8, 16), D(2023, 8, 17), market,
             Settings(forecast_method="naive", policies=("schedule+strike", "stochastic+strike", "perfect")))
-    _check_every_policy(site, r)
+    _check_every_policy(site, r, market)
     d = _profits(r)
     assert (d["perfect"] >= d["stochastic+strike"] - 1e-6).all()
     assert r.summary["policies"]["stochastic+strike"]["profit_usd"] > 0

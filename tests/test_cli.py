@@ -229,7 +229,7 @@ def test_day_in_local_time_with_dst(tmp_path, day, n, first, last):
     assert len(df) == n
     assert (df["timestamp"].iloc[0], df["timestamp"].iloc[-1]) == (first, last)
     assert f"{day} ({n} h" in r.stdout
-    assert "real-time" in r.stdout                      # no shipped day-ahead prices in 2021
+    assert "day-ahead" in r.stdout                      # ERCOT's 2021 day-ahead prices are shipped
 
 
 def test_prices_from_a_user_csv(tmp_path):

@@ -69,15 +69,14 @@ def test_rt_hourly_is_the_mean_of_the_four_15min_prices(rt_west):
     np.testing.assert_allclose(hourly.to_numpy(), rt_west.to_numpy(), atol=0.01, rtol=1e-5)
 
 
-def test_day_ahead_hb_west_covers_2022_local_only(da_west):
+def test_day_ahead_hb_west_covers_2021_to_2024_local_only(da_west):
     assert str(da_west.index.tz) == "UTC"
     years = set(da_west.index.tz_convert(CHICAGO).year)
-    assert years == {2022}
-    assert len(da_west) == 8760
-    assert da_west.index[0] == local("2022-01-01") and da_west.index[-1] == local("2022-12-31 23:00")
+    assert years == {2021, 2022, 2023, 2024}
+    assert len(da_west) == 8760 * 3 + 8784                     # 2024 is a leap year; DST days net out
+    assert da_west.index[0] == local("2021-01-01") and da_west.index[-1] == local("2024-12-31 23:00")
     assert (np.diff(da_west.index) == pd.Timedelta(hours=1)).all()
-    for year in ("2021", "2023"):
-        assert local_window(da_west, f"{year}-01-01", f"{int(year) + 1}-01-01").empty
+    assert local_window(da_west, "2020-01-01", "2021-01-01").empty
 
 
 def test_day_ahead_and_real_time_line_up_in_time(rt_west, da_west):
@@ -142,8 +141,8 @@ def test_horizon_uses_day_ahead_in_2022(default_site, da_west):
     np.testing.assert_array_equal(pin.prices.to_numpy(), da_west.reindex(pin.prices.index).to_numpy())
 
 
-@pytest.mark.parametrize("day", [dt.date(2021, 7, 20), dt.date(2023, 7, 20)])
-def test_horizon_uses_real_time_outside_2022(default_site, rt_west, day):
+@pytest.mark.parametrize("day", [dt.date(2020, 7, 20), dt.date(2020, 11, 1)])
+def test_horizon_uses_real_time_where_no_day_ahead_is_shipped(default_site, rt_west, day):
     pin = scheduling.horizon_prices(default_site, day, None, 24)
     assert "real-time" in pin.source and "day-ahead" not in pin.source
     np.testing.assert_array_equal(pin.prices.to_numpy(), rt_west.reindex(pin.prices.index).to_numpy())

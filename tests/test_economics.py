@@ -131,22 +131,32 @@ def test_restart_cost_against_a_short_spike(restart_cost, want):
 
 
 def _cluster(**kw) -> dict:
-    # 1000 GPUs x 1 kW x PUE 1.0 = 1 MW; 600 committed -> 0.6 MW; spot value 2.0 x 0.5 / 0.001 = 1000 USD/MWh
+    # 1000 GPUs x 1 kW x PUE 1.0 = 1 MW; 600 committed -> 0.6 MW; 400 spot GPUs, of which customers want half
+    # (flat demand at utilisation 0.5 = 200 GPUs = 0.2 MW); serving one GPU-hour earns 2.0, so a MW of spot load
+    # that serves demand earns 2.0 / 0.001 = 2000 USD/MWh, and a MW beyond demand earns nothing
     return {"name": "g", "gpus": 1000, "kw_per_gpu": 1.0, "committed_gpus": 600,
             "committed_price_usd_per_gpu_hour": 2.5, "spot_price_usd_per_gpu_hour": 2.0, "spot_utilization": 0.5,
             **kw}
 
 
-@pytest.mark.parametrize("price", [0.0, 999.0, 1001.0, 5000.0, 9000.0])
-def test_sla_floor_holds_at_any_price_and_spot_follows_its_value(price):
+@pytest.mark.parametrize("price", [10.0, 1999.0, 2001.0, 5000.0, 9000.0])
+def test_sla_floor_holds_at_any_price_and_spot_serves_demand_only(price):
     ds = solve(make_site(gpu=[_cluster()]), hourly([price] * 4))
     ai = power(ds, "g")
-    assert ai == pytest.approx([0.6 if price > 1000 else 1.0] * 4, abs=1e-6)
-    assert ds["ai_revenue_usd"].to_numpy() == pytest.approx(600 * 2.5 + (0.0 if price > 1000 else 400 * 1.0), abs=1e-6)
+    # below 2000 USD/MWh the spot GPUs serve the 200 GPUs of demand (0.2 MW); the other 200 stay off: worth zero
+    assert ai == pytest.approx([0.6 if price > 2000 else 0.8] * 4, abs=1e-6)
+    assert ds["served_gpus"].sel(cluster="g").to_numpy() == pytest.approx([0.0 if price > 2000 else 200.0] * 4)
+    assert ds["ai_revenue_usd"].to_numpy() == pytest.approx(600 * 2.5 + (0.0 if price > 2000 else 200 * 2.0), abs=1e-6)
+
+
+def test_demand_above_capacity_runs_every_spot_gpu_and_sells_only_capacity():
+    ds = solve(make_site(gpu=[_cluster(spot_utilization=1.0)]), hourly([100.0] * 2))
+    assert power(ds, "g") == pytest.approx([1.0, 1.0])                         # 400 spot GPUs, demand 400
+    assert ds["ai_revenue_usd"].to_numpy() == pytest.approx([600 * 2.5 + 400 * 2.0] * 2)
 
 
 def test_gpu_restart_cost_is_charged_when_flexible_load_rises_from_zero():
-    site = make_site(gpu=[_cluster(restart_cost_usd=50.0, min_on_hours=2, ramp_mw_per_hour=0.2)])
+    site = make_site(gpu=[_cluster(restart_cost_usd=50.0, min_on_hours=2, ramp_mw_per_hour=0.2, spot_utilization=1.0)])
     ds = solve(site, hourly([100.0] * 4), initial_state={"g": UnitState(on=False, power_mw=0.0)})
     assert power(ds, "g") == pytest.approx([0.8, 1.0, 1.0, 1.0], abs=1e-6)       # ramp 0.2 MW/h from 0
     assert ds["restart_cost_usd"].to_numpy() == pytest.approx([50.0, 0, 0, 0])
@@ -155,10 +165,10 @@ def test_gpu_restart_cost_is_charged_when_flexible_load_rises_from_zero():
 def test_import_limit_curtails_the_least_valuable_use_first():
     site = make_site([fleet("new", 5.0, 15.0), fleet("old", 8.0, 30.0)], gpu=[_cluster()], import_limit_mw=7.0)
     ds = solve(site, hourly([50.0] * 3))
-    # GPU (1000 USD/MWh) first, then the 15 J/TH fleet, the rest to the 30 J/TH fleet
-    assert power(ds, "g") == pytest.approx([1.0] * 3)
+    # GPU (2000 USD/MWh, up to its 0.2 MW of demand) first, then the 15 J/TH fleet, the rest to the 30 J/TH fleet
+    assert power(ds, "g") == pytest.approx([0.8] * 3)
     assert power(ds, "new") == pytest.approx([5.0] * 3)
-    assert power(ds, "old") == pytest.approx([1.0] * 3, abs=1e-6)
+    assert power(ds, "old") == pytest.approx([1.2] * 3, abs=1e-6)
 
 
 def test_contract_settlement_is_take_or_pay():
@@ -252,7 +262,8 @@ def test_4cp_threshold_curtails_to_the_committed_load():
     site = dataclasses.replace(site, fourcp=dataclasses.replace(site.fourcp, curtail_above_probability=0.3))
     ds = solve(site, hourly([50.0] * 4), peak_probability=np.array([0.1, 0.35, 0.2, 0.0]))
     assert ds["load_mw"].to_numpy()[1] == pytest.approx(0.6)          # committed GPUs only
-    assert ds["load_mw"].to_numpy()[[0, 2, 3]] == pytest.approx([11.0, 11.0, 11.0])
+    # fleet 10 MW + committed 0.6 MW + the 0.2 MW of spot load that serves demand
+    assert ds["load_mw"].to_numpy()[[0, 2, 3]] == pytest.approx([10.8, 10.8, 10.8])
 
 
 def _with_reserve(site, price: float, response: float = 10.0):

@@ -199,7 +199,7 @@ def test_da_before_publication_or_without_data_is_an_input_error(west):
     with pytest.raises(InputError, match=r"24 of 48 horizon hours: 2022-07-21T05:00:00\+00:00\.\."):
         F.forecast("da", west, F.decision_time_for(day, TZ, 14), F.horizon_for(day, TZ, 24))   # D+1 unknown
     with pytest.raises(InputError, match="day-ahead prices not known"):
-        F.forecast("da", west, F.decision_time_for("2023-07-20", TZ, 14), F.horizon_for("2023-07-20", TZ, 0))
+        F.forecast("da", west, F.decision_time_for("2020-07-20", TZ, 14), F.horizon_for("2020-07-20", TZ, 0))
     no_da = F.MarketHistory(rt=west.rt)
     with pytest.raises(InputError, match="no day-ahead prices"):
         F.forecast("da", no_da, F.decision_time_for(day, TZ, 14), hz)
@@ -210,7 +210,8 @@ def test_best_method_is_da_only_when_it_covers_the_horizon(west):
     assert F.best_method(west, F.decision_time_for(day, TZ, 14), F.horizon_for(day, TZ, 0)) == "da"
     assert F.best_method(west, F.decision_time_for(day, TZ, 10), F.horizon_for(day, TZ, 0)) == "gbm"
     assert F.best_method(west, F.decision_time_for(day, TZ, 14), F.horizon_for(day, TZ, 24)) == "gbm"
-    assert F.best_method(west, F.decision_time_for("2023-07-20", TZ, 14), F.horizon_for("2023-07-20", TZ, 0)) == "gbm"
+    assert F.best_method(west, F.decision_time_for("2023-07-20", TZ, 14), F.horizon_for("2023-07-20", TZ, 0)) == "da"
+    assert F.best_method(west, F.decision_time_for("2020-07-20", TZ, 14), F.horizon_for("2020-07-20", TZ, 0)) == "gbm"
 
 
 def test_da_plus_gbm_uses_the_published_day_ahead_hours(west):

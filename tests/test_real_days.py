@@ -10,14 +10,33 @@ import pandas as pd
 import pytest
 
 import optimizer
+from optimizer import check
 from optimizer.data import resource_dir
 
 
 def _limits_removed(site: optimizer.Site) -> optimizer.Site:
+    """The site without commitment limits and without 4CP: every hour decides on its own."""
     free = dict(ramp_mw_per_hour=float("inf"), min_on_hours=0, min_off_hours=0, restart_cost_usd=0.0,
                 min_load_fraction=0.0)
     return dataclasses.replace(site, mining=tuple(dataclasses.replace(f, **free) for f in site.mining),
-                               gpu=tuple(dataclasses.replace(g, **free) for g in site.gpu))
+                               gpu=tuple(dataclasses.replace(g, **free) for g in site.gpu),
+                               fourcp=optimizer.site.FourCP())
+
+
+def _spot_mw_by_hand(g: optimizer.GpuCluster, price: np.ndarray, demand_gpus: np.ndarray) -> np.ndarray:
+    """Spot MW of an unlimited cluster: every throughput segment (the checker's own derivation of the curve) whose
+    spot revenue per MWh (spot price x GPUs per MW) beats the price, up to the MW that serves the demand; at a
+    negative price every MW is worth drawing."""
+    xs, ys = check.throughput_curve(g)
+    slopes = np.diff(ys) / np.diff(xs)
+    out = np.zeros(len(price))
+    for t, p in enumerate(price):
+        if p < 0:
+            out[t] = xs[-1]
+            continue
+        worth = xs[1:][g.spot_price_usd_per_gpu_hour * slopes > p]
+        out[t] = min(worth.max() if len(worth) else 0.0, float(np.interp(demand_gpus[t], ys, xs)))
+    return out
 
 
 def _local_hours(ds) -> pd.DatetimeIndex:
@@ -49,7 +68,7 @@ def test_august_2023_scarcity_curtails_mining_through_the_spike(default_site):
 
 
 @pytest.mark.parametrize(("day", "hours", "market"), [
-    ("2021-03-14", 23, "real-time"), ("2021-11-07", 25, "real-time"),
+    ("2021-03-14", 23, "day-ahead"), ("2021-11-07", 25, "day-ahead"),
     ("2022-03-13", 23, "day-ahead"), ("2022-11-06", 25, "day-ahead"),
 ])
 def test_daylight_saving_days_have_23_or_25_hours(default_site, day, hours, market):
@@ -66,9 +85,10 @@ def test_negative_prices_run_everything_and_pay_for_sellback(default_site):
     ds = optimizer.schedule(default_site, day="2022-02-15")
     price = ds["price_usd_per_mwh"].to_numpy()
     assert (price < 0).sum() >= 20
-    assert ds["mining_mw"].to_numpy() == pytest.approx(np.full(24, 120.0), abs=1e-6)
-    assert ds["ai_mw"].to_numpy() == pytest.approx(np.full(24, 51.0), abs=1e-6)
     neg = price < 0
+    assert ds["mining_mw"].to_numpy() == pytest.approx(np.full(24, 120.0), abs=1e-6)
+    # at a negative price every GPU is worth powering, demand or not (drawing power is paid)
+    assert ds["ai_mw"].to_numpy()[neg] == pytest.approx(np.full(neg.sum(), 51.0), abs=1e-6)
     # the unused 9 MW of the block are settled at a negative price: a charge, not a credit
     assert ds["sellback_credit_usd"].to_numpy()[neg] == pytest.approx(9.0 * price[neg])
 
@@ -84,7 +104,8 @@ def test_without_limits_each_fleet_runs_exactly_when_its_value_beats_the_price(d
         want = np.where(price < value, f.capacity_mw, 0.0)
         assert ds["power_mw"].sel(asset=f.name).to_numpy() == pytest.approx(want, abs=1e-6), f.name
     g = site.gpu[0]
-    want = np.where(price < g.spot_value_usd_per_mwh, g.gpus, g.committed_gpus) * g.mw_per_gpu
+    demand = ds["demand_gpus"].sel(cluster=g.name).to_numpy()
+    want = g.committed_gpus * 1.275 * 1.25 / 1000 + _spot_mw_by_hand(g, price, demand)
     assert ds["power_mw"].sel(asset=g.name).to_numpy() == pytest.approx(want, abs=1e-6)
 
 
@@ -124,5 +145,5 @@ def test_4cp_charge_curtails_the_likely_peak_hours_of_a_real_summer_day(default_
         curtailed = ds["power_mw"].sel(asset=f.name).to_numpy() < 0.01 * f.capacity_mw   # off or warm standby
         assert (curtailed[prob * 25_000 > margin * 1.05]).all(), f.name
         assert (~curtailed[prob * 25_000 < margin * 0.95]).all(), f.name
-    plain = optimizer.schedule(default_site, flat, day="2023-08-10")
+    plain = optimizer.schedule(dataclasses.replace(default_site, fourcp=optimizer.site.FourCP()), flat, day="2023-08-10")
     assert float(plain["mining_mw"].min()) == pytest.approx(120.0)

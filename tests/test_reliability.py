@@ -3,6 +3,7 @@ survived, and random inputs that never produce an invalid schedule or a tracebac
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -24,7 +25,7 @@ from optimizer.cli import app
 from optimizer.errors import InfeasibleError, NoSolutionError
 from optimizer.fallback import strike_schedule
 from optimizer.inputs import Inputs
-from optimizer.scheduling import check_inputs
+from optimizer.scheduling import DayRequest, check_inputs, day_inputs
 from optimizer.results import output_lock
 
 runner = CliRunner()
@@ -79,7 +80,9 @@ def test_one_millisecond_time_limit_writes_a_flagged_fallback_that_holds_every_l
     assert "time limit" in doc["summary"]["fallback_reason"]
     site = optimizer.load_site(optimizer.default_site_path())
     frame = pd.DataFrame(doc["schedule"])
-    assert optimizer.check_schedule(site, frame, hashprice_usd_per_ph_day=doc["summary"]["hashprice_usd_per_ph_day"]) == []
+    # the file checked against the day's inputs rebuilt from the shipped data, nothing taken from the file
+    inputs, _ = day_inputs(site, DayRequest(dt.date(2021, 2, 15)))
+    assert optimizer.check_schedule(site, frame, check_inputs(site, inputs.head(len(frame)))) == []
     assert (frame["ai_mw__h100"] >= site.gpu[0].committed_mw - 1e-9).all()
 
 

@@ -163,9 +163,12 @@ def test_default_gpu_cluster_power_by_hand(default_site):
 def test_default_gpu_cluster_money_by_hand(default_site):
     (g,) = default_site.gpu
     assert g.committed_revenue_usd_per_hour == pytest.approx(18800 * 2.35)
-    # spot: 1.70 USD/GPU-h x 0.7 utilisation per (1.275 x 1.25 / 1000) MW per GPU
-    assert g.spot_value_usd_per_mwh == pytest.approx(1.70 * 0.7 / (1.275 * 1.25 / 1000))
-    assert g.spot_value_usd_per_mwh == pytest.approx(746.67, abs=0.01)
+    # spot GPUs at full power: 1.70 USD/GPU-h per (1.275 x 1.25 / 1000) MW per GPU = 1066.67 USD/MWh. Capped, a
+    # GPU whose boards draw f of full power draws (0.45 + 0.55 f) of its site power; throughput per site power is
+    # highest at the curve point (0.7628, 0.9289): 0.9289 / 0.86954 = 1.0683 (at 0.70: 0.8754 / 0.835 = 1.0484;
+    # at 1.0: 1.0), so the first MW of spot load earns 1066.67 x 1.0683
+    assert g.spot_value_usd_per_mwh == pytest.approx(1.70 / (1.275 * 1.25 / 1000) * 0.9289 / (0.45 + 0.55 * 0.7628))
+    assert g.spot_value_usd_per_mwh == pytest.approx(1139.48, abs=0.01)
 
 
 def test_default_fleet_mining_value_by_hand(default_site):

@@ -22,9 +22,12 @@ def _count(m, ctype, integer=None):
 def test_default_site_model_has_the_expected_size(default_site):
     n = 48
     m = model.build(default_site, model.Structure(n))
-    # s21-pro, s19j-pro and h100 all have restart costs: each has mw, on, start, stop per hour
-    assert _count(m, pyo.Var) == 3 * 4 * n
+    # s21-pro, s19j-pro and h100 all have restart costs: each has mw, on, start, stop per hour; the cluster also
+    # has the inference it serves per hour (no jobs: no throughput variable; committed GPUs never capped: fixed)
+    assert _count(m, pyo.Var) == 3 * 4 * n + n
     assert _count(m, pyo.Var, integer=True) == 3 * 3 * n
+    # h100-default has 7 segments above its most efficient cap: one throughput row per segment and hour
+    assert len(m.gpu["h100"].throughput_curve) == 6 * n
     assert list(m.FLEETS) == ["s21-pro", "s19j-pro"] and list(m.CLUSTERS) == ["h100"]
     # s19j-pro (min_on 2) has a min-on row; only h100 and s19j-pro have ramp rows (s21-pro ramps 80 = capacity)
     assert hasattr(m.mining["s19j-pro"], "min_on") and not hasattr(m.mining["s21-pro"], "min_on")
@@ -52,7 +55,7 @@ def test_power_bounds_are_the_capacities(default_site):
     m = model.build(default_site, model.Structure(4))
     assert m.mining["s21-pro"].mw[0].bounds == (0.0, 80.0)
     assert m.gpu["h100"].mw[0].bounds == pytest.approx((0.0, 51.0 - 29.9625))
-    assert pyo.value(m.gpu["h100"].committed_mw) == pytest.approx(29.9625)
+    assert pyo.value(m.gpu["h100"].committed_mw[0]) == pytest.approx(29.9625)
 
 
 def test_set_data_loads_prices_hashprice_and_state_without_rebuilding(default_site):

@@ -1,35 +1,39 @@
-"""Walk-forward backtest: replay operating days as the nightly job would have, operate in real time, settle.
+"""Walk-forward backtest: replay operating days as the tool would have run them, operate in real time, settle.
 
 For each operating day D (the site's local calendar day):
 
 1. at the decision time on D-1 (default 10:00 local), forecast hourly real-time prices for D plus the lookahead
    with :mod:`optimizer.forecast` (which sees only what was published by then); the hashprice known then is the
-   latest daily value whose UTC day had ended;
-2. plan: solve the day-ahead model on that forecast, from the state each policy actually ended D-1 in;
-3. operate through D at the simulation's resolution (15 minutes on the shipped data) with each policy;
-4. settle every policy at the actual real-time prices and the day's actual hashprice.
+   latest daily value whose UTC day had ended; 4CP peak probabilities from the system load known then;
+2. each policy plans (if it plans) from the state it actually ended D-1 in (units, job progress);
+3. it operates through D at the simulation's resolution (15 minutes on the shipped data) with the real-time
+   controller of :mod:`optimizer.operate`;
+4. every policy is settled at the actual real-time prices, the day's actual hashprice and the actual 4CP peaks.
 
-Policies (:data:`POLICIES`):
+Policies (:data:`POLICIES`, a registry: one function per policy):
 
-``schedule``         follow the plan's power set-points (within the units' limits at real-time resolution);
-``schedule+strike``  follow the plan while the real-time price is on the plan's side of the unit's strike for
-                     that hour, and override toward full power / zero when it crosses. The strike is the unit's
-                     value per MWh moved by a commitment premium (restart cost spread over one on/off cycle:
-                     ``restart_cost / (capacity x max(min on, min off, 1 h))``): up in the hours the plan runs the
-                     unit, down in the hours it does not, so a short surprise is not worth a restart;
-``strike``           the operators' rule: run below the value per MWh, stop above (optional hysteresis and hold);
-``always-on``        everything at full power;
-``perfect``          the same model solved on the actual real-time prices at the simulation's resolution
-                     (with the actual lookahead), valuing mining at the hashprice known at the decision like the
-                     other plans, and settled like them at the actual one: the benchmark upper limit.
+``mpc``              rolling re-optimisation, the default policy: every ``replan_minutes`` (60 by default) of day
+                     D, re-solve a fixed horizon (``mpc_horizon_hours``) from the state really reached, on the
+                     intraday price forecast known then (:mod:`optimizer.intraday`: the last ended real-time price
+                     decaying to the published day-ahead price, the D-1 forecast beyond), with 4CP probabilities
+                     from the load seen so far; then run the real-time intervals until the next re-plan with the
+                     re-plan's strike table (:func:`optimizer.operate.strike_table`: value - expected 4CP charge +/-
+                     the commitment premium the plan implies) against the actual price of each interval;
+``schedule``         follow the D-1 plan's set-points (within the units' limits at real-time resolution);
+``schedule+strike``  run the D-1 plan's strike table, exactly the ``strike_usd_per_mwh__<unit>`` columns
+                     ``curtail schedule`` writes: a unit runs while the real-time price is below its strike;
+``strike``           the operators' rule: run while the price is below the unit's value (optional hysteresis and
+                     hold), ignoring 4CP and commitment costs;
+``always-on``        every unit at the most it can use;
+``perfect``          the same model solved on the actual real-time prices at the simulation's resolution, with the
+                     actual 4CP peaks, at the hashprice known at the decision: the benchmark upper limit;
 ``stochastic+strike`` (optional) the two-stage plan over the forecast's 10/50/90% quantile paths (commitments
-                     shared, see :mod:`optimizer.stochastic`), its median-scenario set-points operated like
-                     ``schedule+strike``.
+                     shared, see :mod:`optimizer.stochastic`), its median scenario's strike table.
 
-Emergency events (hard load caps) are given in advance: plans honour them with their ramps; rule-based policies
-trip units to zero when a cap binds (see :mod:`optimizer.operate`). 4CP: plans price each hour's peak
-probability as known at the decision time; perfect foresight knows the actual peaks; every policy is settled on
-the actual monthly peaks (``fourcp_charge_usd``).
+Every policy's realised trajectory over the whole run is checked by the independent checker
+(:mod:`optimizer.check`) against the inputs (actual prices, hashprice, caps, demand, jobs) before the result is
+returned: a violation stops the run with a named error. Results are collected as arrays and assembled into one
+dataset at the end.
 """
 
 from __future__ import annotations
@@ -44,23 +48,23 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from optimizer import data, forecast, operate, results
-from optimizer.errors import InputError
+from optimizer import data, forecast, market as mk, operate, results
+from optimizer.errors import InputError, NoSolutionError
 from optimizer.events import Event, load_caps
 from optimizer.inputs import Inputs
-from optimizer.planner import Planner
 from optimizer.market import operating_hours
+from optimizer.planner import Plan, Planner
 from optimizer.site import Site
 from optimizer.solve import SolverOptions
 from optimizer.state import UnitState, resolve
-from optimizer.stochastic import ScenarioPlanner, quantile_scenarios
+from optimizer.workloads import JobProgress
 
 #: Forecast quantiles that make the scenarios of ``stochastic+strike``.
 QUANTILES = (0.1, 0.5, 0.9)
 
-POLICIES = ("schedule", "schedule+strike", "strike", "always-on", "perfect")
+POLICIES = ("mpc", "schedule", "schedule+strike", "strike", "always-on", "perfect")
 #: Also available, not run by default (it fits three quantile models): the two-stage plan over the forecaster's
-#: 10/50/90% quantile scenarios, operated like schedule+strike.
+#: 10/50/90% quantile scenarios, operated with its median scenario's strike table.
 OPTIONAL_POLICIES = ("stochastic+strike",)
 
 
@@ -71,7 +75,7 @@ class Settings:
     forecast_method: str = "auto"            # "auto": gbm (see default_method), or one of forecast.METHODS
     decision_hour_local: int | None = None   # None: 10, or 14 for the day-ahead based methods
     lookahead_hours: int = 24
-    hashprice_usd_per_ph_day: float | None = None     # constant; None: the shipped daily series
+    hashprice_usd_per_ph_day: float | None = None     # constant; None: the market's daily series
     hysteresis_usd_per_mwh: float = 0.0      # for the strike rule
     hold_hours: float = 0.0                  # minimum hold of the strike rule
     cvar_weight: float = 0.0                 # stochastic+strike: weight of CVaR(90%) against expected profit
@@ -80,21 +84,33 @@ class Settings:
     events: tuple[Event, ...] = ()           # emergency caps, given in advance: honoured by every policy
     deployments: tuple[Deployment, ...] = ()  # ancillary-service deployments: offered capacity must drop
     fourcp_in_plan: bool = True              # plans price the expected 4CP charge (when the site has one)
+    replan_minutes: int = 60                 # mpc: minutes between re-plans (60 or 15)
+    mpc_horizon_hours: int = 24              # mpc: hours each re-plan sees
+    anticipate: bool = True                  # mpc: follow a plan's ramp-down ahead of dear hours
+    fourcp_intraday: str = "d-1"             # mpc: 4CP chances: "d-1" (the nightly estimate), "now", "max"
+    lock_weight: float = 0.0                 # strikes: weight of the plan's margins over lock-out windows (0: the
+    #                                          restart cost alone; chosen on July 2023 and May 2022, see docs)
+    anticipation_margin_usd_per_mwh: float = 0.0   # mpc: ... when the next hour is forecast this far above strike
 
     def __post_init__(self) -> None:
         unknown = set(self.policies) - set(POLICIES) - set(OPTIONAL_POLICIES)
-        if unknown:
+        if unknown or not self.policies:
             raise InputError(f"unknown policy {sorted(unknown)}; one of {', '.join(POLICIES + OPTIONAL_POLICIES)}",
                              field="policies")
         if self.forecast_method not in ("auto", *forecast.METHODS):
             raise InputError(f"unknown forecast method {self.forecast_method!r}; one of auto, "
                              f"{', '.join(forecast.METHODS)}", field="forecast")
+        if self.replan_minutes not in (15, 60):
+            raise InputError(f"replan minutes must be 15 or 60, got {self.replan_minutes}", field="replan_minutes")
+        if not 1 <= self.mpc_horizon_hours <= 168:
+            raise InputError(f"mpc horizon must be 1..168 hours, got {self.mpc_horizon_hours}",
+                             field="mpc_horizon_hours")
 
 
 @dataclass
 class Market:
-    """The price data of a run: the history forecasts may read (filtered by decision time) and the actual
-    real-time prices that settle (any resolution: 1 h or 15 min)."""
+    """The data of a run: the history forecasts may read (filtered by decision time), the actual real-time prices
+    that settle (any resolution: 1 h or 15 min), the daily hashprice and the actual 4CP hours."""
 
     history: forecast.MarketHistory
     actual: pd.Series
@@ -116,7 +132,7 @@ class Result:
     days: pd.DataFrame
     summary: dict
     end_states: dict[str, dict[str, UnitState]]
-    forecast: pd.Series          # the forecast each operating hour was planned with (USD/MWh)
+    forecast: pd.Series          # the D-1 forecast each operating hour was planned with (USD/MWh)
 
 
 @dataclass(frozen=True)
@@ -128,22 +144,198 @@ class Deployment:
     service: str
 
 
+@dataclass
+class PolicyState:
+    """Where a policy stands between days: its units, its jobs' progress."""
+
+    units: dict[str, UnitState]
+    jobs: dict[str, JobProgress]
+
+
 @dataclass(frozen=True)
 class _Day:
     """Everything one operating day's policies need: what was known at the decision, and what happened."""
 
+    day: dt.date
     hours: pd.DatetimeIndex          # UTC hour starts of the operating day
-    sim_times: pd.DatetimeIndex      # real-time intervals of the day
-    rt: pd.Series                    # actual real-time prices of the day (settlement)
-    forecast: pd.Series              # hourly forecast over the plan horizon (decision time)
+    times: pd.DatetimeIndex          # real-time intervals of the day
+    dt: float                        # their length, hours
+    rt: np.ndarray                   # actual real-time prices of the day (settlement)
+    decision: pd.Timestamp
+    horizon: pd.DatetimeIndex        # hourly plan horizon (day + lookahead, cut where the data ends)
+    forecast: pd.Series              # hourly D-1 forecast over the plan horizon
+    method: str                      # the forecast method actually used
     scenarios: pd.DataFrame | None   # quantile paths over the plan horizon (stochastic+strike only)
-    hashprice_known: float
-    sim_caps: np.ndarray             # load caps of the day's intervals (emergency events)
-    plan_caps: np.ndarray            # the same events over the plan horizon (events are given in advance)
-    plan_peak_probability: np.ndarray | None   # 4CP chances over the plan horizon, known at the decision
-    perfect_prices: pd.Series        # actual prices over the horizon at real-time resolution
-    perfect_caps: np.ndarray
-    perfect_peak_weight: np.ndarray | None      # the actual 4CP peaks over that horizon
+    hp_known: float
+    hp_actual: float
+    peak_probability: np.ndarray | None   # 4CP chances over the plan horizon, known at the decision
+    emergency: np.ndarray            # emergency caps of the day's intervals (events)
+    fourcp_cap: np.ndarray           # the site's 4CP curtailment rule on the day's intervals (import limit where none)
+    settle_weight: np.ndarray        # 1 in the actual monthly peak hours
+    demand: np.ndarray               # (interval, cluster) inference demand, GPUs
+
+
+@dataclass
+class _Out:
+    """One policy's day: its decisions and what shaped them (arrays over the day's intervals)."""
+
+    power: np.ndarray
+    on: np.ndarray
+    start: np.ndarray
+    committed: np.ndarray
+    jobs: np.ndarray
+    offer: np.ndarray
+    caps: np.ndarray
+    deployed: np.ndarray
+    penalty: np.ndarray
+    plan_status: str = ""
+    plan_gap: float = float("nan")
+    fallbacks: int = 0
+    solves: int = 0
+
+
+class _Env:
+    """What every policy of a run shares: site, settings, market, planners, forecasters."""
+
+    def __init__(self, site: Site, market: Market, settings: Settings):
+        self.site, self.market, self.settings = site, market, settings
+        self.planner = Planner(site, settings.solver)
+        self.mpc_planner = Planner(site, settings.solver)
+        self.perfect_planner = Planner(site, settings.solver)
+        self._scenario_planner = None
+        self._intraday = None
+
+    @property
+    def scenario_planner(self):
+        if self._scenario_planner is None:
+            from optimizer.stochastic import ScenarioPlanner
+
+            self._scenario_planner = ScenarioPlanner(self.site, self.settings.solver)
+        return self._scenario_planner
+
+    @property
+    def intraday(self):
+        if self._intraday is None:
+            from optimizer.intraday import IntradayForecaster
+
+            h = self.market.history
+            rt15 = self.market.actual if data.interval_hours(pd.DatetimeIndex(self.market.actual.index[:2])) == 0.25 \
+                else None
+            self._intraday = IntradayForecaster(rt15, h.rt, h.da, h.timezone)
+        return self._intraday
+
+    @property
+    def highs_seconds(self) -> float:
+        out = self.planner.highs_seconds + self.mpc_planner.highs_seconds + self.perfect_planner.highs_seconds
+        return out + (self._scenario_planner.highs_seconds if self._scenario_planner else 0.0)
+
+
+def default_method(settings: Settings) -> str:
+    """``auto`` means ``gbm``: at a 10:00 decision no day-ahead price of D is published yet (13:30)."""
+    return "gbm" if settings.forecast_method == "auto" else settings.forecast_method
+
+
+def run(site: Site, start: dt.date, end: dt.date, market: Market, settings: Settings | None = None, *,
+        initial_states: Mapping[str, Mapping[str, UnitState]] | None = None,
+        progress: Callable[[dt.date], None] | None = None) -> Result:
+    """Backtest ``site`` over the local days ``start``..``end`` (inclusive)."""
+    settings = settings or Settings()
+    t_wall = time.perf_counter()
+    if end < start:
+        raise InputError(f"end {end} is before start {start}", field="end")
+    method = default_method(settings)
+    hour = settings.decision_hour_local
+    if hour is None:
+        hour = mk.DA_DECISION_HOUR_LOCAL if method in ("da", "da+gbm") else mk.DEFAULT_DECISION_HOUR_LOCAL
+    env = _Env(site, market, settings)
+    forecaster = forecast.Forecaster(method, market.history)
+    naive = forecast.Forecaster("naive", market.history)
+    quantile_fc = None
+    if "stochastic+strike" in settings.policies:
+        quantile_fc = (forecast.Forecaster(method if method in ("gbm", "naive", "da+gbm") else "naive",
+                                           market.history, quantiles=QUANTILES),
+                       forecast.Forecaster("naive", market.history, quantiles=QUANTILES))
+    actual = market.actual.sort_index()
+    dt_sim = data.interval_hours(pd.DatetimeIndex(actual.index[:2]))
+    states = {p: PolicyState(resolve(site, (initial_states or {}).get(p)), {}) for p in settings.policies}
+    start_states = {p: dict(s.units) for p, s in states.items()}
+    collected: dict[str, list[_Out]] = {p: [] for p in settings.policies}
+    days: list[_Day] = []
+    rows = []
+    for day in pd.date_range(start, end, freq="D").date:
+        d = _prepare_day(env, day, actual, dt_sim, hour, forecaster, naive, quantile_fc)
+        days.append(d)
+        row = {"day": day, "forecast_method": d.method, "hashprice_known": d.hp_known, "hashprice_actual": d.hp_actual,
+               "forecast_mae_usd_per_mwh": float(np.abs(d.forecast.iloc[: len(d.hours)].to_numpy()
+                                                        - _hourly(d.rt, d.times, d.hours)).mean())}
+        for policy in settings.policies:
+            out = _POLICY_FUNCS[policy](env, d, states[policy])
+            collected[policy].append(out)
+            row[f"{policy}:plan_status"] = out.plan_status
+            row[f"{policy}:fallbacks"] = out.fallbacks
+        rows.append(row)
+        if progress:
+            progress(day)
+    per_policy = {p: _assemble(site, days, collected[p]) for p in settings.policies}
+    for p, ds in per_policy.items():
+        _verify(site, p, ds, days, collected[p], start_states[p])
+    intervals = xr.concat([per_policy[p] for p in settings.policies], dim="policy", combine_attrs="drop_conflicts")
+    intervals = intervals.assign_coords(policy=list(settings.policies))
+    intervals.attrs.update({"interval_hours": dt_sim, "site": site.name, "forecast_method": method,
+                            "decision_hour_local": hour})
+    table = pd.DataFrame(rows).set_index("day")
+    for p in settings.policies:
+        daily = per_policy[p]["profit_usd"].to_series()
+        local = daily.index.tz_localize("UTC").tz_convert(site.timezone).date
+        table[f"{p}:profit_usd"] = daily.groupby(local).sum().reindex(table.index).to_numpy()
+    summary = _summary(site, intervals, table, settings, method, hour, start, end, env.highs_seconds,
+                       time.perf_counter() - t_wall, collected)
+    fc = pd.concat([d.forecast.iloc[: len(d.hours)] for d in days]).rename("forecast_usd_per_mwh")
+    return Result(intervals, table, summary, {p: s.units for p, s in states.items()}, fc)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# one day's context
+
+
+def _prepare_day(env: _Env, day: dt.date, actual: pd.Series, dt_sim: float, hour: int, forecaster, naive,
+                 quantile_fc) -> _Day:
+    site, settings, market = env.site, env.settings, env.market
+    hours = operating_hours(day, site.timezone)
+    times = pd.date_range(hours[0], hours[-1] + pd.Timedelta(hours=1), freq=f"{int(dt_sim * 60)}min",
+                          inclusive="left")
+    rt = actual.reindex(times)
+    if rt.isna().any():
+        raise InputError(f"no actual real-time price for {rt.index[rt.isna()][0].isoformat()} (operating day "
+                         f"{day})", field="prices")
+    decision = mk.decision_time_for(day, site.timezone, hour)
+    full = mk.horizon_for(day, site.timezone, settings.lookahead_hours)
+    horizon = full[: max(len(hours), int((full <= actual.index[-1]).sum()))]
+    hp_known, hp_actual = _hashprices(market, settings, day, decision)
+    method = default_method(settings)
+    try:
+        fc = forecaster.predict(decision, horizon)
+    except InputError:
+        if method == "perfect":
+            raise
+        fc, method = naive.predict(decision, horizon), "naive"
+    scenarios = None
+    if quantile_fc is not None:
+        try:
+            scenarios = quantile_fc[0].predict_quantiles(decision, horizon)
+        except InputError:
+            scenarios = quantile_fc[1].predict_quantiles(decision, horizon)
+    fourcp = site.fourcp.active and settings.fourcp_in_plan
+    prob = _peak_probability(market.history, decision, horizon) if fourcp else None
+    fourcp_cap = np.full(len(times), site.grid.import_limit_mw)
+    if prob is not None and site.fourcp.curtail_above_probability < 1.0:
+        on_sim = pd.Series(prob, index=horizon).reindex(times.floor("h")).to_numpy()
+        fourcp_cap = np.where(on_sim >= site.fourcp.curtail_above_probability, site.committed_mw, fourcp_cap)
+    demand = (np.stack([g.demand_fraction(times) * g.spot_gpus for g in site.gpu], axis=1) if site.gpu
+              else np.zeros((len(times), 0)))
+    return _Day(day, hours, times, dt_sim, rt.to_numpy(), decision, horizon, fc, method, scenarios, hp_known,
+                hp_actual, prob, load_caps(site, list(settings.events), times, dt_sim), fourcp_cap,
+                _peak_weight(times, market.peak_hours), demand)
 
 
 def _peak_probability(history, decision, horizon) -> np.ndarray:
@@ -159,121 +351,8 @@ def _peak_weight(times: pd.DatetimeIndex, peaks: pd.DatetimeIndex | None) -> np.
     return pd.DatetimeIndex(times).floor("h").isin(peaks).astype(float)
 
 
-def default_method(settings: Settings) -> str:
-    """``auto`` means ``gbm``: at a 10:00 decision no day-ahead price of D is published yet (13:30), and on the
-    shipped data gbm beats the seasonal naive forecast (see benchmarks/forecast_mae.py)."""
-    return "gbm" if settings.forecast_method == "auto" else settings.forecast_method
-
-
-def run(site: Site, start: dt.date, end: dt.date, market: Market, settings: Settings | None = None, *,
-        initial_states: Mapping[str, Mapping[str, UnitState]] | None = None,
-        progress: Callable[[dt.date], None] | None = None) -> Result:
-    """Backtest ``site`` over the local days ``start``..``end`` (inclusive)."""
-    settings = settings or Settings()
-    t_wall = time.perf_counter()
-    if end < start:
-        raise InputError(f"end {end} is before start {start}", field="end")
-    method = default_method(settings)
-    hour = settings.decision_hour_local
-    if hour is None:
-        hour = forecast.DA_DECISION_HOUR_LOCAL if method in ("da", "da+gbm") else forecast.DEFAULT_DECISION_HOUR_LOCAL
-    forecaster = forecast.Forecaster(method, market.history)
-    fallback_forecaster = forecast.Forecaster("naive", market.history)
-    quantile_method = method if method in ("gbm", "naive", "da+gbm") else "naive"
-    quantile_forecaster = forecast.Forecaster(quantile_method, market.history, quantiles=QUANTILES)
-    fallback_quantiles = forecast.Forecaster("naive", market.history, quantiles=QUANTILES)
-    scenario_planner = ScenarioPlanner(site, settings.solver)
-    actual = market.actual.sort_index()
-    dt_sim = data.interval_hours(pd.DatetimeIndex(actual.index[:2]))
-    plan_planner = Planner(site, settings.solver)
-    perfect_planner = Planner(site, settings.solver)
-    states = {p: resolve(site, (initial_states or {}).get(p)) for p in settings.policies}
-    frames: dict[str, list[xr.Dataset]] = {p: [] for p in settings.policies}
-    rows, forecasts = [], []
-    for day in pd.date_range(start, end, freq="D").date:
-        hours = operating_hours(day, site.timezone)
-        sim_times = pd.date_range(hours[0], hours[-1] + pd.Timedelta(hours=1), freq=f"{int(dt_sim * 60)}min",
-                                  inclusive="left")
-        rt = actual.reindex(sim_times)
-        if rt.isna().any():
-            raise InputError(f"no actual real-time price for {rt.index[rt.isna()][0].isoformat()} (operating day "
-                             f"{day})", field="prices")
-        decision = forecast.decision_time_for(day, site.timezone, hour)
-        horizon = _covered(forecast.horizon_for(day, site.timezone, settings.lookahead_hours), actual, len(hours))
-        hp_known, hp_actual = _hashprices(market, settings, day, decision)
-        used = method
-        try:
-            fc = forecaster.predict(decision, horizon)
-        except InputError:
-            if method in ("perfect",):
-                raise
-            fc, used = fallback_forecaster.predict(decision, horizon), "naive"
-        forecasts.append(fc.iloc[: len(hours)])
-        step = pd.Timedelta(hours=dt_sim)
-        perfect_times = pd.date_range(horizon[0], horizon[-1] + pd.Timedelta(hours=1), freq=step, inclusive="left")
-        perfect_prices = actual.reindex(perfect_times).dropna()
-        fourcp = site.fourcp.active
-        scen = None
-        if "stochastic+strike" in settings.policies:
-            scen = _quantiles(quantile_forecaster, fallback_quantiles, decision, horizon)
-        d = _Day(hours=hours, sim_times=sim_times, rt=rt, forecast=fc, scenarios=scen, hashprice_known=hp_known,
-                 sim_caps=load_caps(site, list(settings.events), sim_times, dt_sim),
-                 plan_caps=load_caps(site, list(settings.events), horizon, 1.0),
-                 plan_peak_probability=(_peak_probability(market.history, decision, horizon)
-                                        if fourcp and settings.fourcp_in_plan else None),
-                 perfect_prices=perfect_prices,
-                 perfect_caps=load_caps(site, list(settings.events), perfect_prices.index, dt_sim),
-                 perfect_peak_weight=(_peak_weight(perfect_prices.index, market.peak_hours)
-                                      if fourcp and settings.fourcp_in_plan else None))
-        settle_weight = _peak_weight(sim_times, market.peak_hours)
-        if d.plan_peak_probability is not None and site.fourcp.curtail_above_probability < 1.0:
-            # the site's 4CP curtailment rule is a hard limit of operation, for every policy
-            on_sim = pd.Series(d.plan_peak_probability, index=horizon).reindex(sim_times.floor("h")).to_numpy()
-            hot = on_sim >= site.fourcp.curtail_above_probability
-            d = dataclasses.replace(d, sim_caps=np.where(hot, np.minimum(d.sim_caps, site.committed_mw), d.sim_caps))
-        row = {"day": day, "forecast_method": used, "hashprice_known": hp_known, "hashprice_actual": hp_actual,
-               "forecast_mae_usd_per_mwh": float(np.abs(fc.iloc[: len(hours)].to_numpy()
-                                                        - _hourly(rt, hours).to_numpy()).mean())}
-        for policy in settings.policies:
-            walk, offer, caps, deployed = _operate(policy, site, states[policy], d, settings, plan_planner,
-                                                   perfect_planner, scenario_planner)
-            ds = results.assemble(site, sim_times, rt.to_numpy(), walk.site_power(site), walk.on, walk.start,
-                                  hashprice_usd_per_ph_day=hp_actual, dt_hours=dt_sim, max_load_mw=caps,
-                                  peak_weight=settle_weight, reserve_offer=offer, reserve_deployed_mw=deployed)
-            frames[policy].append(ds)
-            states[policy] = walk.end_state
-            row[f"{policy}:profit_usd"] = float(ds["profit_usd"].sum())
-        rows.append(row)
-        if progress:
-            progress(day)
-    intervals = xr.concat([xr.concat(frames[p], dim="time") for p in settings.policies], dim="policy",
-                          combine_attrs="drop_conflicts")
-    intervals = intervals.assign_coords(policy=list(settings.policies))
-    intervals.attrs.update({"interval_hours": dt_sim, "site": site.name, "forecast_method": method,
-                            "decision_hour_local": hour})
-    days = pd.DataFrame(rows).set_index("day")
-    summary = _summary(site, intervals, days, settings, method, hour, start, end,
-                       plan_planner.highs_seconds + perfect_planner.highs_seconds + scenario_planner.highs_seconds,
-                       time.perf_counter() - t_wall)
-    return Result(intervals, days, summary, states, pd.concat(forecasts).rename("forecast_usd_per_mwh"))
-
-
-def _quantiles(fc: forecast.Forecaster, fallback: forecast.Forecaster, decision: pd.Timestamp,
-               horizon: pd.DatetimeIndex) -> pd.DataFrame:
-    try:
-        return fc.predict_quantiles(decision, horizon)
-    except InputError:
-        return fallback.predict_quantiles(decision, horizon)
-
-
-def _covered(horizon: pd.DatetimeIndex, actual: pd.Series, n_day: int) -> pd.DatetimeIndex:
-    """The horizon cut where the price data ends (the lookahead shrinks at the end of the shipped data)."""
-    last = actual.index[-1]
-    return horizon[: max(n_day, int((horizon <= last).sum()))]
-
-
-def _hourly(rt: pd.Series, hours: pd.DatetimeIndex) -> pd.Series:
-    return rt.groupby(rt.index.floor("h")).mean().reindex(hours)
+def _hourly(rt: np.ndarray, times: pd.DatetimeIndex, hours: pd.DatetimeIndex) -> np.ndarray:
+    return pd.Series(rt, index=times).groupby(times.floor("h")).mean().reindex(hours).to_numpy()
 
 
 def _hashprices(market: Market, settings: Settings, day: dt.date, decision: pd.Timestamp) -> tuple[float, float]:
@@ -287,94 +366,423 @@ def _hashprices(market: Market, settings: Settings, day: dt.date, decision: pd.T
     return known, float(s.loc[pd.Timestamp(day)])
 
 
-def _operate(policy: str, site: Site, state: Mapping[str, UnitState], d: _Day, settings: Settings,
-             plan_planner: Planner, perfect_planner: Planner, scenario_planner: ScenarioPlanner
-             ) -> tuple[operate.Walk, np.ndarray | None, np.ndarray, np.ndarray | None]:
-    """One policy through one day, from its own state: the walk, the reserve capacity it offered (plan-based
-    policies only), the load caps it honoured (events, and deployments of what it offered) and the MW deployed."""
-    dt_sim = data.interval_hours(d.sim_times[:2])
-    price = d.rt.to_numpy()
-    caps = d.sim_caps
-    if policy == "strike":
-        units = operate.units_for(site, d.hashprice_known, state, dt_sim, settings.hold_hours)
-        return operate.walk(site, d.sim_times, units, operate.strike_policy(price, settings.hysteresis_usd_per_mwh),
-                            caps), None, caps, None
-    units = operate.units_for(site, d.hashprice_known, state, dt_sim)
-    if policy == "always-on":
-        return operate.walk(site, d.sim_times, units, lambda t, j, u, lo, hi: hi, caps), None, caps, None
-    if policy == "perfect":
-        plan = perfect_planner.solve(Inputs(d.perfect_prices, d.hashprice_known, state, d.perfect_caps,
-                                            d.perfect_peak_weight), fallback=True)
-    elif policy == "stochastic+strike":
-        frame, weights = quantile_scenarios(d.scenarios)
-        two = scenario_planner.solve(Inputs(frame.iloc[:, 0], d.hashprice_known, state, d.plan_caps,
-                                            d.plan_peak_probability), frame, weights,
-                                     cvar_weight=settings.cvar_weight)
-        plan = two.sel(scenario="q0.5")
+def _hashprice_at(env: _Env, now: pd.Timestamp, d: _Day) -> float:
+    if env.settings.hashprice_usd_per_ph_day is not None:
+        return env.settings.hashprice_usd_per_ph_day
+    return data.hashprice_known_at(now, env.market.hashprice, day=d.day)[0]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# policies
+
+
+def _plan_inputs(env: _Env, d: _Day, st: PolicyState, prices: pd.Series, hashprice: float,
+                 peak: np.ndarray | None, state: Mapping[str, UnitState] | None = None) -> Inputs:
+    times = pd.DatetimeIndex(prices.index)
+    step = data.interval_hours(times)
+    caps = load_caps(env.site, list(env.settings.events), times, step) if env.settings.events else None
+    return Inputs(prices, hashprice, st.units if state is None else state, caps, peak, job_progress=st.jobs)
+
+
+def _on_sim(d: _Day, plan_times: pd.DatetimeIndex, plan_dt: float, times: pd.DatetimeIndex | None = None) -> np.ndarray:
+    """For each real-time interval, the index of the plan interval holding it."""
+    times = d.times if times is None else times
+    idx = plan_times.get_indexer(times.floor(f"{int(round(plan_dt * 60))}min"))
+    if (idx < 0).any():
+        raise InputError(f"the plan does not cover {times[idx < 0][0].isoformat()}", field="plan")
+    return idx
+
+
+def _split(site: Site, arrays: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(switchable MW per unit, on per unit, committed MW per cluster) of a plan's arrays."""
+    n_mining = len(site.mining)
+    committed = arrays["committed_mw"]
+    flex = arrays["power"].copy()
+    flex[:, n_mining:] = flex[:, n_mining:] - committed + arrays["shortfall"][:, n_mining:]
+    return np.clip(flex, 0.0, None), arrays["on"], committed
+
+
+def _cluster_jobs(site: Site, jobs: np.ndarray) -> np.ndarray:
+    """(interval, cluster) job work from (interval, job)."""
+    out = np.zeros((len(jobs), len(site.gpu)))
+    names = [g.name for g in site.gpu]
+    for i, job in enumerate(site.jobs):
+        out[:, names.index(job.cluster or names[0])] += jobs[:, i]
+    return out
+
+
+def _strikes_of(env: _Env, plan: Plan, rt_dt: float, forecast: np.ndarray | None = None,
+                rows: int | None = None) -> operate.Strikes:
+    """A plan's strikes (plan interval, unit); ``forecast``: fresher prices than the plan's own (a rolling policy
+    between re-plans), ``rows``: only the first intervals' premiums."""
+    site, inputs = env.site, plan.inputs
+    flex, on, _ = _split(site, plan.arrays)
+    demand = np.stack([inputs.demand(site)[g.name] for g in site.gpu], axis=1) if site.gpu else np.zeros((inputs.n, 0))
+    useful = operate.useful_mw(site, demand, _cluster_jobs(site, plan.arrays["job_gpus"]))
+    c4 = (np.zeros(inputs.n) if inputs.peak_probability is None
+          else inputs.peak_probability * site.fourcp.usd_per_mw_peak)
+    return operate.strike_table(site, flex, on, inputs.price_array if forecast is None else forecast, c4,
+                                operate.values_usd_per_mwh(site, inputs.hashprice_usd_per_ph_day), useful,
+                                inputs.dt_hours, rt_dt, rows, env.settings.lock_weight)
+
+
+class _Walker:
+    """Runs a policy's units through the day in chunks (a rolling policy re-plans between chunks) and collects
+    the day's arrays; jobs get the work their plan gave them, as far as the spot throughput left after inference
+    allows (inference first), and their progress and late penalties are tracked."""
+
+    def __init__(self, env: _Env, d: _Day, st: PolicyState, hold_hours: float = 0.0):
+        site = env.site
+        self.env, self.d, self.st = env, d, st
+        n, k = len(d.times), len(site.asset_names)
+        self.units = operate.Units(site, st.units, d.dt, hold_hours)
+        self.power, self.on, self.start = np.zeros((n, k)), np.zeros((n, k)), np.zeros((n, k))
+        self.committed = np.tile([g.committed_mw for g in site.gpu], (n, 1)).reshape(n, len(site.gpu))
+        self.jobs = np.zeros((n, len(site.jobs)))
+        self.offer = np.zeros((n, k, len(site.reserves)))
+        self.caps = np.minimum(d.emergency, d.fourcp_cap)
+        self.deployed = np.zeros(n)
+        self.penalty = np.zeros(n)
+
+    def chunk(self, i0: int, i1: int, policy: operate.Policy, priority: np.ndarray,
+              committed: np.ndarray | None = None, jobs_planned: np.ndarray | None = None,
+              offer: np.ndarray | None = None, plan_load: np.ndarray | None = None) -> None:
+        site, d = self.env.site, self.d
+        sl = slice(i0, i1)
+        if committed is not None:
+            self.committed[sl] = committed
+        caps = self.caps[sl]
+        if offer is not None:
+            self.offer[sl] = offer
+            caps, deployed = _deployed(site, self.env.settings.deployments, d.times[sl], d.dt, caps, offer,
+                                       plan_load)
+            self.caps[sl], self.deployed[sl] = caps, deployed
+        # a deployment is an instruction to drop the offered load now: like an emergency, units may trip for it
+        instructed = np.where(self.deployed[sl] > 0, np.minimum(d.emergency[sl], caps), d.emergency[sl])
+        w = operate.walk(site, self.units, i1 - i0, policy, caps, instructed, priority, self.committed[sl],
+                         d.times[sl])
+        self.power[sl] = w.site_power(site, self.committed[sl])
+        self.on[sl], self.start[sl] = w.on, w.start
+        if site.jobs:
+            self._jobs(sl, w.power[:, len(site.mining):], jobs_planned)
+
+    def _jobs(self, sl: slice, spot_mw: np.ndarray, planned: np.ndarray | None) -> None:
+        site, d = self.env.site, self.d
+        n = sl.stop - sl.start
+        planned = np.zeros((n, len(site.jobs))) if planned is None else planned
+        names = [g.name for g in site.gpu]
+        work = np.zeros_like(planned)
+        for c, g in enumerate(site.gpu):
+            mine = [i for i, job in enumerate(site.jobs) if (job.cluster or names[0]) == g.name]
+            room = np.clip(g.spot_throughput_gpus(spot_mw[:, c]) - d.demand[sl, c], 0.0, None)
+            want = planned[:, mine].sum(axis=1)
+            scale = np.where(want > 1e-9, np.minimum(1.0, room / np.maximum(want, 1e-12)), 0.0)
+            work[:, mine] = planned[:, mine] * scale[:, None]
+        for i, job in enumerate(site.jobs):
+            p = self.st.jobs.get(job.name, JobProgress(job.name, 0.0))
+            left = job.gpu_hours - p.gpu_hours_done
+            x = np.minimum(work[:, i], np.clip(left - np.concatenate([[0.0], np.cumsum(work[:-1, i])]) * d.dt, 0.0,
+                                               None) / d.dt)
+            self.jobs[sl, i] = x
+            times = d.times[sl]
+            ends = times + pd.Timedelta(hours=d.dt)
+            inside = np.flatnonzero((times < job.deadline) & (ends >= job.deadline))
+            if len(inside):
+                t = int(inside[0])
+                done_by = p.gpu_hours_done + x[: t + 1].sum() * d.dt if ends[t] <= job.deadline else \
+                    p.gpu_hours_done + x[:t].sum() * d.dt
+                self.penalty[sl.start + t] += job.late_penalty_usd_per_gpu_hour * max(0.0, job.gpu_hours - done_by)
+            running = p.running_hours
+            for v in x:
+                running = running + d.dt if v > 1e-9 else 0.0
+            self.st.jobs[job.name] = JobProgress(job.name, min(job.gpu_hours, p.gpu_hours_done + x.sum() * d.dt),
+                                                 running)
+
+    def done(self, **facts) -> _Out:
+        self.st.units = self.units.state()
+        return _Out(self.power, self.on, self.start, self.committed, self.jobs, self.offer, self.caps, self.deployed,
+                    self.penalty, **facts)
+
+
+def _run_on_arrival(env: _Env, d: _Day, st: PolicyState) -> np.ndarray:
+    """(interval, job): every job on all its GPUs from release until done (the no-flexibility baseline)."""
+    site = env.site
+    out = np.zeros((len(d.times), len(site.jobs)))
+    for i, job in enumerate(site.jobs):
+        left = job.gpu_hours - st.jobs.get(job.name, JobProgress(job.name, 0.0)).gpu_hours_done
+        for t in np.flatnonzero(np.asarray(d.times >= job.release)):
+            if left <= 1e-9:
+                break
+            out[t, i] = min(job.gpus, left / d.dt)
+            left -= out[t, i] * d.dt
+    return out
+
+
+def _rule(env: _Env, d: _Day, st: PolicyState, strike: np.ndarray | None, hold_hours: float = 0.0) -> _Out:
+    """A rule without a plan: run up to the useful power while the price is below the strike (``None``: always)."""
+    site = env.site
+    w = _Walker(env, d, st, hold_hours)
+    jobs = _run_on_arrival(env, d, st)
+    useful = operate.useful_mw(site, d.demand, _cluster_jobs(site, jobs))
+    values = operate.values_usd_per_mwh(site, d.hp_known)
+    prio = np.broadcast_to(values, useful.shape)
+    if strike is None:
+        policy = operate.strike_policy(np.full(len(d.times), -np.inf), np.broadcast_to(np.inf, useful.shape), useful)
     else:
-        plan = plan_planner.solve(Inputs(d.forecast, d.hashprice_known, state, d.plan_caps,
-                                         d.plan_peak_probability), fallback=True)
-    setpoint, offer = _setpoints(site, plan, d.sim_times)
-    caps, deployed = _deployed(site, settings.deployments, d.sim_times, dt_sim, caps, setpoint, offer)
-    if policy in ("schedule", "perfect"):
-        return (operate.walk(site, d.sim_times, units, lambda t, j, u, lo, hi: setpoint[t, j], caps), offer, caps,
-                deployed)
-    strike = _strikes(units, setpoint)
-    # the plan runs a unit when above its on-floor: a unit held warm at the floor counts as curtailed
-    planned_on = setpoint > np.array([u.floor for u in units]) + 1e-6
+        policy = operate.strike_policy(d.rt, strike, useful)
+    w.chunk(0, len(d.times), policy, prio, jobs_planned=jobs)
+    return w.done()
 
-    def plan_with_override(t: int, j: int, u: operate.Unit, lo: float, hi: float) -> float:
-        runs = price[t] < strike[t, j]
-        return setpoint[t, j] if runs == planned_on[t, j] else (hi if runs else lo)
 
-    return operate.walk(site, d.sim_times, units, plan_with_override, caps), offer, caps, deployed
+def _always_on(env: _Env, d: _Day, st: PolicyState) -> _Out:
+    return _rule(env, d, st, None)
+
+
+def _strike(env: _Env, d: _Day, st: PolicyState) -> _Out:
+    """The operators' rule with optional hysteresis: a running unit stops only above value + h, a stopped one
+    starts only below value - h."""
+    s = env.settings
+    values = operate.values_usd_per_mwh(env.site, d.hp_known)
+    if not s.hysteresis_usd_per_mwh:
+        return _rule(env, d, st, np.broadcast_to(values, (len(d.times), len(values))), s.hold_hours)
+    site = env.site
+    w = _Walker(env, d, st, s.hold_hours)
+    jobs = _run_on_arrival(env, d, st)
+    useful = operate.useful_mw(site, d.demand, _cluster_jobs(site, jobs))
+    h = s.hysteresis_usd_per_mwh
+
+    def policy(t: int, lo: np.ndarray, hi: np.ndarray, on: np.ndarray) -> np.ndarray:
+        threshold = values + np.where(on, h, -h)
+        return np.where(d.rt[t] < threshold, np.maximum(lo, np.minimum(hi, useful[t])), lo)
+
+    w.chunk(0, len(d.times), policy, np.broadcast_to(values, useful.shape), jobs_planned=jobs)
+    return w.done()
+
+
+def _day_plan(env: _Env, d: _Day, st: PolicyState) -> Plan:
+    inputs = _plan_inputs(env, d, st, d.forecast, d.hp_known, d.peak_probability)
+    return env.planner.plan(inputs, fallback=True)
+
+
+def _follow(env: _Env, d: _Day, st: PolicyState, plan: Plan) -> _Out:
+    """Follow a plan's set-points (fleets, clusters' spot and committed load, jobs, reserve offers)."""
+    site = env.site
+    flex, _, committed = _split(site, plan.arrays)
+    idx = _on_sim(d, plan.inputs.times, plan.inputs.dt_hours)
+    w = _Walker(env, d, st)
+    values = operate.values_usd_per_mwh(site, plan.inputs.hashprice_usd_per_ph_day)
+    w.chunk(0, len(d.times), operate.follow(flex[idx]), np.broadcast_to(values, (len(idx), len(values))),
+            committed[idx], plan.arrays["job_gpus"][idx], plan.arrays["reserve_offer"][idx],
+            plan.arrays["power"][idx].sum(axis=1))
+    return w.done(plan_status=plan.status, plan_gap=_gap(plan), fallbacks=int(bool(plan.fallback_reason)), solves=1)
+
+
+def _with_strikes(env: _Env, d: _Day, st: PolicyState, plan: Plan) -> _Out:
+    """Run a plan's strike table: exactly what a site controller does with ``strike_usd_per_mwh__<unit>``."""
+    site = env.site
+    _, _, committed = _split(site, plan.arrays)
+    idx = _on_sim(d, plan.inputs.times, plan.inputs.dt_hours)
+    strikes = _strikes_of(env, plan, d.dt)[idx]
+    jobs = plan.arrays["job_gpus"][idx]
+    useful = operate.useful_mw(site, d.demand, _cluster_jobs(site, jobs))
+    w = _Walker(env, d, st)
+    w.chunk(0, len(d.times), operate.strike_policy(d.rt, strikes, useful), strikes.marginal, committed[idx], jobs,
+            plan.arrays["reserve_offer"][idx], plan.arrays["power"][idx].sum(axis=1))
+    return w.done(plan_status=plan.status, plan_gap=_gap(plan), fallbacks=int(bool(plan.fallback_reason)), solves=1)
+
+
+def _schedule(env: _Env, d: _Day, st: PolicyState) -> _Out:
+    return _follow(env, d, st, _day_plan(env, d, st))
+
+
+def _schedule_strike(env: _Env, d: _Day, st: PolicyState) -> _Out:
+    return _with_strikes(env, d, st, _day_plan(env, d, st))
+
+
+def _perfect(env: _Env, d: _Day, st: PolicyState) -> _Out:
+    """The model on the actual prices at real-time resolution over the horizon, with the actual 4CP peaks."""
+    actual = env.market.actual
+    step = pd.Timedelta(hours=d.dt)
+    times = pd.date_range(d.horizon[0], d.horizon[-1] + pd.Timedelta(hours=1), freq=step, inclusive="left")
+    prices = actual.reindex(times).dropna()
+    weight = (_peak_weight(pd.DatetimeIndex(prices.index), env.market.peak_hours)
+              if env.site.fourcp.active and env.settings.fourcp_in_plan else None)
+    inputs = _plan_inputs(env, d, st, prices, d.hp_known, weight)
+    return _follow(env, d, st, env.perfect_planner.plan(inputs, fallback=True))
+
+
+def _stochastic(env: _Env, d: _Day, st: PolicyState) -> _Out:
+    from optimizer.stochastic import quantile_scenarios
+
+    frame, weights = quantile_scenarios(d.scenarios)
+    inputs = _plan_inputs(env, d, st, frame.iloc[:, 0], d.hp_known, d.peak_probability)
+    two = env.scenario_planner.solve(inputs, frame, weights, cvar_weight=env.settings.cvar_weight)
+    median = two.sel(scenario="q0.5")
+    plan = Plan(inputs.replace(prices=frame["q0.5"]), results.arrays_of(median, env.site),
+                _report_of(two), "", 0.0, 0.0, 0.0)
+    return _with_strikes(env, d, st, plan)
+
+
+def _mpc(env: _Env, d: _Day, st: PolicyState) -> _Out:
+    """Rolling re-optimisation: re-plan every ``replan_minutes`` from the state reached, run each re-plan's strike
+    table until the next."""
+    site, s = env.site, env.settings
+    w = _Walker(env, d, st)
+    plan_dt = s.replan_minutes / 60.0
+    per = int(round(plan_dt / d.dt))
+    fallback = d.forecast                        # the D-1 forecast: hours without a published DA price
+    statuses, gaps, fallbacks, solves = [], [], 0, 0
+    end_data = env.market.actual.index[-1]
+    for i0 in range(0, len(d.times), per):
+        i1 = min(i0 + per, len(d.times))
+        now = d.times[i0]
+        n_h = s.mpc_horizon_hours
+        horizon_h = pd.date_range(now.floor("h"), periods=n_h, freq="1h")
+        horizon_h = horizon_h[horizon_h <= min(end_data, fallback.index[-1])]
+        fc = env.intraday.predict(now, horizon_h, fallback=fallback)
+        prob = _mpc_peak_probability(env, d, now, horizon_h) if site.fourcp.active and s.fourcp_in_plan else None
+        if plan_dt < 1.0:                        # 15-minute re-plans: a 15-minute model from now
+            times = pd.date_range(now, horizon_h[-1] + pd.Timedelta(hours=1), freq="15min", inclusive="left")
+            fc = fc.reindex(times.floor("h")).set_axis(times)
+            prob = None if prob is None else pd.Series(prob, index=horizon_h).reindex(times.floor("h")).to_numpy()
+        state = w.units.state()
+        inputs = _plan_inputs(env, d, st, fc, _hashprice_at(env, now, d), prob, state)
+        plan = env.mpc_planner.plan(inputs, fallback=True)
+        solves += 1
+        fallbacks += int(bool(plan.fallback_reason))
+        statuses.append(plan.status)
+        gaps.append(_gap(plan))
+        idx = _on_sim(d, plan.inputs.times, plan.inputs.dt_hours, d.times[i0:i1])
+        _, _, committed = _split(site, plan.arrays)
+        jobs = plan.arrays["job_gpus"][idx]
+        useful = operate.useful_mw(site, d.demand[i0:i1], _cluster_jobs(site, jobs))
+        flex, _, _ = _split(site, plan.arrays)
+        for i in range(i0, i1):                  # each interval: the plan's commitments, the latest prices
+            fresh = fc.to_numpy() if i == i0 else _refresh(env, plan, d.times[i], fallback, plan_dt)
+            j = idx[i - i0]
+            strikes = _strikes_of(env, plan, d.dt, fresh, rows=j + 1)[j: j + 1]
+            k = slice(i - i0, i - i0 + 1)
+            ahead = operate.anticipation_mw(flex[j:], useful[k], strikes.marginal, plan.inputs.price_array[j:],
+                                            w.units.ramp_limited, s.anticipation_margin_usd_per_mwh,
+                                            max(1, round(1 / plan_dt))) if s.anticipate else None
+            w.chunk(i, i + 1, operate.strike_policy(d.rt[i: i + 1], strikes, useful[k], ahead), strikes.marginal,
+                    committed[idx[k]], jobs[k], plan.arrays["reserve_offer"][idx[k]],
+                    plan.arrays["power"][idx[k]].sum(axis=1))
+    worst = "fallback" if fallbacks else ("feasible" if "feasible" in statuses else "optimal")
+    return w.done(plan_status=worst, plan_gap=float(np.nanmax(gaps)) if gaps else float("nan"), fallbacks=fallbacks,
+                  solves=solves)
+
+
+def _mpc_peak_probability(env: _Env, d: _Day, now: pd.Timestamp, horizon: pd.DatetimeIndex) -> np.ndarray:
+    """4CP chances over a re-plan's horizon: the day-before estimate where it covers the hour, else (or also, by
+    ``fourcp_intraday``) the estimate made now with the load seen so far."""
+    mode = env.settings.fourcp_intraday
+    before = pd.Series(d.peak_probability, index=d.horizon).reindex(horizon).to_numpy()
+    if mode == "d-1" and not np.isnan(before).any():
+        return before
+    now_p = _peak_probability(env.market.history, now, horizon)
+    if mode == "now":
+        return now_p
+    return np.where(np.isnan(before), now_p, np.fmax(before, now_p) if mode == "max" else before)
+
+
+def _refresh(env: _Env, plan: Plan, now: pd.Timestamp, fallback: pd.Series, plan_dt: float) -> np.ndarray:
+    """The intraday forecast over a plan's intervals, made again at ``now`` with the prices known by then."""
+    times = plan.inputs.times
+    hours = pd.DatetimeIndex(times.floor("h").unique())
+    fc = env.intraday.predict(now, hours, fallback=fallback)
+    return fc.reindex(times.floor("h")).to_numpy() if plan_dt < 1.0 else fc.to_numpy()
+
+
+def _gap(plan: Plan) -> float:
+    return float("nan") if plan.report.mip_gap is None else float(plan.report.mip_gap)
+
+
+def _report_of(ds: xr.Dataset):
+    from optimizer.solve import SolveReport
+
+    return SolveReport(ds.attrs["status"], ds.attrs["status"], ds.attrs["objective_usd"], None,
+                       ds.attrs.get("mip_gap"), ds.attrs["solve_seconds"], ds.attrs["highs_seconds"], 0)
+
+
+_POLICY_FUNCS: dict[str, Callable[[_Env, _Day, PolicyState], _Out]] = {
+    "mpc": _mpc, "schedule": _schedule, "schedule+strike": _schedule_strike, "strike": _strike,
+    "always-on": _always_on, "perfect": _perfect, "stochastic+strike": _stochastic,
+}
 
 
 def _deployed(site: Site, deployments: Sequence[Deployment], times: pd.DatetimeIndex, dt_hours: float,
-              caps: np.ndarray, setpoint: np.ndarray, offer: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Load caps with deployments, and MW deployed: in a deployed interval the site draws at most its planned
-    load minus the capacity it offered to that service."""
+              caps: np.ndarray, offer: np.ndarray, plan_load: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Load caps with deployments, and MW deployed: in a deployed interval the site draws at most its planned load
+    less the capacity it offered to that service (an unknown service is an input error)."""
     deployed = np.zeros(len(times))
-    if not deployments or offer.shape[2] == 0:
+    if not deployments:
         return caps, deployed
     services = [r.name for r in site.reserves]
-    planned = setpoint.sum(axis=1) + site.committed_mw
     caps = caps.copy()
     t0 = pd.DatetimeIndex(times)
     t1 = t0 + pd.Timedelta(hours=dt_hours)
     for dep in deployments:
         if dep.service not in services:
-            continue
+            raise InputError(f"deployment of unknown service {dep.service!r}; the site offers "
+                             f"{', '.join(services) or 'none'}", field="deployments")
         hit = (t0 < dep.end) & (t1 > dep.start)
+        if not hit.any() or offer.shape[2] == 0:
+            continue
         drop = offer[:, :, services.index(dep.service)].sum(axis=1)
+        planned = caps if plan_load is None else plan_load
         caps[hit] = np.minimum(caps[hit], planned[hit] - drop[hit])
         deployed[hit] += drop[hit]
     return caps, deployed
 
 
-def _setpoints(site: Site, plan: xr.Dataset, sim_times: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray]:
-    """The plan's power of each switchable part (fleets; clusters' flexible load) and its reserve offers
-    (interval, asset, service), on the simulation's times."""
-    power = plan["power_mw"].to_numpy().copy()
-    n_mining = len(site.mining)
-    for j, g in enumerate(site.gpu):
-        power[:, n_mining + j] -= g.committed_mw
-    plan_times = pd.DatetimeIndex(plan["time"].values).tz_localize("UTC")
-    idx = plan_times.get_indexer(sim_times.floor(f"{int(plan.attrs['interval_hours'] * 60)}min"))
-    return np.clip(power[idx], 0.0, None), plan["reserve_offer_mw"].to_numpy()[idx]
+# ----------------------------------------------------------------------------------------------------------------
+# assembly, check, summary
 
 
-def _strikes(units: Sequence[operate.Unit], setpoint: np.ndarray) -> np.ndarray:
-    """Strike per interval and unit: value +/- commitment premium (up where the plan runs the unit)."""
-    out = np.empty_like(setpoint)
-    for j, u in enumerate(units):
-        premium = u.c.restart_cost_usd / (u.cap * max(u.c.min_on_hours, u.c.min_off_hours, 1.0)) if u.cap else 0.0
-        out[:, j] = u.value + np.where(setpoint[:, j] > u.floor + 1e-6, premium, -premium)
-    return out
+def _assemble(site: Site, days: list[_Day], outs: list[_Out]) -> xr.Dataset:
+    cat = np.concatenate
+    times = pd.DatetimeIndex(cat([d.times.tz_convert(None).to_numpy() for d in days])).tz_localize("UTC")
+    n = len(times)
+    dt_hours = days[0].dt
+    hp = cat([np.full(len(d.times), d.hp_actual) for d in days])
+    return results.assemble(
+        site, times, cat([d.rt for d in days]), cat([o.power for o in outs]), cat([o.on for o in outs]),
+        cat([o.start for o in outs]), hashprice_usd_per_ph_day=hp, dt_hours=dt_hours,
+        max_load_mw=cat([o.caps for o in outs]), peak_weight=cat([d.settle_weight for d in days]),
+        reserve_offer=cat([o.offer for o in outs]), reserve_deployed_mw=cat([o.deployed for o in outs]),
+        committed_mw=cat([o.committed for o in outs]), job_gpus=cat([o.jobs for o in outs]).reshape(n, -1),
+        demand_gpus=cat([d.demand for d in days]).reshape(n, len(site.gpu)),
+        job_penalty=cat([o.penalty for o in outs]))
+
+
+def _verify(site: Site, policy: str, ds: xr.Dataset, days: list[_Day], outs: list[_Out],
+            start_state: Mapping[str, UnitState]) -> None:
+    """The independent checker on a policy's whole realised trajectory, from the inputs: a violation stops the run."""
+    from optimizer import check
+
+    cat = np.concatenate
+    ins = check.CheckInputs(
+        timestamps=pd.DatetimeIndex(ds["time"].values).tz_localize("UTC"),
+        prices_usd_per_mwh=cat([d.rt for d in days]), hashprice_usd_per_ph_day=cat([np.full(len(d.times), d.hp_actual)
+                                                                                    for d in days]),
+        initial_state=dict(start_state),
+        emergency_cap_mw=cat([np.where(o.deployed > 0, np.minimum(d.emergency, o.caps), d.emergency)
+                              for d, o in zip(days, outs, strict=True)]),
+        deployment_cap_mw=cat([np.where(o.deployed > 0, o.caps, np.inf) for o in outs]),
+        peak_weight=cat([d.settle_weight for d in days]),
+        peak_probability=cat([np.where(d.fourcp_cap < site.grid.import_limit_mw, 1.0, 0.0) for d in days]),
+        reserve_deployed_mw=cat([o.deployed for o in outs]),
+        demand_gpus={g.name: cat([d.demand[:, c] for d in days]) for c, g in enumerate(site.gpu)},
+        job_penalty="settle")
+    violations = check.check_schedule(site, results.to_frame(ds), ins)
+    if violations:
+        raise NoSolutionError(f"backtest policy {policy!r}: the realised trajectory fails the independent check "
+                              "(a bug: please report):\n  " + "\n  ".join(map(str, violations[:20])))
 
 
 def _summary(site: Site, ds: xr.Dataset, days: pd.DataFrame, settings: Settings, method: str, hour: int,
-             start: dt.date, end: dt.date, solver_s: float, wall_s: float) -> dict:
+             start: dt.date, end: dt.date, solver_s: float, wall_s: float, collected: dict[str, list[_Out]]) -> dict:
     dt_h = float(ds.attrs["interval_hours"])
     mining_cap = sum(f.capacity_mw for f in site.mining)
     per = {}
@@ -382,6 +790,7 @@ def _summary(site: Site, ds: xr.Dataset, days: pd.DataFrame, settings: Settings,
         d = ds.sel(policy=p)
         committed_mwh = site.committed_mw * d.sizes["time"] * dt_h
         short = float(d["sla_shortfall_mw"].sum()) * dt_h
+        outs = collected[str(p)]
         per[str(p)] = {
             **{k: float(d[k].sum()) for k in results.MONEY},
             "power_credits_usd": float(d["sellback_credit_usd"].sum()),
@@ -393,19 +802,26 @@ def _summary(site: Site, ds: xr.Dataset, days: pd.DataFrame, settings: Settings,
             "restarts": int(d["start"].sum()),
             "reserve_offered_mw_hours": float(d["reserve_offer_mw"].sum()) * dt_h,
             "sla_delivered_fraction": 1.0 - short / committed_mwh if committed_mwh else 1.0,
+            "solves": int(sum(o.solves for o in outs)),
+            "fallbacks": int(sum(o.fallbacks for o in outs)),
         }
     profits = {p: v["profit_usd"] for p, v in per.items()}
     candidates = {p: v for p, v in profits.items() if p not in ("perfect", "always-on")}
-    best = max(candidates, key=candidates.get) if candidates else None
+    default = next((p for p in POLICIES if p in candidates), None)
+    substituted = int((days["forecast_method"] != method).sum())
     out = {
         "site": site.name, "settlement_point": site.settlement_point, "start": str(start), "end": str(end),
         "days": len(days), "interval_hours": dt_h, "forecast_method": method, "decision_hour_local": hour,
-        "lookahead_hours": settings.lookahead_hours, "policies": per,
+        "lookahead_hours": settings.lookahead_hours, "replan_minutes": settings.replan_minutes, "policies": per,
         "perfect_foresight_profit_usd": profits.get("perfect"), "always_on_profit_usd": profits.get("always-on"),
-        "policy": best, "value_capture": None, "wall_seconds": wall_s, "solver_seconds": solver_s,
-        "forecast_mae_usd_per_mwh": float(days["forecast_mae_usd_per_mwh"].mean()),
+        "policy": default, "value_capture": None, "value_capture_by_policy": {}, "wall_seconds": wall_s,
+        "solver_seconds": solver_s, "forecast_mae_usd_per_mwh": float(days["forecast_mae_usd_per_mwh"].mean()),
         "forecast_methods_used": {str(k): int(v) for k, v in days["forecast_method"].value_counts().items()},
+        "forecast_substitutions": substituted,
     }
-    if best and "perfect" in profits and "always-on" in profits and profits["perfect"] != profits["always-on"]:
-        out["value_capture"] = (profits[best] - profits["always-on"]) / (profits["perfect"] - profits["always-on"])
+    if "perfect" in profits and "always-on" in profits and profits["perfect"] != profits["always-on"]:
+        span = profits["perfect"] - profits["always-on"]
+        out["value_capture_by_policy"] = {p: (v - profits["always-on"]) / span for p, v in candidates.items()}
+        if default:
+            out["value_capture"] = out["value_capture_by_policy"][default]
     return out

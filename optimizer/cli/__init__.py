@@ -8,6 +8,7 @@ from __future__ import annotations
 import typer
 
 from optimizer.cli import backtest as backtest_cmd
+from optimizer.cli import check as check_cmd
 from optimizer.cli import schedule as schedule_cmd
 from optimizer.cli import sweep as sweep_cmd
 
@@ -16,6 +17,7 @@ app = typer.Typer(help="Power-market-aware curtailment optimizer for hybrid Bitc
 app.command("schedule")(schedule_cmd.schedule)
 app.command("backtest")(backtest_cmd.backtest)
 app.command("sweep")(sweep_cmd.sweep)
+app.command("check")(check_cmd.check)
 
 
 @app.callback()

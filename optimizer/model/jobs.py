@@ -28,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import pyomo.environ as pyo
 
 from optimizer.inputs import Inputs
@@ -97,7 +98,7 @@ def set_data(m: pyo.Block, site: Site, inputs: Inputs) -> list:
     if not active:
         return []
     times = inputs.times
-    end = times[-1] + (times[1] - times[0] if n > 1 else np.timedelta64(int(dt_h * 3600), "s"))
+    end = times[-1] + pd.Timedelta(hours=dt_h)
     cap, on_time = np.zeros((len(active), n)), np.zeros((len(active), n))
     gpus, left, after, value, penalty = (np.zeros(len(active)) for _ in range(5))
     for k, (job, remaining, _) in enumerate(active):
@@ -105,7 +106,7 @@ def set_data(m: pyo.Block, site: Site, inputs: Inputs) -> list:
         cap[k] = job.gpus * available
         on_time[k] = ontime
         gpus[k], left[k] = job.gpus, remaining
-        after[k] = job.gpus * max(0.0, (job.deadline - max(end, job.release)) / np.timedelta64(1, "h"))
+        after[k] = job.gpus * late_hours_after(job, end)
         value[k], penalty[k] = job.value_usd_per_gpu_hour, job.late_penalty_usd_per_gpu_hour
     out = [(m.job_cap, cap), (m.job_on_time, on_time), (m.job_gpus, gpus), (m.job_left, left),
            (m.job_after, after), (m.job_value, value), (m.job_penalty, penalty)]
@@ -123,11 +124,23 @@ def set_data(m: pyo.Block, site: Site, inputs: Inputs) -> list:
     return out
 
 
+def late_hours_after(job, end: pd.Timestamp) -> float:
+    """Hours a job can still run after a horizon ending at ``end`` and before its deadline."""
+    return max(0.0, (job.deadline - max(end, job.release)) / pd.Timedelta(hours=1))
+
+
+def expected_late_gpu_hours(job, left: float, work: np.ndarray, times: pd.DatetimeIndex, dt_h: float) -> float:
+    """GPU-hours a plan leaves late: what is left, less the on-time work planned, less what all the job's GPUs
+    can still do between the horizon's end and the deadline (the planning term, :data:`job_deadline` row)."""
+    _, on_time = _windows(job, times, dt_h)
+    end = times[-1] + pd.Timedelta(hours=dt_h)
+    return max(0.0, left - float((work * on_time).sum()) * dt_h - job.gpus * late_hours_after(job, end))
+
+
 def _windows(job, times, dt_h: float) -> tuple[np.ndarray, np.ndarray]:
-    step = np.timedelta64(int(round(dt_h * 3600)), "s")
-    t0 = times.values
-    available = (t0 >= job.release.to_datetime64()).astype(float)
-    on_time = available * ((t0 + step) <= job.deadline.to_datetime64())
+    step = pd.Timedelta(hours=dt_h)
+    available = np.asarray(times >= job.release, dtype=float)
+    on_time = available * np.asarray(times + step <= job.deadline)
     return available, on_time
 
 
