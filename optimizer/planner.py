@@ -134,9 +134,15 @@ class Planner:
         """Solve the horizon of ``inputs`` and return the schedule dataset (``attrs``: solver facts; ``fallback``
         1 with ``fallback_reason`` when the strike rule stood in). Raises as :meth:`plan` does."""
         site, options = self.site, self.options
+        from optimizer.realtime import strike_table
+
         plan = self.plan(inputs, fallback=fallback, export_model=export_model)
         t0 = time.perf_counter()
         ds = plan.dataset(site)
+        strikes = strike_table(site, plan).for_plan(plan.arrays["on"])
+        ds["strike_usd_per_mwh"] = (("time", "asset"), strikes)
+        ds["strike_usd_per_mwh"].attrs.update({"units": "USD/MWh", "meaning": "a site controller curtails the unit "
+                                               "in a real-time interval whose price is above it"})
         report = plan.report
         ds.attrs.update({
             "site": site.name,

@@ -296,6 +296,9 @@ def to_frame(ds: xr.Dataset) -> pd.DataFrame:
     for asset, kind in zip(ds["asset"].values, ds["asset_kind"].values, strict=True):
         prefix = "mining_mw" if kind == "mining" else "ai_mw"
         df[f"{prefix}__{asset}"] = ds["power_mw"].sel(asset=asset).values
+    if "strike_usd_per_mwh" in ds:
+        for asset in ds["asset"].values:
+            df[f"strike_usd_per_mwh__{asset}"] = ds["strike_usd_per_mwh"].sel(asset=asset).values
     for asset in ds["asset"].values[ds["asset_kind"].values == "gpu"]:
         df[f"sla_shortfall_mw__{asset}"] = ds["sla_shortfall_mw"].sel(asset=asset).values
         df[f"committed_mw__{asset}"] = ds["committed_mw"].sel(cluster=asset).values

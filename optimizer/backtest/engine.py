@@ -12,8 +12,9 @@ For each operating day D (the site's local calendar day):
 
 Policies (:data:`POLICIES`, a registry: one function per policy):
 
-``mpc``              rolling re-optimisation, the default policy: every ``replan_minutes`` (60 by default) of day
-                     D, re-solve a fixed horizon (``mpc_horizon_hours``) from the state really reached, on the
+``mpc``              rolling re-optimisation, the default policy (:mod:`optimizer.realtime`, the same code as
+                     ``curtail operate``): every ``replan_minutes`` (60 by default) of day
+                     D, re-solve a fixed horizon (``horizon_hours``) from the state really reached, on the
                      intraday price forecast known then (:mod:`optimizer.intraday`: the last ended real-time price
                      decaying to the published day-ahead price, the D-1 forecast beyond), with 4CP probabilities
                      from the load seen so far; then run the real-time intervals until the next re-plan with the
@@ -54,6 +55,7 @@ from optimizer.events import Event, load_caps
 from optimizer.inputs import Inputs
 from optimizer.market import operating_hours
 from optimizer.planner import Plan, Planner
+from optimizer.realtime import Controller, RealtimeSettings, cluster_jobs, split, strike_table
 from optimizer.site import Site
 from optimizer.solve import SolverOptions
 from optimizer.state import UnitState, resolve
@@ -84,13 +86,8 @@ class Settings:
     events: tuple[Event, ...] = ()           # emergency caps, given in advance: honoured by every policy
     deployments: tuple[Deployment, ...] = ()  # ancillary-service deployments: offered capacity must drop
     fourcp_in_plan: bool = True              # plans price the expected 4CP charge (when the site has one)
-    replan_minutes: int = 60                 # mpc: minutes between re-plans (60 or 15)
-    mpc_horizon_hours: int = 24              # mpc: hours each re-plan sees
-    anticipate: bool = True                  # mpc: follow a plan's ramp-down ahead of dear hours
+    realtime: RealtimeSettings = field(default_factory=RealtimeSettings)   # mpc: re-plans and interval decisions
     fourcp_intraday: str = "d-1"             # mpc: 4CP chances: "d-1" (the nightly estimate), "now", "max"
-    lock_weight: float = 0.0                 # strikes: weight of the plan's margins over lock-out windows (0: the
-    #                                          restart cost alone; chosen on July 2023 and May 2022, see docs)
-    anticipation_margin_usd_per_mwh: float = 0.0   # mpc: ... when the next hour is forecast this far above strike
 
     def __post_init__(self) -> None:
         unknown = set(self.policies) - set(POLICIES) - set(OPTIONAL_POLICIES)
@@ -100,11 +97,9 @@ class Settings:
         if self.forecast_method not in ("auto", *forecast.METHODS):
             raise InputError(f"unknown forecast method {self.forecast_method!r}; one of auto, "
                              f"{', '.join(forecast.METHODS)}", field="forecast")
-        if self.replan_minutes not in (15, 60):
-            raise InputError(f"replan minutes must be 15 or 60, got {self.replan_minutes}", field="replan_minutes")
-        if not 1 <= self.mpc_horizon_hours <= 168:
-            raise InputError(f"mpc horizon must be 1..168 hours, got {self.mpc_horizon_hours}",
-                             field="mpc_horizon_hours")
+        if self.fourcp_intraday not in ("d-1", "now", "max"):
+            raise InputError(f"fourcp_intraday must be d-1, now or max, got {self.fourcp_intraday!r}",
+                             field="fourcp_intraday")
 
 
 @dataclass
@@ -204,6 +199,7 @@ class _Env:
         self.perfect_planner = Planner(site, settings.solver)
         self._scenario_planner = None
         self._intraday = None
+        self._controller = None
 
     @property
     def scenario_planner(self):
@@ -223,6 +219,12 @@ class _Env:
                 else None
             self._intraday = IntradayForecaster(rt15, h.rt, h.da, h.timezone)
         return self._intraday
+
+    @property
+    def controller(self) -> Controller:
+        if self._controller is None:
+            self._controller = Controller(self.site, self.mpc_planner, self.intraday, self.settings.realtime)
+        return self._controller
 
     @property
     def highs_seconds(self) -> float:
@@ -393,37 +395,9 @@ def _on_sim(d: _Day, plan_times: pd.DatetimeIndex, plan_dt: float, times: pd.Dat
     return idx
 
 
-def _split(site: Site, arrays: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(switchable MW per unit, on per unit, committed MW per cluster) of a plan's arrays."""
-    n_mining = len(site.mining)
-    committed = arrays["committed_mw"]
-    flex = arrays["power"].copy()
-    flex[:, n_mining:] = flex[:, n_mining:] - committed + arrays["shortfall"][:, n_mining:]
-    return np.clip(flex, 0.0, None), arrays["on"], committed
-
-
-def _cluster_jobs(site: Site, jobs: np.ndarray) -> np.ndarray:
-    """(interval, cluster) job work from (interval, job)."""
-    out = np.zeros((len(jobs), len(site.gpu)))
-    names = [g.name for g in site.gpu]
-    for i, job in enumerate(site.jobs):
-        out[:, names.index(job.cluster or names[0])] += jobs[:, i]
-    return out
-
-
-def _strikes_of(env: _Env, plan: Plan, rt_dt: float, forecast: np.ndarray | None = None,
-                rows: int | None = None) -> operate.Strikes:
-    """A plan's strikes (plan interval, unit); ``forecast``: fresher prices than the plan's own (a rolling policy
-    between re-plans), ``rows``: only the first intervals' premiums."""
-    site, inputs = env.site, plan.inputs
-    flex, on, _ = _split(site, plan.arrays)
-    demand = np.stack([inputs.demand(site)[g.name] for g in site.gpu], axis=1) if site.gpu else np.zeros((inputs.n, 0))
-    useful = operate.useful_mw(site, demand, _cluster_jobs(site, plan.arrays["job_gpus"]))
-    c4 = (np.zeros(inputs.n) if inputs.peak_probability is None
-          else inputs.peak_probability * site.fourcp.usd_per_mw_peak)
-    return operate.strike_table(site, flex, on, inputs.price_array if forecast is None else forecast, c4,
-                                operate.values_usd_per_mwh(site, inputs.hashprice_usd_per_ph_day), useful,
-                                inputs.dt_hours, rt_dt, rows, env.settings.lock_weight)
+def _strikes_of(env: _Env, plan: Plan, rt_dt: float) -> operate.Strikes:
+    """A plan's strike table (plan interval, unit), as ``curtail schedule`` writes it."""
+    return strike_table(env.site, plan, rt_dt, lock_weight=env.settings.realtime.lock_weight)
 
 
 class _Walker:
@@ -523,7 +497,7 @@ def _rule(env: _Env, d: _Day, st: PolicyState, strike: np.ndarray | None, hold_h
     site = env.site
     w = _Walker(env, d, st, hold_hours)
     jobs = _run_on_arrival(env, d, st)
-    useful = operate.useful_mw(site, d.demand, _cluster_jobs(site, jobs))
+    useful = operate.useful_mw(site, d.demand, cluster_jobs(site, jobs))
     values = operate.values_usd_per_mwh(site, d.hp_known)
     prio = np.broadcast_to(values, useful.shape)
     if strike is None:
@@ -548,7 +522,7 @@ def _strike(env: _Env, d: _Day, st: PolicyState) -> _Out:
     site = env.site
     w = _Walker(env, d, st, s.hold_hours)
     jobs = _run_on_arrival(env, d, st)
-    useful = operate.useful_mw(site, d.demand, _cluster_jobs(site, jobs))
+    useful = operate.useful_mw(site, d.demand, cluster_jobs(site, jobs))
     h = s.hysteresis_usd_per_mwh
 
     def policy(t: int, lo: np.ndarray, hi: np.ndarray, on: np.ndarray) -> np.ndarray:
@@ -567,7 +541,7 @@ def _day_plan(env: _Env, d: _Day, st: PolicyState) -> Plan:
 def _follow(env: _Env, d: _Day, st: PolicyState, plan: Plan) -> _Out:
     """Follow a plan's set-points (fleets, clusters' spot and committed load, jobs, reserve offers)."""
     site = env.site
-    flex, _, committed = _split(site, plan.arrays)
+    flex, _, committed = split(site, plan.arrays)
     idx = _on_sim(d, plan.inputs.times, plan.inputs.dt_hours)
     w = _Walker(env, d, st)
     values = operate.values_usd_per_mwh(site, plan.inputs.hashprice_usd_per_ph_day)
@@ -580,11 +554,11 @@ def _follow(env: _Env, d: _Day, st: PolicyState, plan: Plan) -> _Out:
 def _with_strikes(env: _Env, d: _Day, st: PolicyState, plan: Plan) -> _Out:
     """Run a plan's strike table: exactly what a site controller does with ``strike_usd_per_mwh__<unit>``."""
     site = env.site
-    _, _, committed = _split(site, plan.arrays)
+    _, _, committed = split(site, plan.arrays)
     idx = _on_sim(d, plan.inputs.times, plan.inputs.dt_hours)
     strikes = _strikes_of(env, plan, d.dt)[idx]
     jobs = plan.arrays["job_gpus"][idx]
-    useful = operate.useful_mw(site, d.demand, _cluster_jobs(site, jobs))
+    useful = operate.useful_mw(site, d.demand, cluster_jobs(site, jobs))
     w = _Walker(env, d, st)
     w.chunk(0, len(d.times), operate.strike_policy(d.rt, strikes, useful), strikes.marginal, committed[idx], jobs,
             plan.arrays["reserve_offer"][idx], plan.arrays["power"][idx].sum(axis=1))
@@ -624,50 +598,28 @@ def _stochastic(env: _Env, d: _Day, st: PolicyState) -> _Out:
 
 
 def _mpc(env: _Env, d: _Day, st: PolicyState) -> _Out:
-    """Rolling re-optimisation: re-plan every ``replan_minutes`` from the state reached, run each re-plan's strike
-    table until the next."""
+    """Rolling re-optimisation (:mod:`optimizer.realtime`): re-plan every ``replan_minutes`` from the state reached,
+    decide each interval with the re-plan's strikes against its price."""
     site, s = env.site, env.settings
+    ctl = env.controller
     w = _Walker(env, d, st)
-    plan_dt = s.replan_minutes / 60.0
-    per = int(round(plan_dt / d.dt))
-    fallback = d.forecast                        # the D-1 forecast: hours without a published DA price
+    per = int(round(ctl.plan_dt_hours / d.dt))
     statuses, gaps, fallbacks, solves = [], [], 0, 0
-    end_data = env.market.actual.index[-1]
     for i0 in range(0, len(d.times), per):
-        i1 = min(i0 + per, len(d.times))
         now = d.times[i0]
-        n_h = s.mpc_horizon_hours
-        horizon_h = pd.date_range(now.floor("h"), periods=n_h, freq="1h")
-        horizon_h = horizon_h[horizon_h <= min(end_data, fallback.index[-1])]
-        fc = env.intraday.predict(now, horizon_h, fallback=fallback)
-        prob = _mpc_peak_probability(env, d, now, horizon_h) if site.fourcp.active and s.fourcp_in_plan else None
-        if plan_dt < 1.0:                        # 15-minute re-plans: a 15-minute model from now
-            times = pd.date_range(now, horizon_h[-1] + pd.Timedelta(hours=1), freq="15min", inclusive="left")
-            fc = fc.reindex(times.floor("h")).set_axis(times)
-            prob = None if prob is None else pd.Series(prob, index=horizon_h).reindex(times.floor("h")).to_numpy()
-        state = w.units.state()
-        inputs = _plan_inputs(env, d, st, fc, _hashprice_at(env, now, d), prob, state)
-        plan = env.mpc_planner.plan(inputs, fallback=True)
+        peak = ((lambda hours, now=now: _mpc_peak_probability(env, d, now, hours))
+                if site.fourcp.active and s.fourcp_in_plan else None)
+        plan = ctl.replan(now, w.units.state(), st.jobs, d.forecast, _hashprice_at(env, now, d), peak,
+                          s.events, env.market.actual.index[-1])
         solves += 1
         fallbacks += int(bool(plan.fallback_reason))
         statuses.append(plan.status)
         gaps.append(_gap(plan))
-        idx = _on_sim(d, plan.inputs.times, plan.inputs.dt_hours, d.times[i0:i1])
-        _, _, committed = _split(site, plan.arrays)
-        jobs = plan.arrays["job_gpus"][idx]
-        useful = operate.useful_mw(site, d.demand[i0:i1], _cluster_jobs(site, jobs))
-        flex, _, _ = _split(site, plan.arrays)
-        for i in range(i0, i1):                  # each interval: the plan's commitments, the latest prices
-            fresh = fc.to_numpy() if i == i0 else _refresh(env, plan, d.times[i], fallback, plan_dt)
-            j = idx[i - i0]
-            strikes = _strikes_of(env, plan, d.dt, fresh, rows=j + 1)[j: j + 1]
-            k = slice(i - i0, i - i0 + 1)
-            ahead = operate.anticipation_mw(flex[j:], useful[k], strikes.marginal, plan.inputs.price_array[j:],
-                                            w.units.ramp_limited, s.anticipation_margin_usd_per_mwh,
-                                            max(1, round(1 / plan_dt))) if s.anticipate else None
-            w.chunk(i, i + 1, operate.strike_policy(d.rt[i: i + 1], strikes, useful[k], ahead), strikes.marginal,
-                    committed[idx[k]], jobs[k], plan.arrays["reserve_offer"][idx[k]],
-                    plan.arrays["power"][idx[k]].sum(axis=1))
+        for i in range(i0, min(i0 + per, len(d.times))):
+            fresh = ctl.fresh_forecast(plan, d.times[i], d.forecast) if ctl.needs_fresh_forecast() else None
+            step = ctl.step(plan, d.times[i], d.demand[i: i + 1], w.units.ramp_limited, d.dt, fresh)
+            w.chunk(i, i + 1, step.policy(d.rt[i: i + 1]), step.strikes.marginal, step.committed_mw, step.job_gpus,
+                    step.reserve_offer_mw, step.plan_load_mw)
     worst = "fallback" if fallbacks else ("feasible" if "feasible" in statuses else "optimal")
     return w.done(plan_status=worst, plan_gap=float(np.nanmax(gaps)) if gaps else float("nan"), fallbacks=fallbacks,
                   solves=solves)
@@ -684,14 +636,6 @@ def _mpc_peak_probability(env: _Env, d: _Day, now: pd.Timestamp, horizon: pd.Dat
     if mode == "now":
         return now_p
     return np.where(np.isnan(before), now_p, np.fmax(before, now_p) if mode == "max" else before)
-
-
-def _refresh(env: _Env, plan: Plan, now: pd.Timestamp, fallback: pd.Series, plan_dt: float) -> np.ndarray:
-    """The intraday forecast over a plan's intervals, made again at ``now`` with the prices known by then."""
-    times = plan.inputs.times
-    hours = pd.DatetimeIndex(times.floor("h").unique())
-    fc = env.intraday.predict(now, hours, fallback=fallback)
-    return fc.reindex(times.floor("h")).to_numpy() if plan_dt < 1.0 else fc.to_numpy()
 
 
 def _gap(plan: Plan) -> float:
@@ -812,7 +756,8 @@ def _summary(site: Site, ds: xr.Dataset, days: pd.DataFrame, settings: Settings,
     out = {
         "site": site.name, "settlement_point": site.settlement_point, "start": str(start), "end": str(end),
         "days": len(days), "interval_hours": dt_h, "forecast_method": method, "decision_hour_local": hour,
-        "lookahead_hours": settings.lookahead_hours, "replan_minutes": settings.replan_minutes, "policies": per,
+        "lookahead_hours": settings.lookahead_hours, "replan_minutes": settings.realtime.replan_minutes,
+        "policies": per,
         "perfect_foresight_profit_usd": profits.get("perfect"), "always_on_profit_usd": profits.get("always-on"),
         "policy": default, "value_capture": None, "value_capture_by_policy": {}, "wall_seconds": wall_s,
         "solver_seconds": solver_s, "forecast_mae_usd_per_mwh": float(days["forecast_mae_usd_per_mwh"].mean()),
