@@ -88,6 +88,9 @@ class Settings:
     fourcp_in_plan: bool = True              # plans price the expected 4CP charge (when the site has one)
     realtime: RealtimeSettings = field(default_factory=RealtimeSettings)   # mpc: re-plans and interval decisions
     fourcp_intraday: str = "d-1"             # mpc: 4CP chances: "d-1" (the nightly estimate), "now", "max"
+    demand_aware: bool = True                # plans and real-time decisions know the clusters' hourly demand
+    #                                          (False: they assume every spot GPU is wanted; settled on demand)
+    jobs_deferrable: bool = True             # plans may move jobs within their windows (False: run on arrival)
 
     def __post_init__(self) -> None:
         unknown = set(self.policies) - set(POLICIES) - set(OPTIONAL_POLICIES)
@@ -168,6 +171,7 @@ class _Day:
     fourcp_cap: np.ndarray           # the site's 4CP curtailment rule on the day's intervals (import limit where none)
     settle_weight: np.ndarray        # 1 in the actual monthly peak hours
     demand: np.ndarray               # (interval, cluster) inference demand, GPUs
+    plan_demand: np.ndarray          # the demand the decisions assume (= demand unless demand_aware is off)
 
 
 @dataclass
@@ -194,9 +198,10 @@ class _Env:
 
     def __init__(self, site: Site, market: Market, settings: Settings):
         self.site, self.market, self.settings = site, market, settings
-        self.planner = Planner(site, settings.solver)
-        self.mpc_planner = Planner(site, settings.solver)
-        self.perfect_planner = Planner(site, settings.solver)
+        self.plan_site = planning_site(site, settings)      # the site as the decisions see it
+        self.planner = Planner(self.plan_site, settings.solver)
+        self.mpc_planner = Planner(self.plan_site, settings.solver)
+        self.perfect_planner = Planner(self.plan_site, settings.solver)
         self._scenario_planner = None
         self._intraday = None
         self._controller = None
@@ -206,7 +211,7 @@ class _Env:
         if self._scenario_planner is None:
             from optimizer.stochastic import ScenarioPlanner
 
-            self._scenario_planner = ScenarioPlanner(self.site, self.settings.solver)
+            self._scenario_planner = ScenarioPlanner(self.plan_site, self.settings.solver)
         return self._scenario_planner
 
     @property
@@ -223,13 +228,28 @@ class _Env:
     @property
     def controller(self) -> Controller:
         if self._controller is None:
-            self._controller = Controller(self.site, self.mpc_planner, self.intraday, self.settings.realtime)
+            self._controller = Controller(self.plan_site, self.mpc_planner, self.intraday, self.settings.realtime)
         return self._controller
 
     @property
     def highs_seconds(self) -> float:
         out = self.planner.highs_seconds + self.mpc_planner.highs_seconds + self.perfect_planner.highs_seconds
         return out + (self._scenario_planner.highs_seconds if self._scenario_planner else 0.0)
+
+
+def planning_site(site: Site, settings: Settings) -> Site:
+    """The site as the decisions see it: itself, or (for the value of a kind of flexibility) without hourly demand
+    (every spot GPU wanted) or with jobs that must run on arrival (a deadline the job's GPUs just meet, a penalty that
+    makes lateness never pay). Settlement always uses the real site."""
+    if not settings.demand_aware:
+        site = dataclasses.replace(site, gpu=tuple(dataclasses.replace(g, demand_profile="flat", spot_utilization=1.0)
+                                                   for g in site.gpu))
+    if not settings.jobs_deferrable and site.jobs:
+        site = dataclasses.replace(site, jobs=tuple(
+            dataclasses.replace(j, deadline=j.release + pd.Timedelta(hours=float(np.ceil(j.gpu_hours / j.gpus))),
+                                late_penalty_usd_per_gpu_hour=max(j.late_penalty_usd_per_gpu_hour, 1e5))
+            for j in site.jobs))
+    return site
 
 
 def default_method(settings: Settings) -> str:
@@ -333,11 +353,15 @@ def _prepare_day(env: _Env, day: dt.date, actual: pd.Series, dt_sim: float, hour
     if prob is not None and site.fourcp.curtail_above_probability < 1.0:
         on_sim = pd.Series(prob, index=horizon).reindex(times.floor("h")).to_numpy()
         fourcp_cap = np.where(on_sim >= site.fourcp.curtail_above_probability, site.committed_mw, fourcp_cap)
-    demand = (np.stack([g.demand_fraction(times) * g.spot_gpus for g in site.gpu], axis=1) if site.gpu
-              else np.zeros((len(times), 0)))
+    def demand_of(s: Site) -> np.ndarray:
+        return (np.stack([g.demand_fraction(times) * g.spot_gpus for g in s.gpu], axis=1) if s.gpu
+                else np.zeros((len(times), 0)))
+
+    demand = demand_of(site)
     return _Day(day, hours, times, dt_sim, rt.to_numpy(), decision, horizon, fc, method, scenarios, hp_known,
                 hp_actual, prob, load_caps(site, list(settings.events), times, dt_sim), fourcp_cap,
-                _peak_weight(times, market.peak_hours), demand)
+                _peak_weight(times, market.peak_hours), demand,
+                demand if env.plan_site is site else demand_of(env.plan_site))
 
 
 def _peak_probability(history, decision, horizon) -> np.ndarray:
@@ -397,7 +421,7 @@ def _on_sim(d: _Day, plan_times: pd.DatetimeIndex, plan_dt: float, times: pd.Dat
 
 def _strikes_of(env: _Env, plan: Plan, rt_dt: float) -> operate.Strikes:
     """A plan's strike table (plan interval, unit), as ``curtail schedule`` writes it."""
-    return strike_table(env.site, plan, rt_dt, lock_weight=env.settings.realtime.lock_weight)
+    return strike_table(env.plan_site, plan, rt_dt, lock_weight=env.settings.realtime.lock_weight)
 
 
 class _Walker:
@@ -431,6 +455,8 @@ class _Walker:
             caps, deployed = _deployed(site, self.env.settings.deployments, d.times[sl], d.dt, caps, offer,
                                        plan_load)
             self.caps[sl], self.deployed[sl] = caps, deployed
+        if jobs_planned is not None and site.jobs:
+            policy = _keep_rigid_jobs(site, policy, jobs_planned, d.dt)
         # a deployment is an instruction to drop the offered load now: like an emergency, units may trip for it
         instructed = np.where(self.deployed[sl] > 0, np.minimum(d.emergency[sl], caps), d.emergency[sl])
         w = operate.walk(site, self.units, i1 - i0, policy, caps, instructed, priority, self.committed[sl],
@@ -441,30 +467,40 @@ class _Walker:
             self._jobs(sl, w.power[:, len(site.mining):], jobs_planned)
 
     def _jobs(self, sl: slice, spot_mw: np.ndarray, planned: np.ndarray | None) -> None:
+        """The jobs' work from the throughput the spot power gives: rigid jobs first (all their GPUs or none; a
+        plan keeps their power), then inference demand, then divisible jobs as planned, as far as room is left."""
         site, d = self.env.site, self.d
         n = sl.stop - sl.start
         planned = np.zeros((n, len(site.jobs))) if planned is None else planned
         names = [g.name for g in site.gpu]
+        progress = {j.name: self.st.jobs.get(j.name, JobProgress(j.name, 0.0)) for j in site.jobs}
+        left = np.array([j.gpu_hours - progress[j.name].gpu_hours_done for j in site.jobs])
+        rigid = np.array([j.min_run_hours > d.dt + 1e-9 for j in site.jobs])
         work = np.zeros_like(planned)
         for c, g in enumerate(site.gpu):
             mine = [i for i, job in enumerate(site.jobs) if (job.cluster or names[0]) == g.name]
-            room = np.clip(g.spot_throughput_gpus(spot_mw[:, c]) - d.demand[sl, c], 0.0, None)
-            want = planned[:, mine].sum(axis=1)
-            scale = np.where(want > 1e-9, np.minimum(1.0, room / np.maximum(want, 1e-12)), 0.0)
-            work[:, mine] = planned[:, mine] * scale[:, None]
+            theta = g.spot_throughput_gpus(spot_mw[:, c])
+            for t in range(n):
+                room = theta[t] + 1e-6
+                for i in (i for i in mine if rigid[i]):
+                    g_i = site.jobs[i].gpus
+                    if planned[t, i] > 1e-6 and room >= g_i and left[i] >= g_i * d.dt - 1e-6:
+                        work[t, i], room, left[i] = g_i, room - g_i, left[i] - g_i * d.dt
+                room -= min(room, d.demand[sl.start + t, c])
+                for i in (i for i in mine if not rigid[i]):
+                    x = min(planned[t, i], room, max(left[i], 0.0) / d.dt)
+                    if x > 1e-9:
+                        work[t, i], room, left[i] = x, room - x, left[i] - x * d.dt
+        times = d.times[sl]
+        ends = times + pd.Timedelta(hours=d.dt)
         for i, job in enumerate(site.jobs):
-            p = self.st.jobs.get(job.name, JobProgress(job.name, 0.0))
-            left = job.gpu_hours - p.gpu_hours_done
-            x = np.minimum(work[:, i], np.clip(left - np.concatenate([[0.0], np.cumsum(work[:-1, i])]) * d.dt, 0.0,
-                                               None) / d.dt)
+            x = work[:, i]
+            p = progress[job.name]
             self.jobs[sl, i] = x
-            times = d.times[sl]
-            ends = times + pd.Timedelta(hours=d.dt)
-            inside = np.flatnonzero((times < job.deadline) & (ends >= job.deadline))
+            inside = np.flatnonzero(np.asarray((times < job.deadline) & (ends >= job.deadline)))
             if len(inside):
                 t = int(inside[0])
-                done_by = p.gpu_hours_done + x[: t + 1].sum() * d.dt if ends[t] <= job.deadline else \
-                    p.gpu_hours_done + x[:t].sum() * d.dt
+                done_by = p.gpu_hours_done + (x[: t + 1].sum() if ends[t] <= job.deadline else x[:t].sum()) * d.dt
                 self.penalty[sl.start + t] += job.late_penalty_usd_per_gpu_hour * max(0.0, job.gpu_hours - done_by)
             running = p.running_hours
             for v in x:
@@ -476,6 +512,26 @@ class _Walker:
         self.st.units = self.units.state()
         return _Out(self.power, self.on, self.start, self.committed, self.jobs, self.offer, self.caps, self.deployed,
                     self.penalty, **facts)
+
+
+def _keep_rigid_jobs(site: Site, policy: operate.Policy, planned: np.ndarray, dt_hours: float) -> operate.Policy:
+    """A policy that never takes a cluster's spot power below what its planned rigid jobs need (a rigid job runs
+    its whole checkpoint interval: the price does not curtail it, like committed load)."""
+    names = [g.name for g in site.gpu]
+    n_mining = len(site.mining)
+    floor = np.zeros((len(planned), n_mining + len(site.gpu)))
+    for i, job in enumerate(site.jobs):
+        if job.min_run_hours > dt_hours + 1e-9:
+            c = names.index(job.cluster or names[0])
+            floor[:, n_mining + c] += planned[:, i]
+    if not floor.any():
+        return policy
+    for c, g in enumerate(site.gpu):
+        floor[:, n_mining + c] = np.where(floor[:, n_mining + c] > 0, g.spot_mw_for(floor[:, n_mining + c]), 0.0)
+
+    def keep(t: int, lo: np.ndarray, hi: np.ndarray, on: np.ndarray) -> np.ndarray:
+        return np.maximum(policy(t, lo, hi, on), np.minimum(hi, floor[t]))
+    return keep
 
 
 def _run_on_arrival(env: _Env, d: _Day, st: PolicyState) -> np.ndarray:
@@ -497,7 +553,7 @@ def _rule(env: _Env, d: _Day, st: PolicyState, strike: np.ndarray | None, hold_h
     site = env.site
     w = _Walker(env, d, st, hold_hours)
     jobs = _run_on_arrival(env, d, st)
-    useful = operate.useful_mw(site, d.demand, cluster_jobs(site, jobs))
+    useful = operate.useful_mw(site, d.plan_demand, cluster_jobs(site, jobs))
     values = operate.values_usd_per_mwh(site, d.hp_known)
     prio = np.broadcast_to(values, useful.shape)
     if strike is None:
@@ -522,7 +578,7 @@ def _strike(env: _Env, d: _Day, st: PolicyState) -> _Out:
     site = env.site
     w = _Walker(env, d, st, s.hold_hours)
     jobs = _run_on_arrival(env, d, st)
-    useful = operate.useful_mw(site, d.demand, cluster_jobs(site, jobs))
+    useful = operate.useful_mw(site, d.plan_demand, cluster_jobs(site, jobs))
     h = s.hysteresis_usd_per_mwh
 
     def policy(t: int, lo: np.ndarray, hi: np.ndarray, on: np.ndarray) -> np.ndarray:
@@ -558,7 +614,7 @@ def _with_strikes(env: _Env, d: _Day, st: PolicyState, plan: Plan) -> _Out:
     idx = _on_sim(d, plan.inputs.times, plan.inputs.dt_hours)
     strikes = _strikes_of(env, plan, d.dt)[idx]
     jobs = plan.arrays["job_gpus"][idx]
-    useful = operate.useful_mw(site, d.demand, cluster_jobs(site, jobs))
+    useful = operate.useful_mw(site, d.plan_demand, cluster_jobs(site, jobs))
     w = _Walker(env, d, st)
     w.chunk(0, len(d.times), operate.strike_policy(d.rt, strikes, useful), strikes.marginal, committed[idx], jobs,
             plan.arrays["reserve_offer"][idx], plan.arrays["power"][idx].sum(axis=1))
@@ -617,7 +673,7 @@ def _mpc(env: _Env, d: _Day, st: PolicyState) -> _Out:
         gaps.append(_gap(plan))
         for i in range(i0, min(i0 + per, len(d.times))):
             fresh = ctl.fresh_forecast(plan, d.times[i], d.forecast) if ctl.needs_fresh_forecast() else None
-            step = ctl.step(plan, d.times[i], d.demand[i: i + 1], w.units.ramp_limited, d.dt, fresh)
+            step = ctl.step(plan, d.times[i], d.plan_demand[i: i + 1], w.units.ramp_limited, d.dt, fresh)
             w.chunk(i, i + 1, step.policy(d.rt[i: i + 1]), step.strikes.marginal, step.committed_mw, step.job_gpus,
                     step.reserve_offer_mw, step.plan_load_mw)
     worst = "fallback" if fallbacks else ("feasible" if "feasible" in statuses else "optimal")
