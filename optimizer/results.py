@@ -51,11 +51,6 @@ UNITS = {"price_usd_per_mwh": "USD/MWh", "power_mw": "MW", "sla_shortfall_mw": "
          "ai_mw": "MW", "load_mw": "MW", "grid_mw": "MW", "sellback_mw": "MW"} | {k: "USD" for k in MONEY}
 OUTPUT_SUFFIXES = (".csv", ".parquet", ".json", ".nc")
 
-# xarray imports its optional array backends (dask, when installed) the first time a Dataset is made: do it at
-# import, so that a schedule's read-back time measures reading back, not a one-time import.
-xr.Dataset({"warm_up": ("x", np.zeros(1))})
-
-
 def read(m, site: Site, inputs: Inputs, values) -> xr.Dataset:
     """The solution of a solved model over its whole horizon, as the result dataset: every part's arrays
     (:func:`optimizer.model.read`, ``values(var)`` reads a Var component) settled by :func:`assemble`."""

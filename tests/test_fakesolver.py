@@ -191,3 +191,44 @@ def test_backtest_carries_each_day_end_state_into_the_next_plan(site, market, mo
     assert fake.pushed[2][s19.must_on].tolist()[:3] == [1.0, 0.0, 0.0]
     end = r.end_states["schedule"]["s19j-pro"]
     assert end.on and end.power_mw == pytest.approx(40.0) and end.hours_in_state == pytest.approx(25.0)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# start-up: what a process imports (the orchestration around the first solve), and xarray's Dask stand-in
+
+HEAVY = ("dask", "dask.array", "scipy", "scipy.stats", "sklearn", "matplotlib", "netCDF4", "h5netcdf", "distributed")
+
+
+def _imported_after(code: str) -> set[str]:
+    import subprocess
+    import sys
+
+    probe = f"{code}\nimport sys\nprint(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout
+    return set(out.split())
+
+
+def test_import_optimizer_and_the_cli_load_no_heavy_module():
+    assert _imported_after("import optimizer") == set()
+    assert _imported_after("import optimizer.cli") == set()
+    # a whole schedule, read back into a dataset and checked: still no Dask, SciPy, scikit-learn or plotting
+    assert _imported_after("import optimizer\nds = optimizer.schedule(optimizer.default_site_path())\n"
+                           "assert ds.attrs['status'] == 'optimal'") == set()
+
+
+def test_xarray_still_recognises_dask_arrays_after_import_optimizer():
+    """The stand-in answers "not a Dask array" only while dask.array is not imported (when nothing can be one)."""
+    code = """
+import numpy as np, xarray as xr
+import optimizer
+ds = xr.Dataset({"x": ("t", np.arange(4.0))})
+import dask.array as da
+lazy = xr.DataArray(da.arange(4.0, chunks=2), dims="t")
+assert lazy.chunks == ((2, 2),), lazy.chunks
+assert float((lazy * 2).sum().compute()) == 12.0
+both = xr.Dataset({"lazy": lazy, "eager": ds["x"]})
+assert both.chunks == {"t": (2, 2)} and both["eager"].chunks is None
+assert float(both.compute()["lazy"].sum()) == 6.0
+assert "dask.array<chunksize=(2,)" in repr(both)          # xarray's repr asks isinstance(data, dask Array type)
+"""
+    assert "dask.array" in _imported_after(code)

@@ -5,19 +5,18 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 
-from optimizer import data
-from optimizer.backtest import POLICIES, Deployment, Market, Settings, report, run
-from optimizer.backtest.engine import OPTIONAL_POLICIES
+from optimizer.backtest.engine import OPTIONAL_POLICIES, POLICIES
 from optimizer.errors import CurtailError, InputError
-from optimizer.events import read_events
-from optimizer.forecast import MarketHistory
-from optimizer.site import Reserve, load_site
-from optimizer.solve import SolverOptions
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from optimizer.backtest import Deployment, Market
+    from optimizer.site import Reserve
 
 
 def backtest(
@@ -57,6 +56,12 @@ def backtest(
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Walk forward day by day, operate at real-time resolution, settle at actual prices, compare policies."""
+    from optimizer import data
+    from optimizer.backtest import Settings, report
+    from optimizer.events import read_events
+    from optimizer.site import load_site
+    from optimizer.solve import SolverOptions
+
     try:
         site_obj = load_site(site or data.default_site_path())
         if fourcp is not None:
@@ -96,6 +101,8 @@ def backtest(
 
 
 def _run_with_progress(site, first, last, market, settings, quiet):
+    from optimizer.backtest import run
+
     if quiet:
         return run(site, first, last, market, settings)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -109,6 +116,8 @@ def _run_with_progress(site, first, last, market, settings, quiet):
 
 
 def _reserves(text: str) -> tuple[Reserve, ...]:
+    from optimizer.site import Reserve
+
     out = []
     for item in filter(None, (x.strip() for x in text.split(","))):
         parts = item.split(":")
@@ -128,6 +137,10 @@ def _reserves(text: str) -> tuple[Reserve, ...]:
 
 
 def _deployments(path: Path) -> tuple[Deployment, ...]:
+    import pandas as pd
+
+    from optimizer.backtest import Deployment
+
     try:
         df = pd.read_csv(path, dtype=str)
         out = tuple(Deployment(pd.Timestamp(r["start"]).tz_convert("UTC"), pd.Timestamp(r["end"]).tz_convert("UTC"),
@@ -160,6 +173,10 @@ def _constant(hashprice: str | None) -> float | None:
 
 
 def _market(settlement_point: str, prices: Path | None, da_prices: Path | None, hashprice: str | None) -> Market:
+    from optimizer import data
+    from optimizer.backtest import Market
+    from optimizer.forecast import MarketHistory
+
     shipped = MarketHistory.shipped(settlement_point) if prices is None or da_prices is None else None
     rt = data.read_price_file(prices) if prices else data.ercot_prices(settlement_point, "rt", "15min")
     rt_hourly = rt.groupby(rt.index.floor("h")).mean() if prices else shipped.rt
@@ -173,6 +190,8 @@ def _market(settlement_point: str, prices: Path | None, da_prices: Path | None, 
 
 
 def _read_hashprice(path: Path) -> pd.Series:
+    import pandas as pd
+
     try:
         df = pd.read_parquet(path) if path.suffix.lower() == ".parquet" else pd.read_csv(path)
         s = pd.Series(df["hashprice_usd_per_ph_day"].astype(float).to_numpy(),

@@ -41,20 +41,18 @@ import math
 import re
 import warnings
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import numpy as np
-import pandas as pd
 import typer
 
-from optimizer import data
-from optimizer.check import CheckInputs, check_schedule
 from optimizer.errors import CurtailError, InputError
-from optimizer.events import load_caps, read_events
-from optimizer.results import read_schedule
-from optimizer.site import Site, load_site
-from optimizer.state import state_from_dict
-from optimizer.workloads import read_jobs
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from optimizer.check import CheckInputs
+    from optimizer.site import Site
 
 _OFFSET = re.compile(r"(?:Z|[+-]\d\d:?\d\d)$")
 
@@ -85,6 +83,11 @@ def check(
                                              "row).")] = "plan",
 ) -> None:
     """Verify a schedule: every limit and money column recomputed from the site and the inputs."""
+    from optimizer import data
+    from optimizer.check import check_schedule
+    from optimizer.results import read_schedule
+    from optimizer.site import load_site
+
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", data.PriceWarning)
@@ -110,6 +113,13 @@ def check(
 def _inputs(site: Site, frame: pd.DataFrame, schedule: Path, prices: Path, hashprice: float | None,
             initial_state: Path | None, emergency: Path | None, peaks: Path | None,
             allow_sla_breach: bool, job_progress: Path | None = None, job_penalty: str = "plan") -> CheckInputs:
+    import numpy as np
+    import pandas as pd
+
+    from optimizer import data
+    from optimizer.check import CheckInputs
+    from optimizer.events import load_caps, read_events
+
     if job_penalty not in ("plan", "settle"):
         raise InputError(f"expected plan or settle, got {job_penalty!r}", field="--job-penalty")
     done, running = _read_progress(job_progress, site) if job_progress is not None else ({}, {})
@@ -143,6 +153,8 @@ def _inputs(site: Site, frame: pd.DataFrame, schedule: Path, prices: Path, hashp
 
 def _with_jobs(site: Site, path: Path | None) -> Site:
     """The site with the jobs of a jobs CSV added to its own (a name in both is bad input)."""
+    from optimizer.workloads import read_jobs
+
     if path is None:
         return site
     extra = read_jobs(path, {g.name: g.gpus - g.committed_gpus for g in site.gpu})
@@ -188,6 +200,8 @@ def _read_progress(path: Path, site: Site) -> tuple[dict[str, float], dict[str, 
 
 def _expected_times(frame: pd.DataFrame, tz: str, dt_hours: float, src: str) -> pd.DatetimeIndex:
     """Every interval of the local days the schedule's rows fall on."""
+    import pandas as pd
+
     stamps = pd.to_datetime(frame["timestamp"], utc=True, format="ISO8601", errors="coerce") \
         if "timestamp" in frame.columns else pd.Series(dtype="datetime64[ns, UTC]")
     local = pd.DatetimeIndex(stamps.dropna()).tz_convert(tz)
@@ -200,6 +214,11 @@ def _expected_times(frame: pd.DataFrame, tz: str, dt_hours: float, src: str) -> 
 
 def _hashprices(times: pd.DatetimeIndex, tz: str) -> np.ndarray:
     """Per row: the latest shipped daily value whose UTC day had ended by 10:00 local on the day before."""
+    import numpy as np
+    import pandas as pd
+
+    from optimizer import data
+
     s = data.hashprice_series()
     days = times.tz_convert(tz).date
     value = {}
@@ -214,6 +233,8 @@ def _hashprices(times: pd.DatetimeIndex, tz: str) -> np.ndarray:
 
 
 def _read_state(path: Path) -> dict:
+    from optimizer.state import state_from_dict
+
     try:
         raw = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
@@ -225,6 +246,8 @@ def _read_state(path: Path) -> dict:
 
 def _read_peaks(path: Path) -> pd.DatetimeIndex:
     """The peak hour starts of a ``timestamp`` CSV (ISO 8601 with a UTC offset, on the hour)."""
+    import pandas as pd
+
     try:
         text = pd.read_csv(path, dtype=str)
     except Exception as exc:  # noqa: BLE001 - any reader failure is a bad file

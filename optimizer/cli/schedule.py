@@ -14,11 +14,8 @@ from typing import Annotated
 
 import typer
 
-from optimizer import data
 from optimizer.errors import FALLBACK_EXIT_CODE, CurtailError, InputError
-from optimizer.nightly import NightlyJob, run_day
 from optimizer.scheduling import DEFAULT_DAY
-from optimizer.solve import SolverOptions
 
 
 def schedule(
@@ -52,6 +49,10 @@ def schedule(
     cvar_weight: Annotated[float | None, typer.Option(help="With --scenarios: weight of the profit's CVaR (0..1).")] = None,
 ) -> None:
     """Solve one operating day and write its hourly schedule."""
+    from optimizer import data
+    from optimizer.nightly import NightlyJob, run_day
+    from optimizer.solve import SolverOptions
+
     try:
         job = NightlyJob(site=site, day=day, prices=prices, hashprice=hashprice, out=out, export_model=export_model,
                          initial_state=initial_state, lookahead_hours=lookahead_hours,

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from optimizer import data, sweep as sw
 from optimizer.backtest import POLICIES
 from optimizer.backtest.engine import OPTIONAL_POLICIES
 from optimizer.errors import CurtailError, InputError
@@ -27,6 +26,8 @@ def sweep(
     out: Annotated[Path | None, typer.Option(help="Write the Dataset: .nc or .zarr.")] = None,
 ) -> None:
     """Run every combination of sites x hashprice levels x periods x forecast methods as a backtest."""
+    from optimizer import data, sweep as sw
+
     try:
         site_paths = [Path(p) for p in sites.split(",")] if sites else [data.default_site_path()]
         levels = [None if h.strip() == "actual" else _level(h) for h in hashprices.split(",")]
