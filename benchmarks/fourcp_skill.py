@@ -36,6 +36,9 @@ D). Printed, per year:
   Net = avoided - given up; capture = net / perfect's net. "peaks hit": actual peak hours in which the rule
   curtailed at least one unit; "hours": hours with any unit curtailed; "MWh": curtailed energy.
 
+``--startup`` prints only the cost of the first 4CP estimate in a process (what ``curtail schedule`` pays): the
+walk-forward fit done afresh against the parameters taken from the shipped cache (``data/fourcp_params.json``).
+
 Prints figures; asserts nothing.
 """
 
@@ -229,13 +232,38 @@ def musd(x: float) -> str:
     return f"{x / 1e6:7.2f}"
 
 
+def startup(history: F.MarketHistory) -> None:
+    """First 4CP estimate of a process for the default day (2022-07-20, decided 10:00 on 07-19; parameters fitted
+    through 2021): fresh fit vs the shipped parameter cache, each from empty in-process caches, median of 3."""
+    tz = history.timezone
+    t = F.decision_time_for(dt.date(2022, 7, 20), tz)
+    horizon = F.horizon_for(dt.date(2022, 7, 20), tz, 24)
+
+    def first_call(fresh: bool) -> float:
+        fourcp._FIT_CACHE.clear()
+        fourcp._SUMMER_CACHE.clear()
+        t0 = time.perf_counter()
+        params = fourcp.fit_params(history, 2021, cache=not fresh)
+        fourcp.peak_probability(history, t, horizon, params)
+        return time.perf_counter() - t0
+
+    for label, fresh in (("fresh walk-forward fit", True), ("shipped parameter cache", False)):
+        runs = sorted(first_call(fresh) for _ in range(3))
+        print(f"first peak_probability of a process, {label}: {runs[1]:.3f} s (median of 3; "
+              f"{', '.join(f'{r:.3f}' for r in runs)})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--years", default="2022,2023,2024")
     ap.add_argument("--charge", type=float, default=100.0, help="4CP charge, USD/kW-year")
     ap.add_argument("--site", default=str(data.default_site_path()))
     ap.add_argument("--quick", action="store_true", help="2024 only, no intraday, no threshold choice")
+    ap.add_argument("--startup", action="store_true", help="only the first-call cost: fresh fit vs shipped cache")
     args = ap.parse_args()
+    if args.startup:
+        startup(F.MarketHistory.shipped("HB_HUBAVG"))
+        return
     years = [2024] if args.quick else [int(y) for y in args.years.split(",")]
     site = load_site(args.site)
     usd = args.charge * 1000.0 / 4.0

@@ -74,7 +74,10 @@ class MarketHistory:
 
     ``rt`` real-time prices (USD/MWh), ``da`` day-ahead prices, ``load_forecast`` the system day-ahead load
     forecast (MW), ``load`` the actual system load (MW); ``timezone`` is the market's local time (publication
-    times and calendar features are local).
+    times and calendar features are local). ``load_forecast_published``: when each load-forecast value was
+    published (tz-aware times on the forecast's hours; a user file's ``published`` column); ``None``: the
+    documented rule applies (see :func:`available`). Given, it needs a ``load_forecast`` and a time for every one
+    of its hours (it is reindexed on the forecast's index: extra hours are dropped).
     """
 
     rt: pd.Series
@@ -82,6 +85,7 @@ class MarketHistory:
     load_forecast: pd.Series | None = None
     load: pd.Series | None = None
     timezone: str = "America/Chicago"
+    load_forecast_published: pd.Series | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -95,6 +99,9 @@ class MarketHistory:
                     raise InputError("real-time prices are required", field="rt")
                 continue
             object.__setattr__(self, name, _normalise(s, name))
+        if self.load_forecast_published is not None:
+            object.__setattr__(self, "load_forecast_published",
+                               _published_on(self.load_forecast_published, self.load_forecast))
 
     @classmethod
     def shipped(cls, settlement_point: str) -> MarketHistory:
@@ -127,6 +134,31 @@ def _normalise(s: Any, name: str) -> pd.Series:
     return s
 
 
+def _published_on(published: Any, forecast: pd.Series | None) -> pd.Series:
+    """Publication times (UTC) on exactly the hours of ``forecast``; every hour needs one."""
+    field = "load_forecast_published"
+    if forecast is None:
+        raise InputError("publication times given without a load forecast", field=field)
+    if not isinstance(published, pd.Series):
+        raise InputError(f"expected a pandas Series, got {type(published).__name__}", field=field)
+    idx = published.index
+    if not isinstance(idx, pd.DatetimeIndex) or idx.tz is None:
+        raise InputError("index must be a tz-aware DatetimeIndex (UTC hour starts)", field=field)
+    if not isinstance(published.dtype, pd.DatetimeTZDtype):
+        raise InputError(f"publication times must be tz-aware timestamps, got dtype {published.dtype}", field=field)
+    values = published.dt.tz_convert("UTC")
+    values.index = idx.tz_convert("UTC")
+    if not values.index.is_unique:
+        raise InputError(f"hour {values.index[values.index.duplicated()][0].isoformat()} appears twice", field=field)
+    if not values.index.equals(forecast.index):
+        values = values.reindex(forecast.index)
+    missing = values.isna().to_numpy()
+    if missing.any():
+        raise InputError(f"no publication time for load-forecast hour {forecast.index[missing][0].isoformat()} "
+                         f"({int(missing.sum())} hours without one)", field=field)
+    return values.rename("published")
+
+
 def _utc(decision_time: Any) -> pd.Timestamp:
     t = pd.Timestamp(decision_time)
     if t.tz is None:
@@ -140,8 +172,9 @@ def available(history: MarketHistory, decision_time: Any) -> MarketHistory:
     * real-time prices: hours that ENDED at or before the decision time (start + 1 h <= t);
     * day-ahead prices: all hours of operating day D (local calendar day) once D's DAM results are published,
       at 13:30 local on D-1 (:data:`DA_PUBLICATION_LOCAL`), i.e. known iff that time <= t;
-    * day-ahead load forecast: all hours of day D from 06:00 local on D-1
-      (:data:`LOAD_FORECAST_PUBLICATION_LOCAL`; an ASSUMPTION: the data has no vintage);
+    * day-ahead load forecast: with ``load_forecast_published``, the values published at or before the decision
+      time (``published <= t``); without, all hours of day D from 06:00 local on D-1
+      (:data:`LOAD_FORECAST_PUBLICATION_LOCAL`; an ASSUMPTION: the shipped data has no vintage);
     * actual load: hours that ended strictly before the decision time (start + 1 h < t).
     """
     t = _utc(decision_time)
@@ -151,10 +184,16 @@ def available(history: MarketHistory, decision_time: Any) -> MarketHistory:
         return s.iloc[: s.index.searchsorted(bound, side=side)]
 
     da_end = first_unpublished_day_start(t, history.timezone, DA_PUBLICATION_LOCAL)
-    lf_end = first_unpublished_day_start(t, history.timezone, LOAD_FORECAST_PUBLICATION_LOCAL)
+    published = history.load_forecast_published
+    if published is None:
+        lf_end = first_unpublished_day_start(t, history.timezone, LOAD_FORECAST_PUBLICATION_LOCAL)
+        lf = upto(history.load_forecast, lf_end, "left")
+    else:
+        known = (published <= t).to_numpy()
+        lf, published = history.load_forecast[known], published[known]
     return MarketHistory(rt=upto(history.rt, t - HOUR, "right"), da=upto(history.da, da_end, "left"),
-                         load_forecast=upto(history.load_forecast, lf_end, "left"),
-                         load=upto(history.load, t - HOUR, "left"), timezone=history.timezone)
+                         load_forecast=lf, load=upto(history.load, t - HOUR, "left"), timezone=history.timezone,
+                         load_forecast_published=published)
 
 
 def _check_horizon(horizon: Any) -> pd.DatetimeIndex:

@@ -40,7 +40,8 @@ The method (all in log-load space, deterministic; nothing is fitted beyond trail
 Fitting, walk-forward (:class:`PeakModelParams`, :func:`fit_params`): the two parameters of steps 4 and 5, the
 day-error correlation and the hour noise, are fitted only on data before the decision. By default
 (``params=None``) a decision in local year Y uses parameters fitted on the complete June-September seasons of the
-history before Y (:func:`params_for_decision`; cached by a digest of exactly the data the fit reads): every day D
+history before Y (:func:`params_for_decision`; cached by a digest of exactly the data the fit reads, and for the
+shipped data read from the shipped cache :data:`PARAMS_CACHE_FILE`, so a default run pays no fit): every day D
 of those summers is forecast as a backtest would (10:00 on D-1, the whole month of D) and scored by the log
 probability of the month's actual peak hour, which splits into a day part (the correlation only) and an hour part
 (the hour noise only); each is maximised on a grid and refined by a parabola. With no complete summer before Y
@@ -57,14 +58,21 @@ forecast's publication time is :mod:`optimizer.forecast`'s assumption (06:00 loc
 ERCOT's hourly Native Load while the real 4CP is a 15-minute interval of a slightly different quantity. The
 probabilities of all hours of a month (one call, a horizon covering the whole month) sum to 1; hours after the
 month's peak has clearly passed get small values because they must beat the month-to-date maximum, and a known
-hour that holds the month-to-date maximum gets the probability that nothing later beats it.
+hour that holds the month-to-date maximum gets the probability that nothing later beats it. A system load that ends
+more than :data:`MAX_LOAD_AGE_DAYS` before the decision is refused as stale, not extrapolated.
+
+The user's own data (:class:`UserData`: ``--load``, ``--load-forecast``, ``--peaks`` of ``curtail schedule`` and
+``curtail backtest``) is merged over the shipped data, the user's value winning on an hour both have, and
+:meth:`UserData.peak_hours` chooses the monthly peaks that settle a backtest.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -78,6 +86,7 @@ from optimizer.errors import InputError
 from optimizer.forecast import (
     DEFAULT_DECISION_HOUR_LOCAL,
     HOUR,
+    LOAD_FORECAST_PUBLICATION_LOCAL,
     MarketHistory,
     available,
     decision_time_for,
@@ -114,6 +123,9 @@ SEASONAL_SMOOTH_DAYS = 21
 SEASONAL_MIN_SUMMER_DAYS = 60
 #: Fewest hours of known load :func:`peak_probability` needs.
 MIN_KNOWN_LOAD_HOURS = 7 * 24
+#: Most days between the end of the known system load and the decision time: older load is stale (a history that
+#: ends long before the decision, e.g. the shipped 2020-2024 load for a 2025 day, is refused, not extrapolated).
+MAX_LOAD_AGE_DAYS = 7
 
 _GRID_POINTS = 151          # grid of one max-of-Gaussians integral (max error ~1e-6 in probability)
 _FACTOR_NODES = 21         # nodes of the common factor
@@ -299,6 +311,11 @@ class _PeakModel:
         self.tz = avail.timezone
         self.load = load
         self.load_end = load.index[-1] + HOUR          # first hour whose load is not known
+        age = decision_time - self.load_end
+        if age > pd.Timedelta(days=MAX_LOAD_AGE_DAYS):
+            raise InputError(f"the system load known at {decision_time.isoformat()} ends at "
+                             f"{self.load_end.isoformat()}, {age / pd.Timedelta(days=1):.1f} days before (stale "
+                             f"beyond {MAX_LOAD_AGE_DAYS} days)", field="load")
         self.daily = _Daily.of(load, self.tz)
         lp = self.daily.peaks()
         complete_rows = np.flatnonzero(np.isfinite(lp))
@@ -567,20 +584,35 @@ def _through_summer(history: MarketHistory, year: int) -> MarketHistory:
 
 def _fingerprint(history: MarketHistory) -> str:
     """Digest of everything the peak model may read from ``history``: every field but the prices (``rt``, ``da``;
-    the model reads no prices), i.e. system load, load forecast and anything added beside them, with their times."""
+    the model reads no prices), i.e. system load, load forecast and anything added beside them, with their times.
+    The load forecast's publication times enter as the times in force: the given ones, else the documented rule's
+    (:func:`load_forecast_published_by_rule`), so a history that spells the rule out digests as one without."""
     h = hashlib.blake2b(history.timezone.encode(), digest_size=16)
     for f in dataclasses.fields(history):
         if f.name in ("rt", "da", "timezone"):
             continue
         value = getattr(history, f.name)
+        if f.name == "load_forecast_published" and value is None and history.load_forecast is not None:
+            value = load_forecast_published_by_rule(history.load_forecast.index, history.timezone)
         h.update(f.name.encode())
         if value is None or (isinstance(value, pd.Series) and value.empty):    # nothing known either way
             h.update(b"none")
         elif isinstance(value, pd.Series):
-            h.update(pd.util.hash_pandas_object(value, index=True).to_numpy().tobytes())
+            h.update(_series_bytes(value))
         else:
             h.update(repr(value).encode())
     return h.hexdigest()
+
+
+def _series_bytes(s: pd.Series) -> bytes:
+    """The hours (UTC nanoseconds) and values (float64, or UTC nanoseconds for times) of ``s`` as bytes: the same
+    for equal data whatever the time unit or dtype width pandas chose."""
+    idx = pd.DatetimeIndex(s.index).tz_convert("UTC").as_unit("ns").asi8
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        values = pd.DatetimeIndex(s).tz_convert("UTC").as_unit("ns").asi8
+    else:
+        values = s.to_numpy(dtype="float64")
+    return idx.tobytes() + np.ascontiguousarray(values).tobytes()
 
 
 def monthly_peak_hours(load: pd.Series, timezone: str = "America/Chicago") -> pd.DatetimeIndex:
@@ -716,13 +748,25 @@ def fit_params(history: MarketHistory, through_year: int, *,
     (depends on the correlation only) plus that of its hour within the day (the hour spread only). Each is
     maximised over its grid (:data:`FIT_CORRELATION_GRID`, :data:`FIT_HOUR_SD_GRID_LOG`) and refined by a parabola.
     :data:`DEFAULT_PARAMS` if no complete summer is held. ``cache``: reuse (and keep) per-summer scores keyed by a
-    digest of the data they read; ``False`` recomputes everything (what a no-look-ahead test wants).
+    digest of the data they read, and take the result from the shipped parameter cache (:data:`PARAMS_CACHE_FILE`)
+    when it holds an entry for exactly this data (same digest, year, decision hour and model constants: the
+    shipped data's fits, so that a default run pays no fit); ``False`` recomputes everything (what a
+    no-look-ahead test wants).
     """
     year = int(through_year)
     cut = _through_summer(history, year)
     key = (year, decision_hour_local, _fingerprint(cut))
     if cache and key in _FIT_CACHE:
         return _FIT_CACHE[key]
+    if cache and (shipped := _shipped_params().get(key)) is not None:
+        return _remember(_FIT_CACHE, key, shipped)
+    out = _fit(cut, year, decision_hour_local, cache)
+    return _remember(_FIT_CACHE, key, out) if cache and out is not DEFAULT_PARAMS else out
+
+
+def _fit(cut: MarketHistory, year: int, decision_hour_local: int, cache: bool) -> PeakModelParams:
+    """:func:`fit_params` on a history already cut at the end of ``year``'s summer, without the result caches
+    (``cache``: reuse per-summer scores)."""
     summers = [_summer(cut, y, decision_hour_local, cache) for y in _complete_summers(cut, year)]
     decisions = [d for s in summers for d in s.decisions]
     if not decisions:
@@ -730,8 +774,7 @@ def fit_params(history: MarketHistory, through_year: int, *,
     rho = _refine(FIT_CORRELATION_GRID, sum(s.day_scores for s in summers))
     hour_sd = _refine(FIT_HOUR_SD_GRID_LOG, sum(s.hour_scores for s in summers), log_space=True)
     total = sum(_day_log_score(d, rho) + _hour_log_score(d, hour_sd) for d in decisions)
-    out = PeakModelParams(rho, hour_sd, tuple(s.year for s in summers), len(decisions), total / len(decisions))
-    return _remember(_FIT_CACHE, key, out) if cache else out
+    return PeakModelParams(rho, hour_sd, tuple(s.year for s in summers), len(decisions), total / len(decisions))
 
 
 def params_for_decision(history: MarketHistory, decision_time: Any) -> PeakModelParams:
@@ -740,6 +783,183 @@ def params_for_decision(history: MarketHistory, decision_time: Any) -> PeakModel
     :data:`DEFAULT_PARAMS` if there is none."""
     t = _utc(decision_time)
     return fit_params(history, int(t.tz_convert(history.timezone).year) - 1)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# shipped parameter cache: the walk-forward fits of the shipped data, so that a default run pays no fit
+
+#: File (in the shipped data folder) holding :func:`params_cache` of the shipped data; rebuilt by
+#: ``python data/fourcp_params.py`` (a test checks it equals a fresh fit). :func:`fit_params` uses an entry only when
+#: the data it would read has the entry's digest (e.g. not with a user's load file that changes a past summer).
+PARAMS_CACHE_FILE = "fourcp_params.json"
+#: The years the shipped cache is fitted through: decisions in 2021 .. 2026.
+PARAMS_CACHE_YEARS = tuple(range(2020, 2026))
+_PARAMS_CACHE_FORMAT = 1
+
+
+def _model_key() -> str:
+    """Digest of the constants a fit depends on besides the data: a cache entry made with other constants is
+    ignored (the data digest cannot see them)."""
+    constants = (LEVEL_DAYS, TREND_WEIGHT, TREND_MAX_LEAD_DAYS, ERROR_WINDOW_DAYS, MIN_ERROR_SAMPLES, FALLBACK_SD_LOG,
+                 MIN_SD_LOG, DAY_ERROR_CORRELATION, HOUR_SD_LOG, MAX_LEAD_DAYS, SEASONAL_SMOOTH_DAYS,
+                 SEASONAL_MIN_SUMMER_DAYS, MIN_KNOWN_LOAD_HOURS, MAX_LOAD_AGE_DAYS, _GRID_POINTS, _FACTOR_NODES,
+                 FIT_CORRELATION_GRID, FIT_HOUR_SD_GRID_LOG, LOG_SCORE_FLOOR, str(LOAD_FORECAST_PUBLICATION_LOCAL))
+    return hashlib.blake2b(repr(constants).encode(), digest_size=8).hexdigest()
+
+
+@functools.cache
+def _params_cache_file() -> dict:
+    from optimizer import data
+
+    try:
+        path = data.resource_dir("data") / PARAMS_CACHE_FILE
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:              # a cache: without it every fit runs (slower, same result)
+        return {}
+    return json.loads(text)
+
+
+def _shipped_params() -> dict[tuple, PeakModelParams]:
+    """The shipped cache's entries made with the current constants, keyed as :func:`fit_params` keys its fits."""
+    raw = _params_cache_file()
+    if raw.get("format") != _PARAMS_CACHE_FORMAT or raw.get("model") != _model_key():
+        return {}
+    return {(e["through_year"], e["decision_hour_local"], e["data_digest"]):
+            PeakModelParams(e["day_error_correlation"], e["hour_sd_log"], tuple(e["summers"]), e["decisions"],
+                            e["mean_log_score"]) for e in raw.get("entries", ())}
+
+
+def params_cache(history: MarketHistory, years: Sequence[int] = PARAMS_CACHE_YEARS,
+                 decision_hour_local: int = DEFAULT_DECISION_HOUR_LOCAL) -> dict[str, Any]:
+    """What the shipped parameter cache holds for ``history``: a FRESH fit (never read from a result cache or a
+    file; per-summer scores are computed once and shared) through each of ``years`` that has a complete summer,
+    with the digest of exactly the data that fit read. JSON-ready; ``data/fourcp_params.py`` writes it."""
+    entries = []
+    for year in years:
+        cut = _through_summer(history, int(year))
+        params = _fit(cut, int(year), decision_hour_local, cache=True)
+        if params is DEFAULT_PARAMS:
+            continue
+        entries.append({"through_year": int(year), "decision_hour_local": int(decision_hour_local),
+                        "data_digest": _fingerprint(cut), "day_error_correlation": params.day_error_correlation,
+                        "hour_sd_log": params.hour_sd_log, "summers": list(params.summers),
+                        "decisions": params.decisions, "mean_log_score": params.mean_log_score})
+    return {"format": _PARAMS_CACHE_FORMAT, "model": _model_key(),
+            "note": "walk-forward 4CP peak-model parameters of the shipped ERCOT load (optimizer.fourcp.fit_params); "
+                    "rebuilt by python data/fourcp_params.py; used only for data with the same digest",
+            "entries": entries}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the user's own system load, load forecast and 4CP intervals, merged over the shipped data
+
+
+def load_forecast_published_by_rule(index: pd.DatetimeIndex, timezone: str = "America/Chicago") -> pd.Series:
+    """The documented publication rule as times: the day-ahead load forecast of local day D is published at
+    06:00 local on D-1 (:data:`optimizer.market.LOAD_FORECAST_PUBLICATION_LOCAL`). A UTC time per hour of
+    ``index`` (UTC hour starts); :func:`optimizer.forecast.available` treats a forecast without publication times
+    exactly as one with these."""
+    idx = pd.DatetimeIndex(index).tz_convert("UTC")
+    wall = idx.tz_convert(timezone).tz_localize(None).normalize() - pd.Timedelta(days=1)
+    rule = LOAD_FORECAST_PUBLICATION_LOCAL
+    wall = wall + pd.Timedelta(hours=rule.hour, minutes=rule.minute)
+    return pd.Series(wall.tz_localize(timezone).tz_convert("UTC"), index=pd.DatetimeIndex(idx, name="timestamp"),
+                     name="published")
+
+
+def _over(user: pd.Series | None, base: pd.Series | None) -> pd.Series | None:
+    """``user`` where it has a value, ``base`` elsewhere (the union of their hours)."""
+    if user is None or base is None:
+        return base if user is None else user
+    out = user.combine_first(base)
+    out.attrs = {}
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class UserData:
+    """A user's own 4CP inputs (``curtail schedule`` / ``curtail backtest`` ``--load``, ``--load-forecast``,
+    ``--peaks``), read and validated by :mod:`optimizer.data`'s readers: hourly ERCOT system load, the day-ahead
+    system load forecast with its publication times when the file has them (else the documented rule applies),
+    and the monthly 4CP intervals (UTC starts). ``sources``: the files, for provenance."""
+
+    load: pd.Series | None = None
+    load_forecast: pd.Series | None = None
+    load_forecast_published: pd.Series | None = None
+    peaks: pd.DatetimeIndex | None = None
+    sources: tuple[str, ...] = ()
+
+    @classmethod
+    def read(cls, load: Any = None, load_forecast: Any = None, peaks: Any = None,
+             timezone: str = "America/Chicago") -> UserData:
+        """Read whichever files are given (paths; ``None``: not given). Any bad file raises
+        :class:`~optimizer.errors.InputError` naming the file, the row and the value."""
+        from optimizer import data
+
+        lf = published = None
+        if load_forecast is not None:
+            lf = data.read_load_forecast_file(load_forecast)
+            published = lf.attrs.pop("published", None)
+        return cls(load=None if load is None else data.read_load_file(load), load_forecast=lf,
+                   load_forecast_published=published,
+                   peaks=None if peaks is None else data.read_peaks_file(peaks, timezone),
+                   sources=tuple(str(p) for p in (load, load_forecast, peaks) if p is not None))
+
+    def history(self, base: MarketHistory) -> MarketHistory:
+        """``base`` with the user's load and load forecast over its own: the user's value wins on an hour both
+        have, ``base`` keeps every other hour (so the walk-forward fit still has the shipped summers). Publication
+        times: the user's where given, the documented rule's for every other hour (only when some are given)."""
+        if self.load is None and self.load_forecast is None:
+            return base
+        tz = base.timezone
+        published = None
+        if self.load_forecast_published is not None or base.load_forecast_published is not None:
+            def times(s: pd.Series | None, given: pd.Series | None) -> pd.Series | None:
+                if given is not None or s is None:
+                    return given
+                return load_forecast_published_by_rule(s.index, tz)
+
+            published = _over(times(self.load_forecast, self.load_forecast_published),
+                              times(base.load_forecast, base.load_forecast_published))
+        return dataclasses.replace(base, load=_over(self.load, base.load),
+                                   load_forecast=_over(self.load_forecast, base.load_forecast),
+                                   load_forecast_published=published)
+
+    def peak_hours(self, load: pd.Series | None, base: pd.DatetimeIndex,
+                   timezone: str = "America/Chicago") -> pd.DatetimeIndex:
+        """The monthly 4CP hours that settle a backtest (UTC hour starts), by local month: the peaks file's
+        (a 15-minute start mapped to its hour), else, when the user gave a load file, the highest hour of ``load``
+        (the merged system load; :func:`monthly_peak_hours`, months fully known only), else ``base`` (shipped)."""
+        by_month: dict[tuple[int, int], pd.Timestamp] = {}
+
+        def put(hours: pd.DatetimeIndex) -> None:
+            for ts in pd.DatetimeIndex(hours).tz_convert("UTC").floor("h"):
+                local = ts.tz_convert(timezone)
+                by_month[(local.year, local.month)] = ts
+
+        put(base)
+        if self.load is not None and load is not None:
+            put(monthly_peak_hours(load, timezone))
+        if self.peaks is not None:
+            put(self.peaks)
+        return pd.DatetimeIndex(sorted(by_month.values()), name="timestamp")
+
+
+def check_peaks_cover(peak_hours: pd.DatetimeIndex | None, start: dt.date, end: dt.date,
+                      timezone: str = "America/Chicago") -> None:
+    """Refuse a backtest that settles 4CP over local days ``start`` .. ``end`` when a June-September month among
+    them has no known peak hour (its charge would silently be left out)."""
+    known = set()
+    if peak_hours is not None:
+        known = {(t.year, t.month) for t in pd.DatetimeIndex(peak_hours).tz_convert(timezone)}
+    months = sorted({(d.year, d.month) for d in pd.date_range(start, end, freq="D")
+                     if d.month in FOURCP_MONTHS})
+    missing = [f"{y}-{m:02d}" for y, m in months if (y, m) not in known]
+    if missing:
+        raise InputError(f"4CP is settled on each June-September month's peak interval, and none is known for "
+                         f"{', '.join(missing)} (the backtest runs {start} .. {end}; shipped peaks cover 2020-2024): "
+                         "give --peaks, or a --load covering the whole month, or switch 4CP off (--fourcp 0)",
+                         field="--peaks")
 
 
 # ----------------------------------------------------------------------------------------------------------------

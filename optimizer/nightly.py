@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import xarray as xr
 
-from optimizer import data, market, results
+from optimizer import data, fourcp, market, results, scheduling
 from optimizer.errors import InputError
 from optimizer.events import read_events
 from optimizer.scheduling import DEFAULT_DAY, schedule, schedule_scenarios
@@ -48,9 +48,15 @@ class NightlyJob:
     scenarios: Path | None = None
     weights: tuple[float, ...] | None = None
     cvar_weight: float | None = None
+    load: Path | None = None                  # the user's ERCOT system load (4CP), over the shipped
+    load_forecast: Path | None = None         # the user's day-ahead system load forecast (4CP), over the shipped
+    peaks: Path | None = None                 # the monthly 4CP intervals: settle the written day's actual charge
 
     def refuse_unhonoured(self) -> None:
         """Options that cannot be honoured together are refused, never ignored."""
+        if self.peaks is not None and self.scenarios is not None:
+            raise InputError("--peaks settles one schedule's load in the actual 4CP intervals; not available with "
+                             "--scenarios", field="--peaks")
         if self.scenarios is None:
             if self.weights is not None or self.cvar_weight is not None:
                 raise InputError("--weights and --cvar-weight only apply with --scenarios", field="--weights")
@@ -91,9 +97,10 @@ def run_day(job: NightlyJob) -> tuple[dict, xr.Dataset]:
         state = (read_state_file(job.initial_state, site, market.operating_hours(the_day, site.timezone)[0])
                  if job.initial_state else None)
         events = read_events(job.emergency, site) if job.emergency else None
+        user, peak_probability = _fourcp_inputs(job, site, the_day, decision)
         common = {"day": the_day, "hashprice": job.hashprice, "lookahead_hours": job.lookahead_hours,
                   "initial_state": state, "options": job.options, "allow_sla_breach": job.allow_sla_breach,
-                  "events": events, "decision_time": decision}
+                  "events": events, "decision_time": decision, "peak_probability": peak_probability}
         if job.scenarios is not None:
             from optimizer.stochastic import read_scenarios_file
 
@@ -103,6 +110,8 @@ def run_day(job: NightlyJob) -> tuple[dict, xr.Dataset]:
         else:
             prices = data.read_price_file(job.prices) if job.prices else None
             ds = schedule(site, prices, export_model=job.export_model, fallback=True, **common)
+        if user is not None and user.peaks is not None:
+            ds.attrs["fourcp_settled_json"] = json.dumps(_settle_peaks(site, ds, user.peaks))
         ds.attrs["inputs_json"] = json.dumps(_inputs(site, job), sort_keys=True)
         ds.attrs["created_at"] = created_at()
         if job.out is not None:
@@ -123,9 +132,46 @@ def _write_scenarios(ds: xr.Dataset, out: Path) -> None:
             long.to_csv(tmp, index=False, float_format="%.6f")
 
 
+def _fourcp_inputs(job: NightlyJob, site, day: dt.date,
+                   decision: pd.Timestamp | None) -> tuple[fourcp.UserData | None, pd.Series | None]:
+    """The user's 4CP files, read and validated (exit 2 on a bad one, before anything is solved), and, when they
+    hold load or a load forecast, the 4CP chances of the day and lookahead estimated from them merged over the
+    shipped data (what :func:`optimizer.scheduling.schedule` would estimate from the shipped data alone; handed
+    over as ``peak_probability`` until ``schedule`` takes the history itself). Refused for a site without 4CP,
+    where they would be ignored."""
+    if job.load is None and job.load_forecast is None and job.peaks is None:
+        return None, None
+    if not site.fourcp.active:
+        raise InputError(f"--load, --load-forecast and --peaks are 4CP inputs, and site {site.name!r} has no 4CP "
+                         "charge (set [fourcp] in the site model, or leave them out)", field="--load")
+    user = fourcp.UserData.read(job.load, job.load_forecast, job.peaks, site.timezone)
+    if user.load is None and user.load_forecast is None:
+        return user, None
+    history = user.history(scheduling._load_history())
+    t = decision if decision is not None else market.decision_time_for(day, site.timezone)
+    hours = market.operating_hours(day, site.timezone)
+    times = pd.date_range(hours[0], periods=len(hours) + min(max(job.lookahead_hours, 0), 168), freq="1h",
+                          name="timestamp")
+    prob, source = scheduling._peak_probability(site, t, times, None, history)
+    out = pd.Series(prob, index=times, name="peak_probability")
+    out.attrs["source"] = f"{source} (with {', '.join(user.sources)})"
+    return user, out
+
+
+def _settle_peaks(site, ds: xr.Dataset, peaks: pd.DatetimeIndex) -> dict:
+    """The written day's load in the actual 4CP intervals it holds (``peaks``, mapped to their hours) and the
+    charge that load sets: ``MW x charge_usd_per_kw_year x 1000 / 4`` per interval."""
+    times = pd.DatetimeIndex(ds["time"].values).tz_localize("UTC")
+    hours = pd.DatetimeIndex(peaks).floor("h")
+    inside = times.isin(hours)
+    load = ds["load_mw"].values[inside]
+    return {"peak_hours": [t.isoformat() for t in times[inside]], "load_mw": [float(x) for x in load],
+            "charge_usd": float(load.sum() * site.fourcp.usd_per_mw_peak)}
+
+
 def _inputs(site, job: NightlyJob) -> dict:
     out = {"site": {"path": site.source, "sha256": site.sha256}}
-    for name in ("prices", "initial_state", "emergency", "scenarios"):
+    for name in ("prices", "initial_state", "emergency", "scenarios", "load", "load_forecast", "peaks"):
         path = getattr(job, name)
         if path is not None:
             out[name] = {"path": str(path), "sha256": results.file_sha256(path)}

@@ -12,6 +12,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,9 @@ from optimizer.market import operating_hours
 from optimizer.planner import Planner
 from optimizer.site import Site, load_site
 from optimizer.state import UnitState
+
+if TYPE_CHECKING:
+    from optimizer.forecast import MarketHistory
 
 #: Default operating day of ``curtail schedule`` with no ``--day``: a real summer day with day-ahead prices.
 DEFAULT_DAY = dt.date(2022, 7, 20)
@@ -106,6 +110,7 @@ class DayRequest:
     events: tuple[Event, ...] = ()                # emergency load caps (hard limits)
     peak_probability: pd.Series | None = None     # 4CP chance per hour; None: estimated when the site has 4CP
     decision_time: pd.Timestamp | None = None     # None: 10:00 local on D-1 (what a nightly run knew)
+    history: MarketHistory | None = None          # system load (+ forecast) the 4CP estimate reads; None: shipped
 
 
 def day_inputs(site: Site, req: DayRequest) -> tuple[Inputs, dict]:
@@ -205,24 +210,32 @@ def check_inputs(site: Site, inputs: Inputs, allow_sla_breach: bool = False):
         job_running_before={k: p.running_hours for k, p in progress.items()})
 
 
-def _peak_probability(site: Site, decision: pd.Timestamp, times: pd.DatetimeIndex,
-                      given: pd.Series | None) -> tuple[np.ndarray | None, str]:
+def _peak_probability(site: Site, decision: pd.Timestamp, times: pd.DatetimeIndex, given: pd.Series | None,
+                      history: MarketHistory | None = None) -> tuple[np.ndarray | None, str]:
+    """4CP chances over ``times`` and where they came from: ``given`` (its ``attrs["source"]`` says how it was
+    made), else, for a site with 4CP, estimated from ``history`` (default: the shipped ERCOT load) as known at
+    ``decision``; a site with 4CP whose load is not known then is refused, naming ``--load``."""
     if given is not None:
-        return given.reindex(times).fillna(0.0).to_numpy(dtype=float), "given"
+        return given.reindex(times).fillna(0.0).to_numpy(dtype=float), str(given.attrs.get("source", "given"))
     if not site.fourcp.active:
         return None, "off"
     from optimizer import fourcp
 
     try:
-        prob = fourcp.peak_probability(_load_history(), decision, times)
+        prob = fourcp.peak_probability(_load_history(history), decision, times)
     except InputError as exc:
         raise InputError(f"4CP is on for this site but no peak probability can be estimated at "
                          f"{decision.isoformat()} ({exc}); give the system load (--load) or switch 4CP off",
                          field="fourcp") from None
-    return prob.to_numpy(dtype=float), f"estimated from ERCOT load known at {decision.isoformat()}"
+    what = "shipped ERCOT load" if history is None else "ERCOT load (shipped and given)"
+    return prob.to_numpy(dtype=float), f"estimated from {what} known at {decision.isoformat()}"
 
 
-def _load_history():
+def _load_history(history: MarketHistory | None = None) -> MarketHistory:
+    """``history`` if given, else the shipped ERCOT system load and day-ahead load forecast (the 4CP model reads
+    no prices; the shipped HB_HUBAVG prices only fill the history's required price field)."""
+    if history is not None:
+        return history
     from optimizer import forecast
 
     return forecast.MarketHistory.shipped("HB_HUBAVG")

@@ -54,6 +54,12 @@ def backtest(
     deployments: Annotated[Path | None, typer.Option(help="Ancillary-service deployments (CSV: start, end, "
                                                      "service): offered capacity must drop then.")] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    load: Annotated[Path | None, typer.Option(help="4CP: hourly ERCOT system load (CSV/Parquet: timestamp, load_mw), "
+                                              "over the shipped 2020-2024 load. Format: docs/fourcp.md.")] = None,
+    load_forecast: Annotated[Path | None, typer.Option(help="4CP: ERCOT day-ahead system load forecast (CSV/Parquet: "
+                                                       "timestamp, load_forecast_mw, optional published).")] = None,
+    peaks: Annotated[Path | None, typer.Option(help="4CP: monthly 4CP intervals that settle the charge "
+                                               "(CSV/Parquet: timestamp). Default: from --load, else shipped.")] = None,
 ) -> None:
     """Walk forward day by day, operate at real-time resolution, settle at actual prices, compare policies."""
     from optimizer import data
@@ -82,6 +88,7 @@ def backtest(
                             deployments=_deployments(deployments) if deployments else (),
                             cvar_weight=cvar_weight)
         market = _market(site_obj.settlement_point, prices, da_prices, hashprice)
+        market = _with_user_fourcp(market, site_obj, first, last, load, load_forecast, peaks)
         result = _run_with_progress(site_obj, first, last, market, settings, quiet)
         if out is not None:
             report.write(result, out)
@@ -181,12 +188,30 @@ def _market(settlement_point: str, prices: Path | None, da_prices: Path | None, 
     rt = data.read_price_file(prices) if prices else data.ercot_prices(settlement_point, "rt", "15min")
     rt_hourly = rt.groupby(rt.index.floor("h")).mean() if prices else shipped.rt
     da = data.read_price_file(da_prices) if da_prices else (shipped.da if shipped else None)
-    history = MarketHistory(rt=rt_hourly, da=da, load_forecast=shipped.load_forecast if shipped else None,
-                            load=shipped.load if shipped else None)
+    history = MarketHistory(rt=rt_hourly, da=da, load_forecast=data.ercot_load_forecast(), load=data.ercot_load())
     hp = data.hashprice_series()
     if hashprice is not None and _constant(hashprice) is None:
         hp = _read_hashprice(Path(hashprice))
     return Market(history, rt, hp, data.ercot_4cp_hours())
+
+
+def _with_user_fourcp(market, site, first: dt.date, last: dt.date, load: Path | None, load_forecast: Path | None,
+                      peaks: Path | None):
+    """The market with the user's 4CP files merged over the shipped data (read and validated first) and the
+    settling peaks from --peaks, else --load, else shipped; refused for a site without 4CP, and when a summer
+    month of the run has no known peak."""
+    from optimizer import fourcp
+
+    if not site.fourcp.active:
+        if load or load_forecast or peaks:
+            raise InputError(f"--load, --load-forecast and --peaks are 4CP inputs, and site {site.name!r} has no 4CP "
+                             "charge (set [fourcp] or --fourcp, or leave them out)", field="--load")
+        return market
+    user = fourcp.UserData.read(load, load_forecast, peaks, site.timezone)
+    history = user.history(market.history)
+    hours = user.peak_hours(history.load, market.peak_hours, site.timezone)
+    fourcp.check_peaks_cover(hours, first, last, site.timezone)
+    return dataclasses.replace(market, history=history, peak_hours=hours)
 
 
 def _read_hashprice(path: Path) -> pd.Series:

@@ -47,6 +47,12 @@ def schedule(
                                                    ".nc, or .csv with a scenario column.")] = None,
     weights: Annotated[str | None, typer.Option(help="Scenario weights, comma-separated (default equal).")] = None,
     cvar_weight: Annotated[float | None, typer.Option(help="With --scenarios: weight of the profit's CVaR (0..1).")] = None,
+    load: Annotated[Path | None, typer.Option(help="4CP: hourly ERCOT system load (CSV/Parquet: timestamp, load_mw), "
+                                              "over the shipped 2020-2024 load. Format: docs/fourcp.md.")] = None,
+    load_forecast: Annotated[Path | None, typer.Option(help="4CP: ERCOT day-ahead system load forecast (CSV/Parquet: "
+                                                       "timestamp, load_forecast_mw, optional published).")] = None,
+    peaks: Annotated[Path | None, typer.Option(help="4CP: monthly 4CP intervals (CSV/Parquet: timestamp); the "
+                                               "summary settles the day's load in them.")] = None,
 ) -> None:
     """Solve one operating day and write its hourly schedule."""
     from optimizer import data
@@ -58,6 +64,7 @@ def schedule(
                          initial_state=initial_state, lookahead_hours=lookahead_hours,
                          allow_sla_breach=allow_sla_breach, emergency=emergency, scenarios=scenarios,
                          cvar_weight=cvar_weight, weights=_weights(weights) if weights else None,
+                         load=load, load_forecast=load_forecast, peaks=peaks,
                          options=SolverOptions(time_limit_seconds=time_limit, mip_rel_gap=mip_gap,
                                                accept_gap=accept_gap, threads=threads))
         with warnings.catch_warnings(record=True) as caught:
