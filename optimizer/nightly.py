@@ -16,6 +16,7 @@ import os
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -28,6 +29,9 @@ from optimizer.scheduling import DEFAULT_DAY, schedule, schedule_scenarios
 from optimizer.site import load_site
 from optimizer.solve import SolverOptions
 from optimizer.state import read_state_file
+
+if TYPE_CHECKING:
+    from optimizer.forecast import MarketHistory
 
 
 @dataclass(frozen=True)
@@ -97,10 +101,10 @@ def run_day(job: NightlyJob) -> tuple[dict, xr.Dataset]:
         state = (read_state_file(job.initial_state, site, market.operating_hours(the_day, site.timezone)[0])
                  if job.initial_state else None)
         events = read_events(job.emergency, site) if job.emergency else None
-        user, peak_probability = _fourcp_inputs(job, site, the_day, decision)
+        user, history = _fourcp_inputs(job, site)
         common = {"day": the_day, "hashprice": job.hashprice, "lookahead_hours": job.lookahead_hours,
                   "initial_state": state, "options": job.options, "allow_sla_breach": job.allow_sla_breach,
-                  "events": events, "decision_time": decision, "peak_probability": peak_probability}
+                  "events": events, "decision_time": decision, "history": history}
         if job.scenarios is not None:
             from optimizer.stochastic import read_scenarios_file
 
@@ -110,6 +114,8 @@ def run_day(job: NightlyJob) -> tuple[dict, xr.Dataset]:
         else:
             prices = data.read_price_file(job.prices) if job.prices else None
             ds = schedule(site, prices, export_model=job.export_model, fallback=True, **common)
+        if user is not None and history is not None:
+            ds.attrs["fourcp_source"] = f"{ds.attrs.get('fourcp_source', '')} (with {', '.join(user.sources)})"
         if user is not None and user.peaks is not None:
             ds.attrs["fourcp_settled_json"] = json.dumps(_settle_peaks(site, ds, user.peaks))
         ds.attrs["inputs_json"] = json.dumps(_inputs(site, job), sort_keys=True)
@@ -132,13 +138,10 @@ def _write_scenarios(ds: xr.Dataset, out: Path) -> None:
             long.to_csv(tmp, index=False, float_format="%.6f")
 
 
-def _fourcp_inputs(job: NightlyJob, site, day: dt.date,
-                   decision: pd.Timestamp | None) -> tuple[fourcp.UserData | None, pd.Series | None]:
+def _fourcp_inputs(job: NightlyJob, site) -> tuple[fourcp.UserData | None, MarketHistory | None]:
     """The user's 4CP files, read and validated (exit 2 on a bad one, before anything is solved), and, when they
-    hold load or a load forecast, the 4CP chances of the day and lookahead estimated from them merged over the
-    shipped data (what :func:`optimizer.scheduling.schedule` would estimate from the shipped data alone; handed
-    over as ``peak_probability`` until ``schedule`` takes the history itself). Refused for a site without 4CP,
-    where they would be ignored."""
+    hold load or a load forecast, the history the 4CP chances are estimated from: theirs merged over the shipped
+    data. Refused for a site without 4CP, where they would be ignored."""
     if job.load is None and job.load_forecast is None and job.peaks is None:
         return None, None
     if not site.fourcp.active:
@@ -147,15 +150,7 @@ def _fourcp_inputs(job: NightlyJob, site, day: dt.date,
     user = fourcp.UserData.read(job.load, job.load_forecast, job.peaks, site.timezone)
     if user.load is None and user.load_forecast is None:
         return user, None
-    history = user.history(scheduling._load_history())
-    t = decision if decision is not None else market.decision_time_for(day, site.timezone)
-    hours = market.operating_hours(day, site.timezone)
-    times = pd.date_range(hours[0], periods=len(hours) + min(max(job.lookahead_hours, 0), 168), freq="1h",
-                          name="timestamp")
-    prob, source = scheduling._peak_probability(site, t, times, None, history)
-    out = pd.Series(prob, index=times, name="peak_probability")
-    out.attrs["source"] = f"{source} (with {', '.join(user.sources)})"
-    return user, out
+    return user, user.history(scheduling._load_history())
 
 
 def _settle_peaks(site, ds: xr.Dataset, peaks: pd.DatetimeIndex) -> dict:

@@ -134,7 +134,7 @@ def day_inputs(site: Site, req: DayRequest) -> tuple[Inputs, dict]:
         hp, hp_source = float(req.hashprice), "given"
     times = pd.DatetimeIndex(pin.prices.index)
     caps = load_caps(site, list(req.events), times, 1.0) if req.events else None
-    prob, prob_source = _peak_probability(site, decision, times, req.peak_probability)
+    prob, prob_source = _peak_probability(site, decision, times, req.peak_probability, req.history)
     inputs = Inputs(pin.prices, hp, req.initial_state, caps, prob)
     return inputs, {"price_source": pin.source, "lookahead_hours": pin.lookahead_hours, "hashprice_source": hp_source,
                     "fourcp_source": prob_source, "decision_time": decision.isoformat()}
@@ -145,7 +145,8 @@ def schedule(site: Site | str | Path, prices: pd.Series | None = None, *, day: d
              initial_state: Mapping[str, UnitState] | None = None,
              options: solve.SolverOptions | None = None, export_model: str | Path | None = None,
              allow_sla_breach: bool = False, fallback: bool = False, events: list[Event] | None = None,
-             peak_probability: pd.Series | None = None, decision_time: pd.Timestamp | None = None) -> xr.Dataset:
+             peak_probability: pd.Series | None = None, decision_time: pd.Timestamp | None = None,
+             history: MarketHistory | None = None) -> xr.Dataset:
     """Solve one operating day and return its schedule as an ``xarray.Dataset`` (see :mod:`optimizer.results`).
 
     ``site``: a :class:`Site` or a path to a site model. ``prices``: hourly USD/MWh with a tz-aware index
@@ -154,7 +155,8 @@ def schedule(site: Site | str | Path, prices: pd.Series | None = None, *, day: d
     the decision time). ``initial_state``: per asset; default all on at full power. ``events``: emergency load caps
     (:mod:`optimizer.events`), hard limits. ``peak_probability``: 4CP peak chance per hour (default, for a site
     whose ``[fourcp]`` table sets a charge or a threshold: estimated from the shipped ERCOT load as known at the
-    decision time). ``decision_time``: when the schedule is made (default 10:00 local on the day before; the CLI
+    decision time; ``history``: a :class:`~optimizer.forecast.MarketHistory` with the system load to estimate them
+    from instead of the shipped load). ``decision_time``: when the schedule is made (default 10:00 local on the day before; the CLI
     passes "now" for today/tomorrow). With SLA breach allowed, the written day's SLA credit counts the day's own
     shortfall (the lookahead's shortfall shaped the plan but is not owed by this schedule).
 
@@ -166,7 +168,7 @@ def schedule(site: Site | str | Path, prices: pd.Series | None = None, *, day: d
     t_start = time.perf_counter()
     site = site if isinstance(site, Site) else load_site(site)
     req = DayRequest(_as_day(day) if day is not None else DEFAULT_DAY, prices, hashprice, lookahead_hours,
-                     initial_state, tuple(events or ()), peak_probability, decision_time)
+                     initial_state, tuple(events or ()), peak_probability, decision_time, history)
     inputs, sources = day_inputs(site, req)
     hours = operating_hours(req.day, site.timezone)
     planner = Planner(site, options, allow_sla_breach=allow_sla_breach)
@@ -259,7 +261,8 @@ def schedule_scenarios(site: Site | str | Path, scenario_prices: pd.DataFrame, w
                        options: solve.SolverOptions | None = None, cvar_weight: float = 0.0,
                        alpha: float = 0.9, allow_sla_breach: bool = False, events: list[Event] | None = None,
                        peak_probability: pd.Series | None = None,
-                       decision_time: pd.Timestamp | None = None) -> xr.Dataset:
+                       decision_time: pd.Timestamp | None = None,
+                       history: MarketHistory | None = None) -> xr.Dataset:
     """Two-stage schedule of one operating day over price scenarios (one column each, hourly, tz-aware index
     covering the day and lookahead): commitments shared, power per scenario (see :mod:`optimizer.stochastic`).
     ``weights``: one per scenario (default equal). Every other option means what it means in :func:`schedule`
@@ -274,7 +277,7 @@ def schedule_scenarios(site: Site | str | Path, scenario_prices: pd.DataFrame, w
                for c in scenario_prices.columns]
     frame = pd.concat(columns, axis=1, keys=list(scenario_prices.columns))
     req = DayRequest(the_day, frame.iloc[:, 0], hashprice, lookahead_hours, initial_state, tuple(events or ()),
-                     peak_probability, decision_time)
+                     peak_probability, decision_time, history)
     inputs, sources = day_inputs(site, req)
     k = frame.shape[1]
     w = np.full(k, 1.0 / k) if weights is None else np.asarray(weights, dtype=float)

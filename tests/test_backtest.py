@@ -179,7 +179,7 @@ def test_decisions_never_read_data_after_the_decision_time(default_site, market)
 
 def test_given_hourly_prices_set_the_simulation_resolution(default_site, market, tmp_path):
     rt = optimizer.ercot_prices("HB_WEST", "rt")
-    hourly = Market(market.history, rt, market.hashprice)
+    hourly = Market(market.history, rt, market.hashprice, market.peak_hours)
     r = run(default_site, D(2022, 7, 20), D(2022, 7, 20), hourly, Settings(forecast_method="naive"))
     assert r.summary["interval_hours"] == 1.0 and r.intervals.sizes["time"] == 24
 

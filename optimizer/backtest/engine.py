@@ -269,6 +269,10 @@ def run(site: Site, start: dt.date, end: dt.date, market: Market, settings: Sett
     hour = settings.decision_hour_local
     if hour is None:
         hour = mk.DA_DECISION_HOUR_LOCAL if method in ("da", "da+gbm") else mk.DEFAULT_DECISION_HOUR_LOCAL
+    if site.fourcp.active:
+        from optimizer import fourcp as fourcp_model
+
+        fourcp_model.check_peaks_cover(market.peak_hours, start, end, site.timezone)
     env = _Env(site, market, settings)
     forecaster = forecast.Forecaster(method, market.history)
     naive = forecast.Forecaster("naive", market.history)
