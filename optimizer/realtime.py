@@ -21,6 +21,7 @@ compared on (July 2023, May 2022; see docs/backtest.md), so the constant is in-s
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -74,6 +75,20 @@ class Step:
         return operate.strike_policy(price, self.strikes, self.useful_mw, self.ahead_mw)
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """What a plan implies for every interval, derived once per re-plan."""
+
+    plan: Plan
+    start_ns: int
+    step_ns: int
+    flex: np.ndarray
+    committed: np.ndarray
+    load: np.ndarray
+    rows: int                    # leading intervals whose strikes carry their commitment premium
+    strikes: operate.Strikes
+
+
 class Controller:
     """Re-plans and interval decisions for one site (see the module docstring)."""
 
@@ -113,22 +128,41 @@ class Controller:
              rt_dt_hours: float, fresh_forecast: np.ndarray | None = None) -> Step:
         """The decision for the real-time interval starting at ``now`` (inside the plan's horizon), before its
         price is known. ``demand_gpus``: (1, cluster) inference demand of the interval; ``ramp_limited``: per
-        unit; ``fresh_forecast``: prices over the plan's intervals made at ``now`` (only used with a lock weight)."""
+        unit; ``fresh_forecast``: prices over the plan's intervals made at ``now`` (only used with a lock weight).
+        What depends on the plan alone (its strike table, its set-points) is derived once per plan."""
         site, s = self.site, self.settings
-        times = plan.inputs.times
-        j = int(times.get_indexer([now.floor(f"{int(round(plan.inputs.dt_hours * 60))}min")])[0])
-        if j < 0:
+        prep = self._prepared(plan, rt_dt_hours)
+        j = int((now.value - prep.start_ns) // prep.step_ns)
+        if not 0 <= j < plan.inputs.n:
             raise InputError(f"the plan does not cover {now.isoformat()}", field="plan")
-        flex, _, committed = split(site, plan.arrays)
         jobs = plan.arrays["job_gpus"][j: j + 1]
         useful = operate.useful_mw(site, demand_gpus, cluster_jobs(site, jobs))
-        strikes = strike_table(site, plan, rt_dt_hours, fresh_forecast, rows=j + 1, lock_weight=s.lock_weight)
-        strikes = strikes[j: j + 1]
-        ahead = (operate.anticipation_mw(flex[j:], useful, strikes.marginal, plan.inputs.price_array[j:],
+        if fresh_forecast is None:
+            if j >= prep.rows:                   # premiums are derived for the intervals a re-plan covers
+                prep = self._prep = dataclasses.replace(
+                    prep, rows=j + 1, strikes=strike_table(site, plan, rt_dt_hours, rows=j + 1,
+                                                           lock_weight=s.lock_weight))
+            strikes = prep.strikes[j: j + 1]
+        else:
+            strikes = strike_table(site, plan, rt_dt_hours, fresh_forecast, rows=j + 1,
+                                   lock_weight=s.lock_weight)[j: j + 1]
+        ahead = (operate.anticipation_mw(prep.flex[j:], useful, strikes.marginal, plan.inputs.price_array[j:],
                                          ramp_limited, s.anticipation_margin_usd_per_mwh,
                                          max(1, round(1 / self.plan_dt_hours))) if s.anticipate else None)
-        return Step(strikes, useful, ahead, committed[j: j + 1], jobs, plan.arrays["reserve_offer"][j: j + 1],
-                    plan.arrays["power"][j: j + 1].sum(axis=1))
+        return Step(strikes, useful, ahead, prep.committed[j: j + 1], jobs, plan.arrays["reserve_offer"][j: j + 1],
+                    prep.load[j: j + 1])
+
+    def _prepared(self, plan: Plan, rt_dt_hours: float) -> _Prepared:
+        cached = getattr(self, "_prep", None)
+        if cached is not None and cached.plan is plan:
+            return cached
+        flex, _, committed = split(self.site, plan.arrays)
+        times = plan.inputs.times
+        self._prep = _Prepared(plan, times[0].value, int(round(plan.inputs.dt_hours * 3600e9)), flex, committed,
+                               plan.arrays["power"].sum(axis=1), 1,
+                               strike_table(self.site, plan, rt_dt_hours, rows=1,
+                                            lock_weight=self.settings.lock_weight))
+        return self._prep
 
     def needs_fresh_forecast(self) -> bool:
         return self.settings.lock_weight > 0
