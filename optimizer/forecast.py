@@ -364,6 +364,13 @@ class Forecaster:
     earlier than the last fit is asked (a model fitted later could have seen that decision's future); in between
     it is reused (features are always recomputed at the new decision time). ``fit_count`` counts fits.
     Deterministic: fixed ``random_state``, no early stopping.
+
+    Refits reuse the training windows of earlier fits: a past decision time's features depend on what was known
+    at that time only, so each is computed once for every target hour of its window (:meth:`_window`) and a
+    refit 7 days later computes 7 new windows of 120; the labels (the prices known at the refit) are read again
+    at every fit. On hourly series without gaps (the shipped data) the training set is the one the earlier
+    implementation computed from scratch at every fit, row for row (tested); with gaps, each window now reads the
+    same 11 days before its own decision time whatever the fit (it used to depend on how far back the fit was).
     """
 
     def __init__(self, method: str, history: MarketHistory, *, quantiles: Sequence[float] = (0.5,),
@@ -384,6 +391,7 @@ class Forecaster:
         self._models: dict[float, Any] = {}
         self._columns: list[str] = list(FEATURES)
         self._guard_range = (-np.inf, np.inf)
+        self._windows: dict[pd.Timestamp, pd.DataFrame | None] = {}
 
     # -- public ---------------------------------------------------------------------------------------------------
 
@@ -435,35 +443,53 @@ class Forecaster:
         return _clip(pred, horizon, avail.timezone)
 
     def training_set(self, avail: MarketHistory, t: pd.Timestamp) -> tuple[pd.DataFrame, pd.Series]:
-        """Features and targets known at ``t`` (``avail`` is ``available(history, t)``), as :meth:`_fit` uses."""
+        """Features and targets known at ``t`` (``avail`` is ``available(history, t)``), as :meth:`_fit` uses: one
+        window per past decision time (the same local clock time on each of the ``window_days`` days before ``t``),
+        its rows the target hours whose price is known at ``t``."""
         tz = ZoneInfo(avail.timezone)
-        first = t - pd.Timedelta(days=self.window_days + LAG_DAYS + 4)
-
-        def since(s: pd.Series | None) -> pd.Series | None:
-            return None if s is None else s.iloc[s.index.searchsorted(first):]
-
-        recent = dataclasses.replace(avail, rt=since(avail.rt), da=since(avail.da),
-                                     load_forecast=since(avail.load_forecast), load=since(avail.load))
         t_local = t.tz_convert(tz)
         xs, ys = [], []
+        keep: dict[pd.Timestamp, pd.DataFrame | None] = {}
         for k in range(1, self.window_days + 1):
             tk = pd.Timestamp(dt.datetime.combine(t_local.date() - dt.timedelta(days=k), t_local.time(), tz))
             tk = tk.tz_convert("UTC")
-            past = available(recent, tk)
-            if len(past.rt) < 24:
+            feats = keep[tk] = self._window(tk)
+            if feats is None:
                 continue
-            start = tk.ceil("h")
-            targets = pd.date_range(start, tk + self.max_lead_hours * HOUR, freq="1h", inclusive="left",
-                                    name="timestamp")
-            y = recent.rt.reindex(targets).dropna()          # labels: known at t (recent is available at t)
+            y = avail.rt.reindex(feats.index).dropna()        # labels: known at t
             if y.empty:
                 continue
-            xs.append(_features(past, tk, pd.DatetimeIndex(y.index)))
+            xs.append(feats if len(y) == len(feats) else feats.loc[y.index])
             ys.append(y)
+        self._windows = keep                                  # windows that slid out are not needed again
         if sum(len(y) for y in ys) < 14 * 24:
             raise InputError(f"gbm needs at least 14 days of real-time prices known before "
                              f"{t.isoformat()} to fit (window {self.window_days} days)", field="decision_time")
         return pd.concat(xs), pd.concat(ys)
+
+    def _window(self, tk: pd.Timestamp) -> pd.DataFrame | None:
+        """The features of past decision time ``tk`` for every target hour of its window (``tk`` rounded up to the
+        hour .. ``tk + max_lead_hours``), from ``available(history, tk)`` (None when fewer than 24 real-time prices
+        were known then); cached. Only the last ``LAG_DAYS + 4`` days before ``tk`` are handed to
+        :func:`available`: the features read at most the last 10 days of prices (:data:`_TAIL_HOURS`), 168 hours
+        and 48 hours of load."""
+        if tk in self._windows:
+            return self._windows[tk]
+        first = tk - pd.Timedelta(days=LAG_DAYS + 4)
+        h = self.history
+
+        def since(s: pd.Series | None) -> pd.Series | None:
+            return None if s is None else s.iloc[s.index.searchsorted(first):]
+
+        past = available(dataclasses.replace(h, rt=since(h.rt), da=since(h.da), load_forecast=since(h.load_forecast),
+                                             load=since(h.load)), tk)
+        feats = None
+        if len(past.rt) >= 24:
+            targets = pd.date_range(tk.ceil("h"), tk + self.max_lead_hours * HOUR, freq="1h", inclusive="left",
+                                    name="timestamp")
+            feats = _features(past, tk, targets)
+        self._windows[tk] = feats
+        return feats
 
     def _fit(self, avail: MarketHistory, t: pd.Timestamp) -> None:
         try:

@@ -4,6 +4,7 @@ a constant on real data, and the refit cadence. Real shipped ERCOT data througho
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -306,3 +307,51 @@ def test_shipped_load_series():
     assert lf.index[0] == pd.Timestamp("2024-01-01T00:00Z") and lf.index[-1] == pd.Timestamp("2025-01-01T05:00Z")
     both = pd.concat([load, lf], axis=1, join="inner")
     assert len(both) > 8000 and (both.iloc[:, 0] - both.iloc[:, 1]).abs().median() < 0.05 * both.iloc[:, 0].median()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# refits reuse the training windows of earlier fits
+
+
+def _training_set_from_scratch(fc: F.Forecaster, t: pd.Timestamp) -> tuple[pd.DataFrame, pd.Series]:
+    """The training set as it was computed before windows were reused (every window from scratch, from what is
+    known at t cut 131 days back): the reference the cached one must equal."""
+    avail = F.available(fc.history, t)
+    first = t - pd.Timedelta(days=fc.window_days + F.LAG_DAYS + 4)
+    recent = F.MarketHistory(*(None if s is None else s.iloc[s.index.searchsorted(first):]
+                               for s in (avail.rt, avail.da, avail.load_forecast, avail.load)),
+                             timezone=avail.timezone)
+    t_local = t.tz_convert(TZ)
+    xs, ys = [], []
+    for k in range(1, fc.window_days + 1):
+        tk = pd.Timestamp(dt.datetime.combine(t_local.date() - dt.timedelta(days=k), t_local.time(),
+                                              ZoneInfo(TZ))).tz_convert("UTC")
+        past = F.available(recent, tk)
+        if len(past.rt) < 24:
+            continue
+        targets = pd.date_range(tk.ceil("h"), tk + fc.max_lead_hours * HOUR, freq="1h", inclusive="left",
+                                name="timestamp")
+        y = recent.rt.reindex(targets).dropna()
+        if y.empty:
+            continue
+        xs.append(F._features(past, tk, pd.DatetimeIndex(y.index)))
+        ys.append(y)
+    return pd.concat(xs), pd.concat(ys)
+
+
+@pytest.mark.parametrize("dates", [("2021-03-01", "2021-03-08", "2021-03-15", "2021-03-04"),   # Uri in the window
+                                   ("2022-11-10", "2022-11-17")])                              # DST end inside
+def test_refits_reuse_windows_and_equal_a_training_set_made_from_scratch(west, dates):
+    fc = F.Forecaster("gbm", west, refit_days=7)
+    before: set = set()
+    for i, day in enumerate(dates):
+        t = F.decision_time_for(day, TZ)
+        X, y = fc.training_set(F.available(west, t), t)
+        X0, y0 = _training_set_from_scratch(fc, t)
+        pd.testing.assert_frame_equal(X, X0, check_exact=True, check_names=False)
+        pd.testing.assert_series_equal(y, y0, check_exact=True, check_names=False)
+        assert len(X) > 100 * 24 and X.index.max() < t                          # labels known at t only
+        new = set(fc._windows) - before
+        if i == 1:
+            assert len(new) == 7                                                # a week later: 7 new windows
+        before = set(fc._windows)
