@@ -414,7 +414,8 @@ def _gpus(add: Callable, site: Site, ins: CheckInputs, num: dict[str, np.ndarray
             add("job", j.name, t, excess[t], f"{x[t]:.4f} GPUs (at most {j.gpus}, none before release "
                                              f"{j.release.isoformat()})")
         if j.min_run_hours > dt + 1e-9:                          # a rigid job: all its GPUs or none, whole runs
-            for t in np.flatnonzero((np.abs(x) > TOL_MW) & (np.abs(x - j.gpus) > TOL_MW)):
+            finishing = done + np.cumsum(x) * dt >= j.gpu_hours - 1e-6      # its last, partial interval is fine
+            for t in np.flatnonzero((np.abs(x) > TOL_MW) & (np.abs(x - j.gpus) > TOL_MW) & ~finishing):
                 add("job", j.name, t, min(abs(x[t]), abs(x[t] - j.gpus)), f"{x[t]:.4f} GPUs: a rigid job runs on "
                                                                            f"all {j.gpus} or none")
             running = np.concatenate([[ins.job_running_before.get(j.name, 0.0) > 0], x > TOL_MW])

@@ -311,6 +311,8 @@ class IntradayForecaster:
         n = self._n
         cols = np.full((n, days), np.nan)
         for d in range(1, days + 1):
+            if 24 * d >= n:                       # a short price history: fewer lags known
+                break
             cols[24 * d:, d - 1] = self._spread[: n - 24 * d]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)      # all-NaN rows: no spread known, handled below

@@ -81,7 +81,8 @@ from optimizer.errors import InputError
 from optimizer.inputs import Inputs
 from optimizer.intraday import SPREAD_DAYS_GRID, IntradayForecaster, IntradayParams
 from optimizer.planner import Plan, Planner
-from optimizer.realtime import Controller, RealtimeSettings, Step
+from optimizer.realtime import Controller, RealtimeSettings, Step, allocate_jobs
+from optimizer.realtime import keep_rigid_jobs as realtime_keep_rigid_jobs
 from optimizer.site import Site, load_site
 from optimizer.solve import SolverOptions, SolveReport
 from optimizer.state import UnitState, resolve, state_from_dict
@@ -186,56 +187,15 @@ def advance_jobs(site: Site, jobs: Mapping[str, JobProgress], planned: np.ndarra
                  demand: np.ndarray, interval_start: pd.Timestamp
                  ) -> tuple[dict[str, JobProgress], np.ndarray, float]:
     """Jobs' progress after one interval, the work each got (1, job) and the late penalty falling due in it (USD):
-    the rule of the backtest's walker. From the throughput the spot power gives, rigid jobs (minimum run longer than
-    the interval) first, all their GPUs or none; then inference demand; then divisible jobs as planned, as far as
-    room is left."""
-    dt_h = RT_DT_HOURS
-    progress = {j.name: jobs.get(j.name, JobProgress(j.name, 0.0)) for j in site.jobs}
-    left = np.array([j.gpu_hours - progress[j.name].gpu_hours_done for j in site.jobs])
-    rigid = np.array([j.min_run_hours > dt_h + 1e-9 for j in site.jobs])
-    work = np.zeros((1, len(site.jobs)))
-    names = [g.name for g in site.gpu]
-    for c, g in enumerate(site.gpu):
-        mine = [i for i, job in enumerate(site.jobs) if (job.cluster or names[0]) == g.name]
-        room = float(g.spot_throughput_gpus(spot_mw[:, c])[0]) + 1e-6
-        for i in (i for i in mine if rigid[i]):
-            g_i = site.jobs[i].gpus
-            if planned[0, i] > 1e-6 and room >= g_i and left[i] >= g_i * dt_h - 1e-6:
-                work[0, i], room, left[i] = g_i, room - g_i, left[i] - g_i * dt_h
-        room -= min(room, demand[0, c])
-        for i in (i for i in mine if not rigid[i]):
-            x = min(planned[0, i], room, max(left[i], 0.0) / dt_h)
-            if x > 1e-9:
-                work[0, i], room, left[i] = x, room - x, left[i] - x * dt_h
-    out, penalty = dict(jobs), 0.0
-    end = interval_start + INTERVAL
-    for i, job in enumerate(site.jobs):
-        x, p = float(work[0, i]), progress[job.name]
-        if interval_start < job.deadline <= end:
-            done_by = p.gpu_hours_done + (x if end <= job.deadline else 0.0) * dt_h
-            penalty += job.late_penalty_usd_per_gpu_hour * max(0.0, job.gpu_hours - done_by)
-        running = p.running_hours + dt_h if x > 1e-9 else 0.0
-        out[job.name] = JobProgress(job.name, min(job.gpu_hours, p.gpu_hours_done + x * dt_h), running)
-    return out, work, penalty
+    :func:`optimizer.realtime.allocate_jobs`, the backtest's rule, for one interval."""
+    out, work, penalty = allocate_jobs(site, jobs, planned, spot_mw, demand, pd.DatetimeIndex([interval_start]),
+                                       RT_DT_HOURS)
+    return out, work, float(penalty[0])
 
 
 def keep_rigid_jobs(site: Site, policy: operate.Policy, planned: np.ndarray) -> operate.Policy:
-    """A policy that never takes a cluster's spot power below what its planned rigid jobs need (a rigid job runs its
-    whole checkpoint interval: the price does not curtail it), as the backtest's walker does."""
-    names = [g.name for g in site.gpu]
-    n_mining = len(site.mining)
-    floor = np.zeros((len(planned), n_mining + len(site.gpu)))
-    for i, job in enumerate(site.jobs):
-        if job.min_run_hours > RT_DT_HOURS + 1e-9:
-            floor[:, n_mining + names.index(job.cluster or names[0])] += planned[:, i]
-    if not floor.any():
-        return policy
-    for c, g in enumerate(site.gpu):
-        floor[:, n_mining + c] = np.where(floor[:, n_mining + c] > 0, g.spot_mw_for(floor[:, n_mining + c]), 0.0)
-
-    def keep(t: int, lo: np.ndarray, hi: np.ndarray, on: np.ndarray) -> np.ndarray:
-        return np.maximum(policy(t, lo, hi, on), np.minimum(hi, floor[t]))
-    return keep
+    """:func:`optimizer.realtime.keep_rigid_jobs` at the real-time interval."""
+    return realtime_keep_rigid_jobs(site, policy, planned, RT_DT_HOURS)
 
 
 def demand_gpus(site: Site, interval_start: pd.Timestamp) -> np.ndarray:

@@ -207,3 +207,67 @@ def strike_table(site: Site, plan: Plan, rt_dt_hours: float = 0.25, forecast: np
     return operate.strike_table(site, flex, on, inputs.price_array if forecast is None else forecast, c4,
                                 operate.values_usd_per_mwh(site, inputs.hashprice_usd_per_ph_day), useful,
                                 inputs.dt_hours, rt_dt_hours, rows, lock_weight)
+
+
+def allocate_jobs(site: Site, progress: Mapping[str, JobProgress], planned: np.ndarray, spot_mw: np.ndarray,
+                  demand_gpus: np.ndarray, times: pd.DatetimeIndex, dt_hours: float
+                  ) -> tuple[dict[str, JobProgress], np.ndarray, np.ndarray]:
+    """The jobs' work in real-time intervals from the throughput the spot power gives (``spot_mw``: interval x
+    cluster), and their progress after them: rigid jobs (minimum run longer than an interval) first, all their
+    GPUs or none (their last interval may be partial: it finishes the job), then inference demand, then divisible
+    jobs as planned, as far as room is left. Returns (progress, work (interval x job), late penalty per interval:
+    the GPU-hours missing at a deadline x the job's penalty, in the deadline's interval)."""
+    n = len(times)
+    names = [g.name for g in site.gpu]
+    before = {j.name: progress.get(j.name, JobProgress(j.name, 0.0)) for j in site.jobs}
+    left = np.array([j.gpu_hours - before[j.name].gpu_hours_done for j in site.jobs])
+    rigid = np.array([j.min_run_hours > dt_hours + 1e-9 for j in site.jobs])
+    work = np.zeros((n, len(site.jobs)))
+    for c, g in enumerate(site.gpu):
+        mine = [i for i, job in enumerate(site.jobs) if (job.cluster or names[0]) == g.name]
+        theta = g.spot_throughput_gpus(spot_mw[:, c])
+        for t in range(n):
+            room = theta[t] + 1e-6
+            for i in (i for i in mine if rigid[i]):
+                x = min(site.jobs[i].gpus, max(left[i], 0.0) / dt_hours)
+                if planned[t, i] > 1e-6 and x > 1e-9 and room >= x:
+                    work[t, i], room, left[i] = x, room - x, left[i] - x * dt_hours
+            room -= min(room, demand_gpus[t, c])
+            for i in (i for i in mine if not rigid[i]):
+                x = min(planned[t, i], room, max(left[i], 0.0) / dt_hours)
+                if x > 1e-9:
+                    work[t, i], room, left[i] = x, room - x, left[i] - x * dt_hours
+    ends = times + pd.Timedelta(hours=dt_hours)
+    out = dict(progress)
+    penalty = np.zeros(n)
+    for i, job in enumerate(site.jobs):
+        x, p = work[:, i], before[job.name]
+        inside = np.flatnonzero(np.asarray((times < job.deadline) & (ends >= job.deadline)))
+        if len(inside):
+            t = int(inside[0])
+            done_by = p.gpu_hours_done + (x[: t + 1].sum() if ends[t] <= job.deadline else x[:t].sum()) * dt_hours
+            penalty[t] += job.late_penalty_usd_per_gpu_hour * max(0.0, job.gpu_hours - done_by)
+        running = p.running_hours
+        for v in x:
+            running = running + dt_hours if v > 1e-9 else 0.0
+        out[job.name] = JobProgress(job.name, min(job.gpu_hours, p.gpu_hours_done + x.sum() * dt_hours), running)
+    return out, work, penalty
+
+
+def keep_rigid_jobs(site: Site, policy: operate.Policy, planned: np.ndarray, dt_hours: float) -> operate.Policy:
+    """A policy that never takes a cluster's spot power below what its planned rigid jobs need (a rigid job runs
+    its whole checkpoint interval: the price does not curtail it, like committed load)."""
+    names = [g.name for g in site.gpu]
+    n_mining = len(site.mining)
+    floor = np.zeros((len(planned), n_mining + len(site.gpu)))
+    for i, job in enumerate(site.jobs):
+        if job.min_run_hours > dt_hours + 1e-9:
+            floor[:, n_mining + names.index(job.cluster or names[0])] += planned[:, i]
+    if not floor.any():
+        return policy
+    for c, g in enumerate(site.gpu):
+        floor[:, n_mining + c] = np.where(floor[:, n_mining + c] > 0, g.spot_mw_for(floor[:, n_mining + c]), 0.0)
+
+    def keep(t: int, lo: np.ndarray, hi: np.ndarray, on: np.ndarray) -> np.ndarray:
+        return np.maximum(policy(t, lo, hi, on), np.minimum(hi, floor[t]))
+    return keep

@@ -55,7 +55,8 @@ from optimizer.events import Event, load_caps
 from optimizer.inputs import Inputs
 from optimizer.market import operating_hours
 from optimizer.planner import Plan, Planner
-from optimizer.realtime import Controller, RealtimeSettings, cluster_jobs, split, strike_table
+from optimizer.realtime import (Controller, RealtimeSettings, allocate_jobs, cluster_jobs, keep_rigid_jobs, split,
+                                strike_table)
 from optimizer.site import Site
 from optimizer.solve import SolverOptions
 from optimizer.state import UnitState, resolve
@@ -460,7 +461,7 @@ class _Walker:
                                        plan_load)
             self.caps[sl], self.deployed[sl] = caps, deployed
         if jobs_planned is not None and site.jobs:
-            policy = _keep_rigid_jobs(site, policy, jobs_planned, d.dt)
+            policy = keep_rigid_jobs(site, policy, jobs_planned, d.dt)
         # a deployment is an instruction to drop the offered load now: like an emergency, units may trip for it
         instructed = np.where(self.deployed[sl] > 0, np.minimum(d.emergency[sl], caps), d.emergency[sl])
         w = operate.walk(site, self.units, i1 - i0, policy, caps, instructed, priority, self.committed[sl],
@@ -471,71 +472,16 @@ class _Walker:
             self._jobs(sl, w.power[:, len(site.mining):], jobs_planned)
 
     def _jobs(self, sl: slice, spot_mw: np.ndarray, planned: np.ndarray | None) -> None:
-        """The jobs' work from the throughput the spot power gives: rigid jobs first (all their GPUs or none; a
-        plan keeps their power), then inference demand, then divisible jobs as planned, as far as room is left."""
         site, d = self.env.site, self.d
-        n = sl.stop - sl.start
-        planned = np.zeros((n, len(site.jobs))) if planned is None else planned
-        names = [g.name for g in site.gpu]
-        progress = {j.name: self.st.jobs.get(j.name, JobProgress(j.name, 0.0)) for j in site.jobs}
-        left = np.array([j.gpu_hours - progress[j.name].gpu_hours_done for j in site.jobs])
-        rigid = np.array([j.min_run_hours > d.dt + 1e-9 for j in site.jobs])
-        work = np.zeros_like(planned)
-        for c, g in enumerate(site.gpu):
-            mine = [i for i, job in enumerate(site.jobs) if (job.cluster or names[0]) == g.name]
-            theta = g.spot_throughput_gpus(spot_mw[:, c])
-            for t in range(n):
-                room = theta[t] + 1e-6
-                for i in (i for i in mine if rigid[i]):
-                    g_i = site.jobs[i].gpus
-                    if planned[t, i] > 1e-6 and room >= g_i and left[i] >= g_i * d.dt - 1e-6:
-                        work[t, i], room, left[i] = g_i, room - g_i, left[i] - g_i * d.dt
-                room -= min(room, d.demand[sl.start + t, c])
-                for i in (i for i in mine if not rigid[i]):
-                    x = min(planned[t, i], room, max(left[i], 0.0) / d.dt)
-                    if x > 1e-9:
-                        work[t, i], room, left[i] = x, room - x, left[i] - x * d.dt
-        times = d.times[sl]
-        ends = times + pd.Timedelta(hours=d.dt)
-        for i, job in enumerate(site.jobs):
-            x = work[:, i]
-            p = progress[job.name]
-            self.jobs[sl, i] = x
-            inside = np.flatnonzero(np.asarray((times < job.deadline) & (ends >= job.deadline)))
-            if len(inside):
-                t = int(inside[0])
-                done_by = p.gpu_hours_done + (x[: t + 1].sum() if ends[t] <= job.deadline else x[:t].sum()) * d.dt
-                self.penalty[sl.start + t] += job.late_penalty_usd_per_gpu_hour * max(0.0, job.gpu_hours - done_by)
-            running = p.running_hours
-            for v in x:
-                running = running + d.dt if v > 1e-9 else 0.0
-            self.st.jobs[job.name] = JobProgress(job.name, min(job.gpu_hours, p.gpu_hours_done + x.sum() * d.dt),
-                                                 running)
+        planned = np.zeros((sl.stop - sl.start, len(site.jobs))) if planned is None else planned
+        self.st.jobs, self.jobs[sl], penalty = allocate_jobs(site, self.st.jobs, planned, spot_mw, d.demand[sl],
+                                                             d.times[sl], d.dt)
+        self.penalty[sl] += penalty
 
     def done(self, **facts) -> _Out:
         self.st.units = self.units.state()
         return _Out(self.power, self.on, self.start, self.committed, self.jobs, self.offer, self.caps, self.deployed,
                     self.penalty, **facts)
-
-
-def _keep_rigid_jobs(site: Site, policy: operate.Policy, planned: np.ndarray, dt_hours: float) -> operate.Policy:
-    """A policy that never takes a cluster's spot power below what its planned rigid jobs need (a rigid job runs
-    its whole checkpoint interval: the price does not curtail it, like committed load)."""
-    names = [g.name for g in site.gpu]
-    n_mining = len(site.mining)
-    floor = np.zeros((len(planned), n_mining + len(site.gpu)))
-    for i, job in enumerate(site.jobs):
-        if job.min_run_hours > dt_hours + 1e-9:
-            c = names.index(job.cluster or names[0])
-            floor[:, n_mining + c] += planned[:, i]
-    if not floor.any():
-        return policy
-    for c, g in enumerate(site.gpu):
-        floor[:, n_mining + c] = np.where(floor[:, n_mining + c] > 0, g.spot_mw_for(floor[:, n_mining + c]), 0.0)
-
-    def keep(t: int, lo: np.ndarray, hi: np.ndarray, on: np.ndarray) -> np.ndarray:
-        return np.maximum(policy(t, lo, hi, on), np.minimum(hi, floor[t]))
-    return keep
 
 
 def _run_on_arrival(env: _Env, d: _Day, st: PolicyState) -> np.ndarray:

@@ -9,6 +9,7 @@ import typer
 
 from optimizer.cli import backtest as backtest_cmd
 from optimizer.cli import check as check_cmd
+from optimizer.cli import operate as operate_cmd
 from optimizer.cli import schedule as schedule_cmd
 from optimizer.cli import sweep as sweep_cmd
 
@@ -18,6 +19,7 @@ app.command("schedule")(schedule_cmd.schedule)
 app.command("backtest")(backtest_cmd.backtest)
 app.command("sweep")(sweep_cmd.sweep)
 app.command("check")(check_cmd.check)
+app.command("operate")(operate_cmd.operate)
 
 
 @app.callback()

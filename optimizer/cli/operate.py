@@ -16,8 +16,6 @@ from typing import Annotated
 import typer
 
 from optimizer.errors import FALLBACK_EXIT_CODE, CurtailError
-from optimizer.operating import OperateJob, OperateOptions, Setpoints, run_operate
-from optimizer.realtime import RealtimeSettings
 from optimizer.solve import SolverOptions
 
 
@@ -44,6 +42,9 @@ def operate(
 ) -> None:
     """Decide the real-time interval starting at --now: setpoints per fleet and cluster, and the next state."""
     try:
+        from optimizer.operating import OperateJob, OperateOptions, run_operate
+        from optimizer.realtime import RealtimeSettings
+
         options = OperateOptions(RealtimeSettings(replan_minutes=replan_minutes),
                                  SolverOptions(time_limit_seconds=time_limit, mip_rel_gap=1e-6), hashprice)
         job = OperateJob(state=state, prices=prices, out=out, site=site, da_prices=da_prices, plan=plan, now=now,
@@ -60,7 +61,7 @@ def operate(
         raise typer.Exit(FALLBACK_EXIT_CODE)
 
 
-def format_setpoints(s: Setpoints, out: Path) -> str:
+def format_setpoints(s, out: Path) -> str:
     """One line per unit: what it does below and above its strike."""
     lines = [f"interval {s.interval_start.isoformat()} (+15 min): forecast {s.forecast_usd_per_mwh:.2f} USD/MWh, "
              f"last price {s.last_price_usd_per_mwh:.2f}, expected 4CP {s.expected_fourcp_usd_per_mwh:.2f} USD/MWh; "
