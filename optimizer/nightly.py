@@ -6,13 +6,20 @@ is solved; a schedule is written only after the independent checker passed (insi
 :func:`optimizer.scheduling.schedule` / ``schedule_scenarios``); the output is locked for the run and replaced
 atomically, so a failure or a kill leaves the previous good file intact. Every option is either honoured on
 every path (deterministic or scenario schedule) or refused with a named message: none is silently dropped.
+
+With a ledger (:mod:`optimizer.ledger`, ``NightlyJob.ledger``), every run is recorded there once its output is
+written (inputs with sha256, the plan, status, gap, fallback), and a run that fails is recorded with its message and
+exit code; and the month's SLA shortfall so far (realised where recorded, else planned) is read from it before the
+solve and fed to the schedule (``Inputs.sla_shortfall_before_mwh``): the credit tiers count from there.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import json
 import os
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +30,7 @@ import pandas as pd
 import xarray as xr
 
 from optimizer import data, fourcp, market, results, scheduling
-from optimizer.errors import InputError
+from optimizer.errors import FALLBACK_EXIT_CODE, CurtailError, InputError
 from optimizer.events import read_events
 from optimizer.scheduling import DEFAULT_DAY, schedule, schedule_scenarios
 from optimizer.site import load_site
@@ -55,6 +62,7 @@ class NightlyJob:
     load: Path | None = None                  # the user's ERCOT system load (4CP), over the shipped
     load_forecast: Path | None = None         # the user's day-ahead system load forecast (4CP), over the shipped
     peaks: Path | None = None                 # the monthly 4CP intervals: settle the written day's actual charge
+    ledger: Path | None = None                # SQLite ledger: record the run, read the month's SLA shortfall
 
     def refuse_unhonoured(self) -> None:
         """Options that cannot be honoured together are refused, never ignored."""
@@ -97,35 +105,91 @@ def run_day(job: NightlyJob) -> tuple[dict, xr.Dataset]:
     the_day, decision = parse_day(job.day, site.timezone)
     if job.out is not None:
         results.check_output_path(job.out)
+    if job.ledger is not None and not Path(job.ledger).parent.is_dir():
+        raise InputError("ledger folder does not exist", source=str(Path(job.ledger).parent))
     with results.output_lock(job.out) if job.out is not None else nullcontext():
-        state = (read_state_file(job.initial_state, site, market.operating_hours(the_day, site.timezone)[0])
-                 if job.initial_state else None)
-        events = read_events(job.emergency, site) if job.emergency else None
-        user, history = _fourcp_inputs(job, site)
-        common = {"day": the_day, "hashprice": job.hashprice, "lookahead_hours": job.lookahead_hours,
-                  "initial_state": state, "options": job.options, "allow_sla_breach": job.allow_sla_breach,
-                  "events": events, "decision_time": decision, "history": history}
-        if job.scenarios is not None:
-            from optimizer.stochastic import read_scenarios_file
+        try:
+            ds = _solve_and_write(job, site, the_day, decision)
+        except CurtailError as exc:
+            if job.ledger is not None:
+                _record_failure(job, site, the_day, exc)
+            raise
+        if job.ledger is not None:
+            from optimizer import ledger
 
-            frame = read_scenarios_file(job.scenarios)
-            ds = schedule_scenarios(site, frame, list(job.weights) if job.weights else None,
-                                    cvar_weight=job.cvar_weight or 0.0, **common)
-        else:
-            prices = data.read_price_file(job.prices) if job.prices else None
-            ds = schedule(site, prices, export_model=job.export_model, fallback=True, **common)
-        if user is not None and history is not None:
-            ds.attrs["fourcp_source"] = f"{ds.attrs.get('fourcp_source', '')} (with {', '.join(user.sources)})"
-        if user is not None and user.peaks is not None:
-            ds.attrs["fourcp_settled_json"] = json.dumps(_settle_peaks(site, ds, user.peaks))
-        ds.attrs["inputs_json"] = json.dumps(_inputs(site, job), sort_keys=True)
-        ds.attrs["created_at"] = created_at()
-        if job.out is not None:
-            if job.scenarios is not None:
-                _write_scenarios(ds, job.out)
-            else:
-                results.write(ds, job.out)
+            ledger.record_schedule(job.ledger, ds, output=job.out,
+                                   exit_code=FALLBACK_EXIT_CODE if ds.attrs.get("fallback") else 0)
     return results.summary(ds), ds
+
+
+def _solve_and_write(job: NightlyJob, site, the_day: dt.date, decision: pd.Timestamp | None) -> xr.Dataset:
+    state = (read_state_file(job.initial_state, site, market.operating_hours(the_day, site.timezone)[0])
+             if job.initial_state else None)
+    events = read_events(job.emergency, site) if job.emergency else None
+    user, history = _fourcp_inputs(job, site)
+    common = {"day": the_day, "hashprice": job.hashprice, "lookahead_hours": job.lookahead_hours,
+              "initial_state": state, "options": job.options, "allow_sla_breach": job.allow_sla_breach,
+              "events": events, "decision_time": decision, "history": history}
+    before = _sla_before(job, site, the_day)
+    if before:
+        common["sla_shortfall_before_mwh"] = before
+    if job.scenarios is not None:
+        from optimizer.stochastic import read_scenarios_file
+
+        frame = read_scenarios_file(job.scenarios)
+        ds = schedule_scenarios(site, frame, list(job.weights) if job.weights else None,
+                                cvar_weight=job.cvar_weight or 0.0, **common)
+    else:
+        prices = data.read_price_file(job.prices) if job.prices else None
+        ds = schedule(site, prices, export_model=job.export_model, fallback=True, **common)
+    if user is not None and history is not None:
+        ds.attrs["fourcp_source"] = f"{ds.attrs.get('fourcp_source', '')} (with {', '.join(user.sources)})"
+    if user is not None and user.peaks is not None:
+        ds.attrs["fourcp_settled_json"] = json.dumps(_settle_peaks(site, ds, user.peaks))
+    if job.ledger is not None:
+        ds.attrs["sla_shortfall_before_json"] = json.dumps(before, sort_keys=True)
+    ds.attrs["inputs_json"] = json.dumps(_inputs(site, job), sort_keys=True)
+    ds.attrs["created_at"] = created_at()
+    if job.out is not None:
+        if job.scenarios is not None:
+            _write_scenarios(ds, job.out)
+        else:
+            results.write(ds, job.out)
+    return ds
+
+
+def _sla_before(job: NightlyJob, site, day: dt.date) -> dict[str, float]:
+    """The month's committed MWh missed before ``day``, per cluster, from the ledger (empty without one). A
+    shortfall the schedule cannot take (a ``schedule()`` without ``sla_shortfall_before_mwh``) is refused, never
+    dropped: an empty one changes nothing (the default is "100% so far")."""
+    if job.ledger is None:
+        return {}
+    from optimizer import ledger
+
+    before = ledger.sla_shortfall_before(job.ledger, site, day)
+    target = schedule_scenarios if job.scenarios is not None else schedule
+    if before and "sla_shortfall_before_mwh" not in inspect.signature(target).parameters:
+        raise InputError(f"the ledger holds {sum(before.values()):.3f} MWh of committed GPU load missed earlier "
+                         f"this SLA month ({', '.join(sorted(before))}), and this curtail's "
+                         f"{target.__name__}() cannot take it (no sla_shortfall_before_mwh)", source=str(job.ledger))
+    return before
+
+
+def _record_failure(job: NightlyJob, site, the_day: dt.date, exc: CurtailError) -> None:
+    """Record a failed run in the ledger; a ledger that cannot take it is reported as a warning (the run's own
+    error is the one raised)."""
+    from optimizer import ledger
+
+    try:
+        inputs = _inputs(site, job)
+    except OSError:
+        inputs = {"site": {"path": site.source, "sha256": site.sha256}}
+    try:
+        ledger.record_failure(job.ledger, kind="schedule", site=site, error=exc, exit_code=exc.exit_code,
+                              day=the_day.isoformat(), inputs=inputs)
+    except CurtailError as again:
+        warnings.warn(f"the failed run could not be recorded in the ledger: {again}", ledger.LedgerWarning,
+                      stacklevel=2)
 
 
 def _write_scenarios(ds: xr.Dataset, out: Path) -> None:

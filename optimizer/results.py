@@ -374,33 +374,87 @@ def write(ds: xr.Dataset, path: str | Path) -> Path:
     """Write a schedule by suffix (.csv, .parquet, .json, .nc), atomically: a temporary file in the same
     folder, then a rename, so a reader never sees half a file and a failed write leaves the old one intact.
 
-    CSV files open with ``# key: value`` provenance lines (read them with ``pd.read_csv(path, comment="#")`` or
-    :func:`read_schedule`); Parquet files carry it as ``curtail`` schema metadata; JSON as ``summary``; NetCDF as
-    attributes.
+    A CSV file is a plain table (``pandas.read_csv(path)`` and spreadsheets open it with no options); its
+    provenance goes to the sidecar ``<path>.meta.json`` (:func:`sidecar_path`), written the same way just before
+    the CSV is renamed into place and carrying the CSV's sha256, so a sidecar that does not belong to the CSV
+    beside it (a run killed between the two renames) is detected by :func:`read_summary`. Parquet files carry the
+    provenance as ``curtail`` schema metadata; JSON as ``summary``; NetCDF as attributes.
+
+    An output that cannot be written (``PermissionError``: read-only, or held open by another program; or any
+    other OS error) is an :class:`~optimizer.errors.InputError` naming the file (exit 2), never a traceback.
     """
     path = check_output_path(path)
     suffix = path.suffix.lower()
-    with atomic_path(path) as tmp:
-        frame = to_frame(ds)
+    try:
         if suffix == ".csv":
-            with open(tmp, "w", newline="") as f:
-                for k, v in provenance(ds).items():
-                    f.write(f"# {k}: {json.dumps(v, sort_keys=True, default=str)}\n")
-                frame.to_csv(f, index=False, float_format="%.6f", lineterminator="\n")
-        elif suffix == ".parquet":
-            import pyarrow as pa
-            import pyarrow.parquet as pq
+            _write_csv(ds, path)
+            return path
+        with atomic_path(path) as tmp:
+            frame = to_frame(ds)
+            if suffix == ".parquet":
+                import pyarrow as pa
+                import pyarrow.parquet as pq
 
-            table = pa.Table.from_pandas(frame, preserve_index=False)
-            meta = {**(table.schema.metadata or {}),
-                    b"curtail": json.dumps(provenance(ds), sort_keys=True, default=str).encode()}
-            pq.write_table(table.replace_schema_metadata(meta), tmp)
-        elif suffix == ".json":
-            payload = {"summary": summary(ds), "schedule": frame.to_dict(orient="records")}
-            Path(tmp).write_text(json.dumps(payload, indent=1, default=_json_default) + "\n")
-        else:
-            ds.to_netcdf(tmp)
+                table = pa.Table.from_pandas(frame, preserve_index=False)
+                meta = {**(table.schema.metadata or {}),
+                        b"curtail": json.dumps(provenance(ds), sort_keys=True, default=str).encode()}
+                pq.write_table(table.replace_schema_metadata(meta), tmp)
+            elif suffix == ".json":
+                payload = {"summary": summary(ds), "schedule": frame.to_dict(orient="records")}
+                Path(tmp).write_text(json.dumps(payload, indent=1, default=_json_default) + "\n")
+            else:
+                ds.to_netcdf(tmp)
+    except OSError as exc:
+        raise output_error(exc, path) from None
     return path
+
+
+#: Suffix of the provenance sidecar of a CSV output: ``schedule.csv`` -> ``schedule.csv.meta.json``.
+SIDECAR_SUFFIX = ".meta.json"
+
+
+def sidecar_path(path: str | Path) -> Path:
+    """The provenance sidecar of a CSV output (``<path>.meta.json``)."""
+    path = Path(path)
+    return path.with_name(path.name + SIDECAR_SUFFIX)
+
+
+def _write_csv(ds: xr.Dataset, path: Path) -> None:
+    """The plain CSV and its sidecar: both temporary files written first, then the sidecar renamed, then the CSV
+    (the sidecar names the CSV's sha256, so a pair split by a kill is detected, never silently trusted). If the
+    CSV cannot be renamed, the previous sidecar is put back (or the new one removed)."""
+    frame = to_frame(ds)
+    side = sidecar_path(path)
+    previous = side.read_bytes() if side.exists() else None
+    renamed = False
+    try:
+        with atomic_path(path) as tmp_csv:
+            frame.to_csv(tmp_csv, index=False, float_format="%.6f", lineterminator="\n")
+            meta = {"format": "curtail-schedule-csv", "version": 1, "csv": path.name,
+                    "csv_sha256": file_sha256(tmp_csv), "provenance": provenance(ds)}
+            with atomic_path(side) as tmp_meta:
+                Path(tmp_meta).write_text(json.dumps(meta, indent=1, sort_keys=True, default=_json_default) + "\n")
+            renamed = True
+    except BaseException:
+        if renamed:
+            with contextlib.suppress(OSError):
+                if previous is None:
+                    side.unlink()
+                else:
+                    with atomic_path(side) as tmp_meta:
+                        Path(tmp_meta).write_bytes(previous)
+        raise
+
+
+def output_error(exc: OSError, path: str | Path) -> InputError:
+    """An output that cannot be written, as a named :class:`~optimizer.errors.InputError` (exit 2)."""
+    target = exc.filename or path
+    if isinstance(exc, PermissionError):
+        why = ("permission denied: the file or its folder is read-only, or another program holds it open (a "
+               "notebook with the previous file open, a spreadsheet); close it or choose another output")
+    else:
+        why = f"{type(exc).__name__}: {exc.strerror or exc}"
+    return InputError(f"cannot write {Path(str(target)).name} ({why}); nothing was replaced", source=str(path))
 
 
 @contextlib.contextmanager
@@ -432,21 +486,18 @@ def _json_default(x: Any) -> Any:
 
 
 def read_summary(path: str | Path) -> dict[str, Any]:
-    """The summary / provenance a written schedule carries (empty if it carries none)."""
+    """The summary / provenance a written schedule carries (empty if it carries none).
+
+    A CSV's comes from its sidecar ``<path>.meta.json``, which must name the CSV's sha256 (else the pair was split,
+    e.g. by a run killed between the two renames: an :class:`~optimizer.errors.InputError`); a CSV in the layout
+    of curtail <= 0.1 (``# key: value`` lines before the header) is still read, for one release."""
     path = Path(path)
     suffix = path.suffix.lower()
     try:
         if suffix == ".json":
             return json.loads(path.read_text()).get("summary", {})
         if suffix == ".csv":
-            out = {}
-            with open(path) as f:
-                for line in f:
-                    if not line.startswith("# "):
-                        break
-                    key, _, value = line[2:].partition(": ")
-                    out[key] = json.loads(value)
-            return out
+            return _csv_summary(path)
         if suffix == ".parquet":
             import pyarrow.parquet as pq
 
@@ -455,9 +506,38 @@ def read_summary(path: str | Path) -> dict[str, Any]:
         if suffix == ".nc":
             with xr.open_dataset(path) as ds:
                 return summary(ds)
+    except InputError:
+        raise
     except Exception as exc:  # noqa: BLE001
         raise InputError(f"cannot read schedule summary ({type(exc).__name__}: {exc})", source=str(path)) from None
     return {}
+
+
+def _csv_summary(path: Path) -> dict[str, Any]:
+    if _legacy_csv(path):
+        out = {}
+        with open(path) as f:
+            for line in f:
+                if not line.startswith("# "):
+                    break
+                key, _, value = line[2:].partition(": ")
+                out[key] = json.loads(value)
+        return out
+    side = sidecar_path(path)
+    if not side.exists():
+        return {}
+    meta = json.loads(side.read_text())
+    if meta.get("csv_sha256") != file_sha256(path):
+        raise InputError(f"the sidecar {side.name} does not belong to this CSV (its csv_sha256 differs: a run "
+                         "was stopped between writing the two, or one was edited); rerun the schedule",
+                         source=str(path))
+    return meta.get("provenance", {})
+
+
+def _legacy_csv(path: Path) -> bool:
+    """Whether a CSV is in the old layout (``# key: value`` provenance lines before the header)."""
+    with open(path, "rb") as f:
+        return f.read(2) == b"# "
 
 
 def read_schedule(path: str | Path) -> pd.DataFrame:
@@ -466,7 +546,7 @@ def read_schedule(path: str | Path) -> pd.DataFrame:
     try:
         suffix = path.suffix.lower()
         if suffix == ".csv":
-            return pd.read_csv(path, comment="#")
+            return pd.read_csv(path, comment="#") if _legacy_csv(path) else pd.read_csv(path)
         if suffix == ".parquet":
             return pd.read_parquet(path)
         if suffix == ".json":

@@ -53,6 +53,9 @@ def schedule(
                                                        "timestamp, load_forecast_mw, optional published).")] = None,
     peaks: Annotated[Path | None, typer.Option(help="4CP: monthly 4CP intervals (CSV/Parquet: timestamp); the "
                                                "summary settles the day's load in them.")] = None,
+    ledger: Annotated[Path | None, typer.Option(help="SQLite ledger that records the run and gives the month's SLA "
+                                                "shortfall so far. Default: curtail-ledger.sqlite beside --out "
+                                                "(none without --out).")] = None,
 ) -> None:
     """Solve one operating day and write its hourly schedule."""
     from optimizer import data
@@ -64,7 +67,7 @@ def schedule(
                          initial_state=initial_state, lookahead_hours=lookahead_hours,
                          allow_sla_breach=allow_sla_breach, emergency=emergency, scenarios=scenarios,
                          cvar_weight=cvar_weight, weights=_weights(weights) if weights else None,
-                         load=load, load_forecast=load_forecast, peaks=peaks,
+                         load=load, load_forecast=load_forecast, peaks=peaks, ledger=_ledger_path(ledger, out),
                          options=SolverOptions(time_limit_seconds=time_limit, mip_rel_gap=mip_gap,
                                                accept_gap=accept_gap, threads=threads))
         with warnings.catch_warnings(record=True) as caught:
@@ -78,11 +81,19 @@ def schedule(
     if scenarios is not None:
         typer.echo(format_scenarios(ds))
         return
-    typer.echo(json.dumps(summary, indent=1, default=str) if json_summary else format_summary(summary, out))
+    typer.echo(json.dumps(summary, indent=1, default=str) if json_summary else format_summary(summary, out, job.ledger))
     if summary.get("fallback"):
         typer.echo(f"curtail schedule: FALLBACK schedule written (strike rule): {summary['fallback_reason']}",
                    err=True)
         raise typer.Exit(FALLBACK_EXIT_CODE)
+
+
+def _ledger_path(ledger: Path | None, out: Path | None) -> Path | None:
+    if ledger is not None or out is None:
+        return ledger
+    from optimizer.ledger import default_path
+
+    return default_path(out)
 
 
 def _weights(text: str) -> tuple[float, ...]:
@@ -101,7 +112,17 @@ def format_scenarios(ds) -> str:
     return "\n".join(lines)
 
 
-def format_summary(s: dict, out: Path | None) -> str:
+def _written(out: Path | None) -> str:
+    if out is None:
+        return "(no --out given: nothing written)"
+    if out.suffix.lower() == ".csv":
+        from optimizer.results import sidecar_path
+
+        return f"{out} (provenance in {sidecar_path(out).name})"
+    return str(out)
+
+
+def format_summary(s: dict, out: Path | None, ledger: Path | None = None) -> str:
     """A readable table: profit and its parts, energy per use, sell-back, status and times."""
     gap = "n/a" if s.get("mip_gap") is None else f"{s['mip_gap']:.2e}"
     objective = "n/a" if s.get("objective_usd") is None else f"{s['objective_usd']:,.2f} USD (with lookahead)"
@@ -121,9 +142,9 @@ def format_summary(s: dict, out: Path | None) -> str:
         ("4CP (expected)", _usd(-s["fourcp_charge_usd"])),
         ("profit (day)", _usd(s["profit_usd"])),
         ("", ""),
-        ("mining", f"{s['mining_mwh']:>14,.1f} MWh"),
-        ("AI", f"{s['ai_mwh']:>14,.1f} MWh"),
-        ("sold back", f"{s['sellback_mwh']:>14,.1f} MWh"),
+        ("mining", _mwh(s["mining_mwh"])),
+        ("AI", _mwh(s["ai_mwh"])),
+        ("sold back", _mwh(s["sellback_mwh"])),
         ("", ""),
         ("status", f"{s['status']}, gap {gap}, objective {objective}"),
         ("times", f"build {s['build_seconds']:.3f} s, translate {s['translate_seconds']:.3f} s, "
@@ -132,10 +153,21 @@ def format_summary(s: dict, out: Path | None) -> str:
         *[("emergency event", f"{e['start']} .. {e['end']}: cap {e['max_load_mw']:.1f} MW, highest load "
                                  f"{e['highest_load_mw'] if e['highest_load_mw'] is None else round(e['highest_load_mw'], 3)} MW")
           for e in s.get("emergency_events", [])],
-        ("written", str(out) if out else "(no --out given: nothing written)"),
+        ("written", _written(out)),
+        *([("ledger", str(ledger))] if ledger is not None else []),
     ]
     return "\n".join(f"{k:<18} {v}" if k else "" for k, v in rows)
 
 
 def _usd(x: float) -> str:
-    return f"{x:>14,.2f} USD"
+    return f"{_unsigned_zero(x, 2):>14,.2f} USD"
+
+
+def _mwh(x: float) -> str:
+    return f"{_unsigned_zero(x, 1):>14,.1f} MWh"
+
+
+def _unsigned_zero(x: float, decimals: int) -> float:
+    """``x`` rounded as printed, with a negative zero (``-0.00``: a cost of zero shown negated) made plain 0."""
+    r = round(float(x), decimals)
+    return 0.0 if r == 0 else r
