@@ -36,7 +36,7 @@ TOL_MW = 1e-4              # power, MW (HiGHS's feasibility tolerance is 1e-7 on
 TOL_USD = 0.01             # money, USD per interval, plus TOL_REL of the amount
 TOL_REL = 1e-7
 TOL_PRICE = 1e-4           # prices (USD/MWh, USD/MW/h) and 4CP weights as recorded (files keep 6 decimals)
-ON_FLOOR_FRACTION = 1e-3   # copied from optimizer/model/commitment.py (docs §3, the on-floor rule):
+ON_FLOOR_FRACTION = 1e-3   # copied from optimizer/model/commitment.py (docs/formulation.md, the on-floor rule):
 ON_FLOOR_MIN_MW = 1e-3     # "on" means at least 0.1% of capacity and at least 1 kW (at most the capacity)
 
 

@@ -9,8 +9,9 @@ bounds (a constraint's bounds or the constant terms of its body) or (d) column b
 affinely: ``c(p) = c0 + C p``, ``row_lo(p) = l0 + L p`` and so on, with sparse ``C, L, ...``. :class:`Compiled`
 finds those maps by walking each coefficient's parameter expression once (sums, products with a constant,
 division by a constant, negation). A parameter multiplying a variable inside a constraint would be a matrix
-coefficient: that is supported too (``A(p) = A0 + ...``, pushed with ``changeCoeff``) but none of curtail's parts
-does it today, and :attr:`Compiled.matrix_params` says so. Anything that is not affine in the parameters (a
+coefficient: that is supported too (``A(p) = A0 + ...``, pushed with ``changeCoeff``; :attr:`Compiled.matrix_params`
+lists them): a GPU cluster's demand (``served <= demand x on``), a job's on-time mask and a rigid job's GPUs, and a
+two-stage model's scenario prices (its ``profit_def`` rows) enter that way. Anything that is not affine in the parameters (a
 product of two parameters, a parameter in a denominator) is refused with :class:`CompileError`.
 
 The parameter vector ``p`` holds every mutable ``ParamData`` of the model, component after component, each in its

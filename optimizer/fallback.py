@@ -4,7 +4,8 @@ Used when the solver returns nothing usable (time limit without a good enough so
 runs, up to the power it can use, while the price is below its value per MWh (fleet: mining value; GPU cluster:
 spot value while there is inference demand) and moves toward that within its ramp, minimum load, minimum on/off
 times and the holds of its initial state (see :mod:`optimizer.operate`). When a load cap binds, the least valuable
-units give way first. Restart costs are paid, not optimised; jobs get no GPUs (the next plan catches up).
+units give way first. Restart costs are paid, not optimised; jobs get no GPUs (the next plan catches up), and
+the GPU-hours that leaves late are booked as a plan books them.
 """
 
 from __future__ import annotations
@@ -27,4 +28,5 @@ def strike_schedule(site: Site, inputs: Inputs) -> xr.Dataset:
     useful = operate.useful_mw(site, ctx["demand_gpus"] if site.gpu else np.zeros((inputs.n, 0)))
     w = operate.walk(site, units, inputs.n, operate.strike_policy(inputs.price_array, strike, useful),
                      inputs.caps(site), inputs.emergency_caps(site), priority=strike, times=inputs.times)
-    return results.assemble(site, inputs.times, power=w.site_power(site), on=w.on, start=w.start, **ctx)
+    ds = results.assemble(site, inputs.times, power=w.site_power(site), on=w.on, start=w.start, **ctx)
+    return results.resettle_job_penalty(ds, site, inputs)        # the jobs' expected lateness, as a plan books it

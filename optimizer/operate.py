@@ -260,7 +260,7 @@ def follow(setpoint: np.ndarray) -> Policy:
 
 def strike_table(site: Site, plan_mw: np.ndarray, plan_on: np.ndarray, forecast: np.ndarray,
                  fourcp_usd_per_mwh: np.ndarray, values: np.ndarray, useful: np.ndarray, plan_dt_hours: float,
-                 rt_dt_hours: float = 0.25, rows: int | None = None, lock_weight: float = 1.0) -> Strikes:
+                 rt_dt_hours: float = 0.25, rows: int | None = None, lock_weight: float = 0.0) -> Strikes:
     """Strikes (plan interval, unit), USD/MWh, from a plan: its power ``plan_mw`` and on/off ``plan_on`` per
     interval and unit, the forecast prices and expected 4CP charge per MWh it used, each unit's value per MWh and
     useful MW. See the module docstring for the rule. ``rows``: compute the commitment premiums of the first

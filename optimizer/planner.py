@@ -20,7 +20,7 @@ import pyomo.environ as pyo
 import xarray as xr
 
 from optimizer import diagnose, model, results, solve
-from optimizer.errors import InfeasibleError, NoSolutionError
+from optimizer.errors import InfeasibleError, InputError, NoSolutionError
 from optimizer.inputs import Inputs
 from optimizer.site import Site
 from optimizer.state import state_to_json
@@ -86,6 +86,7 @@ class Planner:
         self.site = site
         self.options = options or solve.SolverOptions()
         self.allow_sla_breach = allow_sla_breach
+        self._refuse_unmodelled()
         self.cache = ModelCache(self.options, solver_factory)
 
     @property
@@ -95,6 +96,13 @@ class Planner:
     @property
     def highs_seconds(self) -> float:
         return self.cache.highs_seconds
+
+    def _refuse_unmodelled(self) -> None:
+        capped = [g.name for g in self.site.gpu if g.committed_min_mw < g.committed_mw]
+        if self.allow_sla_breach and capped:
+            raise InputError(f"SLA breach cannot be allowed for a cluster whose committed GPUs may be capped "
+                             f"({', '.join(capped)}: sla_throughput_fraction < 1 with a power-cap curve): a shortfall "
+                             "of capped committed load is not modelled", field="allow_sla_breach")
 
     def structure(self, inputs: Inputs) -> model.Structure:
         return model.Structure.of(self.site, inputs, allow_sla_breach=self.allow_sla_breach)

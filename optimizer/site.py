@@ -233,7 +233,10 @@ class GpuCluster(Switchable):
         """Spot demand in each interval as a fraction of the spot GPUs (may exceed 1 at peaks)."""
         from optimizer import workloads
 
-        return workloads.demand_fraction(times, _profile(self.demand_profile), self.spot_utilization)
+        profile = _profile(self.demand_profile)
+        if isinstance(profile, str):               # a shape, scaled to the mean utilisation
+            return workloads.demand_fraction(times, profile, self.spot_utilization)
+        return workloads.demand_fraction(times, profile)          # a file of fractions, used as given
 
     @property
     def committed_revenue_usd_per_hour(self) -> float:
@@ -276,8 +279,9 @@ def _upper_hull(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return hull
 
 
+@functools.cache
 def _profile(spec: str):
-    """A demand profile spec: a shipped name, or a path to a demand file."""
+    """A demand profile spec: a shipped name, or a path to a demand file (read once)."""
     from optimizer import workloads
 
     if spec in workloads.PROFILE_NAMES:

@@ -69,7 +69,9 @@ def state_from_schedule(site: Site, frame: pd.DataFrame, dt_hours: float = 1.0,
     for f in site.mining:
         out[f.name] = _tail_state(frame, f"mining_mw__{f.name}", 0.0, dt_hours, (before or {}).get(f.name))
     for g in site.gpu:
-        flex = frame[f"ai_mw__{g.name}"].to_numpy(dtype=float) - g.committed_mw if f"ai_mw__{g.name}" in frame else None
+        committed = (frame[f"committed_mw__{g.name}"].to_numpy(dtype=float) if f"committed_mw__{g.name}" in frame
+                     else g.committed_mw)                       # the committed GPUs' power as written (capped or full)
+        flex = frame[f"ai_mw__{g.name}"].to_numpy(dtype=float) - committed if f"ai_mw__{g.name}" in frame else None
         short = f"sla_shortfall_mw__{g.name}"
         if flex is not None and short in frame.columns:
             flex = flex + frame[short].to_numpy(dtype=float)

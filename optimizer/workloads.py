@@ -801,7 +801,7 @@ def _job(row: _Row, clusters: dict[str, int | None]) -> Job:
     if not clusters:
         raise row.fail("cluster", "the site has no GPU cluster to run jobs on")
     gpus = row.integer("gpus")
-    limits = [clusters[cluster]] if cluster else list(clusters.values())
+    limits = [clusters[cluster]] if cluster else [next(iter(clusters.values()))]   # no cluster: the first one
     if all(n is not None for n in limits) and gpus > max(limits):          # type: ignore[type-var]
         raise row.fail("gpus", f"{gpus} GPUs exceed the {max(limits)} uncommitted GPUs of "   # type: ignore[type-var]
                                f"{'cluster ' + repr(cluster) if cluster else 'any cluster'}")
