@@ -32,6 +32,7 @@ import xarray as xr
 from optimizer import data, fourcp, market, results, scheduling
 from optimizer.errors import FALLBACK_EXIT_CODE, CurtailError, InputError
 from optimizer.events import read_events
+from optimizer.workloads import read_job_progress, with_jobs_file
 from optimizer.scheduling import DEFAULT_DAY, schedule, schedule_scenarios
 from optimizer.site import load_site
 from optimizer.solve import SolverOptions
@@ -63,6 +64,8 @@ class NightlyJob:
     load_forecast: Path | None = None         # the user's day-ahead system load forecast (4CP), over the shipped
     peaks: Path | None = None                 # the monthly 4CP intervals: settle the written day's actual charge
     ledger: Path | None = None                # SQLite ledger: record the run, read the month's SLA shortfall
+    jobs: Path | None = None                  # a jobs CSV, added to the site file's [[job]] tables
+    job_progress: Path | None = None          # JSON: each job's GPU-hours done so far
 
     def refuse_unhonoured(self) -> None:
         """Options that cannot be honoured together are refused, never ignored."""
@@ -101,7 +104,10 @@ def parse_day(day: str | None, timezone: str, now: dt.datetime | None = None) ->
 def run_day(job: NightlyJob) -> tuple[dict, xr.Dataset]:
     """Run the nightly job; returns (summary, dataset). Raises a :class:`~optimizer.errors.CurtailError`."""
     job.refuse_unhonoured()
-    site = load_site(job.site or data.default_site_path())
+    site = with_jobs_file(load_site(job.site or data.default_site_path()), job.jobs)
+    if job.job_progress is not None and not site.jobs:
+        raise InputError("--job-progress needs jobs (the site file's [[job]] tables or --jobs)", field="--job-progress")
+    progress = read_job_progress(job.job_progress, site.jobs) if job.job_progress is not None else None
     the_day, decision = parse_day(job.day, site.timezone)
     if job.out is not None:
         results.check_output_path(job.out)
@@ -109,7 +115,7 @@ def run_day(job: NightlyJob) -> tuple[dict, xr.Dataset]:
         raise InputError("ledger folder does not exist", source=str(Path(job.ledger).parent))
     with results.output_lock(job.out) if job.out is not None else nullcontext():
         try:
-            ds = _solve_and_write(job, site, the_day, decision)
+            ds = _solve_and_write(job, site, the_day, decision, progress)
         except CurtailError as exc:
             if job.ledger is not None:
                 _record_failure(job, site, the_day, exc)
@@ -122,14 +128,15 @@ def run_day(job: NightlyJob) -> tuple[dict, xr.Dataset]:
     return results.summary(ds), ds
 
 
-def _solve_and_write(job: NightlyJob, site, the_day: dt.date, decision: pd.Timestamp | None) -> xr.Dataset:
+def _solve_and_write(job: NightlyJob, site, the_day: dt.date, decision: pd.Timestamp | None,
+                     progress: dict | None) -> xr.Dataset:
     state = (read_state_file(job.initial_state, site, market.operating_hours(the_day, site.timezone)[0])
              if job.initial_state else None)
     events = read_events(job.emergency, site) if job.emergency else None
     user, history = _fourcp_inputs(job, site)
     common = {"day": the_day, "hashprice": job.hashprice, "lookahead_hours": job.lookahead_hours,
               "initial_state": state, "options": job.options, "allow_sla_breach": job.allow_sla_breach,
-              "events": events, "decision_time": decision, "history": history}
+              "events": events, "decision_time": decision, "history": history, "job_progress": progress}
     before = _sla_before(job, site, the_day)
     if before:
         common["sla_shortfall_before_mwh"] = before
@@ -230,7 +237,8 @@ def _settle_peaks(site, ds: xr.Dataset, peaks: pd.DatetimeIndex) -> dict:
 
 def _inputs(site, job: NightlyJob) -> dict:
     out = {"site": {"path": site.source, "sha256": site.sha256}}
-    for name in ("prices", "initial_state", "emergency", "scenarios", "load", "load_forecast", "peaks"):
+    for name in ("prices", "initial_state", "emergency", "scenarios", "load", "load_forecast", "peaks", "jobs",
+                 "job_progress"):
         path = getattr(job, name)
         if path is not None:
             out[name] = {"path": str(path), "sha256": results.file_sha256(path)}

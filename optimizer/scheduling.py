@@ -26,6 +26,7 @@ from optimizer.market import operating_hours
 from optimizer.planner import Planner
 from optimizer.site import Site, load_site
 from optimizer.state import UnitState
+from optimizer.workloads import JobProgress
 
 if TYPE_CHECKING:
     from optimizer.forecast import MarketHistory
@@ -111,6 +112,8 @@ class DayRequest:
     peak_probability: pd.Series | None = None     # 4CP chance per hour; None: estimated when the site has 4CP
     decision_time: pd.Timestamp | None = None     # None: 10:00 local on D-1 (what a nightly run knew)
     history: MarketHistory | None = None          # system load (+ forecast) the 4CP estimate reads; None: shipped
+    job_progress: Mapping[str, JobProgress] | None = None    # jobs' GPU-hours done (and current runs) so far
+    sla_shortfall_before_mwh: Mapping[str, float] | None = None   # committed MWh missed earlier this SLA month
 
 
 def day_inputs(site: Site, req: DayRequest) -> tuple[Inputs, dict]:
@@ -135,7 +138,8 @@ def day_inputs(site: Site, req: DayRequest) -> tuple[Inputs, dict]:
     times = pd.DatetimeIndex(pin.prices.index)
     caps = load_caps(site, list(req.events), times, 1.0) if req.events else None
     prob, prob_source = _peak_probability(site, decision, times, req.peak_probability, req.history)
-    inputs = Inputs(pin.prices, hp, req.initial_state, caps, prob)
+    inputs = Inputs(pin.prices, hp, req.initial_state, caps, prob, job_progress=req.job_progress,
+                    sla_shortfall_before_mwh=req.sla_shortfall_before_mwh)
     return inputs, {"price_source": pin.source, "lookahead_hours": pin.lookahead_hours, "hashprice_source": hp_source,
                     "fourcp_source": prob_source, "decision_time": decision.isoformat()}
 
@@ -146,7 +150,9 @@ def schedule(site: Site | str | Path, prices: pd.Series | None = None, *, day: d
              options: solve.SolverOptions | None = None, export_model: str | Path | None = None,
              allow_sla_breach: bool = False, fallback: bool = False, events: list[Event] | None = None,
              peak_probability: pd.Series | None = None, decision_time: pd.Timestamp | None = None,
-             history: MarketHistory | None = None) -> xr.Dataset:
+             history: MarketHistory | None = None,
+             job_progress: Mapping[str, JobProgress] | None = None,
+             sla_shortfall_before_mwh: Mapping[str, float] | None = None) -> xr.Dataset:
     """Solve one operating day and return its schedule as an ``xarray.Dataset`` (see :mod:`optimizer.results`).
 
     ``site``: a :class:`Site` or a path to a site model. ``prices``: hourly USD/MWh with a tz-aware index
@@ -156,7 +162,9 @@ def schedule(site: Site | str | Path, prices: pd.Series | None = None, *, day: d
     (:mod:`optimizer.events`), hard limits. ``peak_probability``: 4CP peak chance per hour (default, for a site
     whose ``[fourcp]`` table sets a charge or a threshold: estimated from the shipped ERCOT load as known at the
     decision time; ``history``: a :class:`~optimizer.forecast.MarketHistory` with the system load to estimate them
-    from instead of the shipped load). ``decision_time``: when the schedule is made (default 10:00 local on the day before; the CLI
+    from instead of the shipped load). ``job_progress``: each job's GPU-hours done so far (jobs are the site's).
+    ``sla_shortfall_before_mwh``: committed MWh missed earlier in the SLA month per cluster (the credit tiers count
+    from there; default none: "100% so far"). ``decision_time``: when the schedule is made (default 10:00 local on the day before; the CLI
     passes "now" for today/tomorrow). With SLA breach allowed, the written day's SLA credit counts the day's own
     shortfall (the lookahead's shortfall shaped the plan but is not owed by this schedule).
 
@@ -168,7 +176,8 @@ def schedule(site: Site | str | Path, prices: pd.Series | None = None, *, day: d
     t_start = time.perf_counter()
     site = site if isinstance(site, Site) else load_site(site)
     req = DayRequest(_as_day(day) if day is not None else DEFAULT_DAY, prices, hashprice, lookahead_hours,
-                     initial_state, tuple(events or ()), peak_probability, decision_time, history)
+                     initial_state, tuple(events or ()), peak_probability, decision_time, history, job_progress,
+                     sla_shortfall_before_mwh)
     inputs, sources = day_inputs(site, req)
     hours = operating_hours(req.day, site.timezone)
     planner = Planner(site, options, allow_sla_breach=allow_sla_breach)
@@ -262,7 +271,9 @@ def schedule_scenarios(site: Site | str | Path, scenario_prices: pd.DataFrame, w
                        alpha: float = 0.9, allow_sla_breach: bool = False, events: list[Event] | None = None,
                        peak_probability: pd.Series | None = None,
                        decision_time: pd.Timestamp | None = None,
-                       history: MarketHistory | None = None) -> xr.Dataset:
+                       history: MarketHistory | None = None,
+                       job_progress: Mapping[str, JobProgress] | None = None,
+                       sla_shortfall_before_mwh: Mapping[str, float] | None = None) -> xr.Dataset:
     """Two-stage schedule of one operating day over price scenarios (one column each, hourly, tz-aware index
     covering the day and lookahead): commitments shared, power per scenario (see :mod:`optimizer.stochastic`).
     ``weights``: one per scenario (default equal). Every other option means what it means in :func:`schedule`
@@ -277,7 +288,7 @@ def schedule_scenarios(site: Site | str | Path, scenario_prices: pd.DataFrame, w
                for c in scenario_prices.columns]
     frame = pd.concat(columns, axis=1, keys=list(scenario_prices.columns))
     req = DayRequest(the_day, frame.iloc[:, 0], hashprice, lookahead_hours, initial_state, tuple(events or ()),
-                     peak_probability, decision_time, history)
+                     peak_probability, decision_time, history, job_progress, sla_shortfall_before_mwh)
     inputs, sources = day_inputs(site, req)
     k = frame.shape[1]
     w = np.full(k, 1.0 / k) if weights is None else np.asarray(weights, dtype=float)

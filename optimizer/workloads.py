@@ -880,3 +880,51 @@ def read_jobs(path: str | Path, cluster_names: Iterable[str] | Mapping[str, int]
             raise InputError(f"{label}: expected {len(header)} fields, got {len(cells)}", source=src)
         rows.append(_Row(src, label, values=dict(zip(header, cells, strict=True))))
     return _jobs(rows, _clusters(cluster_names))
+
+
+def with_jobs_file(site: Any, path: str | Path | None) -> Any:
+    """``site`` with the jobs of a jobs CSV added to its own ``[[job]]`` tables (a name in both is bad input)."""
+    if path is None:
+        return site
+    extra = read_jobs(path, {g.name: g.gpus - g.committed_gpus for g in site.gpu})
+    clash = sorted({j.name for j in extra} & {j.name for j in site.jobs})
+    if clash:
+        raise InputError(f"job(s) {', '.join(map(repr, clash))} are also in the site file {site.source}",
+                         source=str(path), field="name")
+    return replace(site, jobs=site.jobs + extra)
+
+
+def read_job_progress(path: str | Path, jobs: Iterable[Job]) -> dict[str, JobProgress]:
+    """Each job's progress from a JSON object ``{job: gpu_hours_done}`` or ``{job: {"gpu_hours_done": h,
+    "running_hours": r}}``; every name must be one of ``jobs``; errors name the file, the job and the value."""
+    import json
+
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read job progress JSON ({exc})", source=str(path)) from None
+    if not isinstance(raw, dict):
+        raise InputError("expected a JSON object {job: gpu_hours_done}", source=str(path))
+    by_name = {j.name: j for j in jobs}
+    out: dict[str, JobProgress] = {}
+    for name, value in raw.items():
+        if name not in by_name:
+            raise InputError(f"unknown job {name!r}; the site's jobs: {', '.join(by_name) or '(none)'}",
+                             source=str(path), field=name)
+        entry = value if isinstance(value, dict) else {"gpu_hours_done": value}
+        unknown = sorted(set(entry) - {"gpu_hours_done", "running_hours"})
+        if unknown or "gpu_hours_done" not in entry:
+            raise InputError(f"expected a number of GPU-hours or {{\"gpu_hours_done\", \"running_hours\"}}, got "
+                             f"{value!r}", source=str(path), field=name)
+        nums = {}
+        for key in ("gpu_hours_done", "running_hours"):
+            v = entry.get(key, 0.0)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise InputError(f"{key}: expected a finite number >= 0, got {v!r}", source=str(path), field=name)
+            nums[key] = float(v)
+        if nums["gpu_hours_done"] > by_name[name].gpu_hours * (1 + 1e-9):
+            raise InputError(f"{nums['gpu_hours_done']:g} GPU-hours done exceed the {by_name[name].gpu_hours:g} "
+                             "the job needs", source=str(path), field=name)
+        out[name] = JobProgress(name, nums["gpu_hours_done"], nums["running_hours"])
+    return out

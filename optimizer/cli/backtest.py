@@ -60,10 +60,19 @@ def backtest(
                                                        "timestamp, load_forecast_mw, optional published).")] = None,
     peaks: Annotated[Path | None, typer.Option(help="4CP: monthly 4CP intervals that settle the charge "
                                                "(CSV/Parquet: timestamp). Default: from --load, else shipped.")] = None,
+    replan_minutes: Annotated[int, typer.Option(help="mpc: minutes between re-plans, 60 or 15.")] = 60,
+    jobs: Annotated[Path | None, typer.Option(help="Deferrable GPU jobs (CSV, as curtail schedule --jobs), added to "
+                                              "the site file's [[job]] tables.")] = None,
+    demand_aware: Annotated[bool, typer.Option(help="Decisions know the clusters' hourly inference demand "
+                                               "(--no-demand-aware: they assume every spot GPU is wanted, and "
+                                               "are settled on the demand: the value of knowing it).")] = True,
+    jobs_deferrable: Annotated[bool, typer.Option(help="Plans may move jobs within their windows "
+                                                  "(--no-jobs-deferrable: run on arrival).")] = True,
 ) -> None:
     """Walk forward day by day, operate at real-time resolution, settle at actual prices, compare policies."""
     from optimizer import data
     from optimizer.backtest import Settings, report
+    from optimizer.realtime import RealtimeSettings
     from optimizer.events import read_events
     from optimizer.site import load_site
     from optimizer.solve import SolverOptions
@@ -77,6 +86,12 @@ def backtest(
                                                                                 charge_usd_per_kw_year=fourcp))
         if reserve is not None:
             site_obj = dataclasses.replace(site_obj, reserves=_reserves(reserve))
+        from optimizer.workloads import with_jobs_file
+
+        site_obj = with_jobs_file(site_obj, jobs)
+        if not jobs_deferrable and not site_obj.jobs:
+            raise InputError("--no-jobs-deferrable needs jobs (the site file's [[job]] tables or --jobs)",
+                             field="--no-jobs-deferrable")
         first, last = _day(start, "--start"), _day(end, "--end")
         settings = Settings(forecast_method=forecast, decision_hour_local=decision_hour,
                             lookahead_hours=lookahead_hours, hysteresis_usd_per_mwh=hysteresis,
@@ -86,7 +101,8 @@ def backtest(
                             events=tuple(read_events(emergency, site_obj)) if emergency else (),
                             fourcp_in_plan=fourcp_plan,
                             deployments=_deployments(deployments) if deployments else (),
-                            cvar_weight=cvar_weight)
+                            cvar_weight=cvar_weight, realtime=RealtimeSettings(replan_minutes=replan_minutes),
+                            demand_aware=demand_aware, jobs_deferrable=jobs_deferrable)
         market = _market(site_obj.settlement_point, prices, da_prices, hashprice)
         market = _with_user_fourcp(market, site_obj, first, last, load, load_forecast, peaks)
         result = _run_with_progress(site_obj, first, last, market, settings, quiet)

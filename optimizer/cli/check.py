@@ -152,50 +152,18 @@ def _inputs(site: Site, frame: pd.DataFrame, schedule: Path, prices: Path, hashp
 
 
 def _with_jobs(site: Site, path: Path | None) -> Site:
-    """The site with the jobs of a jobs CSV added to its own (a name in both is bad input)."""
-    from optimizer.workloads import read_jobs
+    from optimizer.workloads import with_jobs_file
 
-    if path is None:
-        return site
-    extra = read_jobs(path, {g.name: g.gpus - g.committed_gpus for g in site.gpu})
-    clash = sorted({j.name for j in extra} & {j.name for j in site.jobs})
-    if clash:
-        raise InputError(f"job(s) {', '.join(map(repr, clash))} are also in the site file {site.source}",
-                         source=str(path), field="name")
-    return dataclasses.replace(site, jobs=site.jobs + extra)
+    return with_jobs_file(site, path)
 
 
 def _read_progress(path: Path, site: Site) -> tuple[dict[str, float], dict[str, float]]:
-    """GPU-hours done and hours of the current run per job, from ``{job: gpu_hours_done}`` or
-    ``{job: {"gpu_hours_done": h, "running_hours": r}}``; every name must be a job of the site (or --jobs)."""
-    try:
-        raw = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise InputError(f"cannot read job progress JSON ({exc})", source=str(path)) from None
-    if not isinstance(raw, dict):
-        raise InputError("expected a JSON object {job: gpu_hours_done}", source=str(path))
-    jobs = {j.name: j for j in site.jobs}
-    done: dict[str, float] = {}
-    running: dict[str, float] = {}
-    for name, value in raw.items():
-        if name not in jobs:
-            raise InputError(f"unknown job {name!r}; the site's jobs (with --jobs): "
-                             f"{', '.join(jobs) or '(none)'}", source=str(path), field=name)
-        entry = value if isinstance(value, dict) else {"gpu_hours_done": value}
-        unknown = sorted(set(entry) - {"gpu_hours_done", "running_hours"})
-        if unknown or "gpu_hours_done" not in entry:
-            raise InputError(f"expected a number of GPU-hours or {{\"gpu_hours_done\", \"running_hours\"}}, got "
-                             f"{value!r}", source=str(path), field=name)
-        for key, out in (("gpu_hours_done", done), ("running_hours", running)):
-            v = entry.get(key, 0.0)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                raise InputError(f"{key}: expected a finite number >= 0, got {v!r}", source=str(path),
-                                 field=name)
-            out[name] = float(v)
-        if done[name] > jobs[name].gpu_hours * (1 + 1e-9):
-            raise InputError(f"{done[name]:g} GPU-hours done exceed the {jobs[name].gpu_hours:g} the job needs",
-                             source=str(path), field=name)
-    return done, {k: v for k, v in running.items() if v > 0}
+    """GPU-hours done and hours of the current run per job (:func:`optimizer.workloads.read_job_progress`)."""
+    from optimizer.workloads import read_job_progress
+
+    progress = read_job_progress(path, site.jobs)
+    return ({k: p.gpu_hours_done for k, p in progress.items()},
+            {k: p.running_hours for k, p in progress.items() if p.running_hours > 0})
 
 
 def _expected_times(frame: pd.DataFrame, tz: str, dt_hours: float, src: str) -> pd.DatetimeIndex:

@@ -56,6 +56,13 @@ def schedule(
     ledger: Annotated[Path | None, typer.Option(help="SQLite ledger that records the run and gives the month's SLA "
                                                 "shortfall so far. Default: curtail-ledger.sqlite beside --out "
                                                 "(none without --out).")] = None,
+    jobs: Annotated[Path | None, typer.Option(help="Deferrable GPU jobs (CSV: name, cluster, gpus, gpu_hours, "
+                                              "release, deadline, min_run_hours, value_usd_per_gpu_hour, "
+                                              "late_penalty_usd_per_gpu_hour), added to the site file's "
+                                              "[[job]] tables.")] = None,
+    job_progress: Annotated[Path | None, typer.Option(help="JSON: each job's GPU-hours done so far "
+                                                      "({job: hours} or {job: {gpu_hours_done, running_hours}}).")]
+    = None,
 ) -> None:
     """Solve one operating day and write its hourly schedule."""
     from optimizer import data
@@ -68,6 +75,7 @@ def schedule(
                          allow_sla_breach=allow_sla_breach, emergency=emergency, scenarios=scenarios,
                          cvar_weight=cvar_weight, weights=_weights(weights) if weights else None,
                          load=load, load_forecast=load_forecast, peaks=peaks, ledger=_ledger_path(ledger, out),
+                         jobs=jobs, job_progress=job_progress,
                          options=SolverOptions(time_limit_seconds=time_limit, mip_rel_gap=mip_gap,
                                                accept_gap=accept_gap, threads=threads))
         with warnings.catch_warnings(record=True) as caught:
