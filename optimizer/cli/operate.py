@@ -16,7 +16,6 @@ from typing import Annotated
 import typer
 
 from optimizer.errors import FALLBACK_EXIT_CODE, CurtailError
-from optimizer.solve import SolverOptions
 
 
 def operate(
@@ -44,6 +43,7 @@ def operate(
     try:
         from optimizer.operating import OperateJob, OperateOptions, run_operate
         from optimizer.realtime import RealtimeSettings
+        from optimizer.solve import SolverOptions
 
         options = OperateOptions(RealtimeSettings(replan_minutes=replan_minutes),
                                  SolverOptions(time_limit_seconds=time_limit, mip_rel_gap=1e-6), hashprice)
