@@ -167,6 +167,8 @@ class Planner:
             "bound_usd": _num(report.bound_usd),
             "mip_gap": _num(report.mip_gap),
             "mip_rel_gap_option": options.mip_rel_gap,
+            "accept_gap_option": options.accept_gap,
+            "threads_option": options.threads,
             "time_limit_seconds": options.time_limit_seconds,
             "nodes": report.nodes,
             "build_seconds": plan.build_seconds,

@@ -155,6 +155,7 @@ class HighsSolver:
             h.changeColsBounds(len(j), j.astype(np.int32), np.maximum(lo[j], -inf), np.minimum(hi[j], inf))
         for row, col, val in zip(*c.matrix_entries(p), strict=True):
             h.changeCoeff(int(row), int(col), float(val))
+        _use_threads(int(self.options.threads))
         before = h.getRunTime()
         t0 = time.perf_counter()
         h.run()
@@ -246,6 +247,21 @@ class PyomoSolver:
 #: Makes the solver of a built model: ``factory(model, options) -> solver`` with ``solve(values) -> SolveReport``
 #: and ``values(var) -> array``. The default is :class:`HighsSolver`; tests inject fakes.
 SolverFactory = Callable[[pyo.ConcreteModel, SolverOptions], Any]
+
+
+#: Threads of HiGHS's process-wide scheduler, fixed by its first run: a solve asking for another number resets it
+#: first (else HiGHS refuses to run and returns no solution).
+_SCHEDULER_THREADS: list[int] = []
+
+
+def _use_threads(threads: int) -> None:
+    import highspy
+
+    if _SCHEDULER_THREADS and _SCHEDULER_THREADS[0] != threads:
+        highspy.Highs.resetGlobalScheduler(True)
+        _SCHEDULER_THREADS.clear()
+    if not _SCHEDULER_THREADS:
+        _SCHEDULER_THREADS.append(threads)
 
 
 def _new_highs():
