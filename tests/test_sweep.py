@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -97,3 +98,34 @@ def test_sweep_writes_netcdf_and_the_cli_prints_a_table(tmp_path, dask_cluster):
 def test_sweep_bad_input_is_exit_2(args):
     res = CliRunner().invoke(app, ["sweep", "--serial", *args])
     assert res.exit_code == 2, res.output
+
+
+def test_longest_scenarios_go_first_and_results_keep_the_given_order(dask_cluster):
+    """Two days before one: the two-day scenario is handed out first, yet the Dataset follows the grid's order and
+    equals the serial run scenario by scenario."""
+    scen = sw.grid([optimizer.default_site_path()], [60.0], ["2022-07-20:2022-07-20", "2022-07-19:2022-07-20"],
+                   ["naive"])
+    assert [sw.cost(s, POLICIES) for s in scen] == [4.0, 8.0]                # days x policies
+    assert sw.cost(scen[1], ("mpc", "strike")) == 2 * 25.0                   # an hourly re-planner counts 24
+    with sw.Pool(scheduler=dask_cluster) as pool:
+        first = sw.sweep(scen, pool=pool, policies=POLICIES)
+        again = sw.sweep(scen[:1], pool=pool, policies=POLICIES)
+        assert pool.workers == 2
+    serial = sw.sweep(scen, serial=True, policies=POLICIES)
+    assert list(first["period"].values) == ["2022-07-20:2022-07-20", "2022-07-19:2022-07-20"]
+    assert list(first["days"].values) == [1, 2]
+    for m in sw.METRICS:
+        np.testing.assert_allclose(first[m].to_numpy(), serial[m].to_numpy(), rtol=1e-9, err_msg=m)
+        np.testing.assert_allclose(again[m].to_numpy(), serial[m].to_numpy()[:1], rtol=1e-9, err_msg=m)
+    # both sweeps ran on the pool's two worker processes, and say when each scenario started
+    workers = set(_worker_names(dask_cluster))
+    assert set(first["worker"].values) | set(again["worker"].values) <= workers and len(workers) == 2
+    assert (first["start_seconds"].values >= 0).all() and first["start_seconds"].values.max() < 60
+    assert first.attrs["scheduler"] == dask_cluster and first.attrs["workers"] == 2
+
+
+def _worker_names(address: str) -> list[str]:
+    from dask.distributed import Client
+
+    with Client(address, timeout=10) as c:
+        return list(c.run(lambda: f"{socket.gethostname()}:{os.getpid()}").values())
