@@ -52,12 +52,12 @@ def _load() -> str:
     return f"load average {one:.2f} (1 min), {five:.2f} (5 min)"
 
 
-def _wall(cmd: list[str], repeats: int) -> tuple[float, list[float]]:
+def _wall(cmd: list[str], repeats: int, env: dict[str, str] | None = None) -> tuple[float, list[float]]:
     """Median process wall of ``cmd`` (seconds) over ``repeats`` runs, and all of them."""
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        subprocess.run(cmd, check=True, capture_output=True)
+        subprocess.run(cmd, check=True, capture_output=True, env=env)
         times.append(time.perf_counter() - t0)
     return statistics.median(times), times
 
@@ -75,18 +75,41 @@ def _imports_of(code: str) -> list[str]:
 # ----------------------------------------------------------------------------------------------------------------
 
 
+def _compiled_copy(tmp: str) -> dict[str, str]:
+    """The package copied to ``tmp`` with its bytecode compiled, as ``pip install .`` leaves it (this checkout may
+    have no ``__pycache__``: with PYTHONDONTWRITEBYTECODE set every start compiles the package's sources); the
+    environment that runs it."""
+    import compileall
+    import shutil
+
+    import optimizer
+
+    root = Path(optimizer.__file__).resolve().parent
+    shutil.copytree(root, Path(tmp) / "optimizer", ignore=shutil.ignore_patterns("__pycache__"))
+    for shipped in ("data", "models"):
+        (Path(tmp) / shipped).symlink_to(root.parent / shipped)
+    compileall.compile_dir(str(Path(tmp) / "optimizer"), quiet=1)
+    return {**os.environ, "PYTHONPATH": tmp}
+
+
 def bench_start(quick: bool) -> None:
     repeats = 1 if quick else 5
     cli = [sys.executable, "-m", "optimizer.cli"]
-    help_s, _ = _wall([*cli, "--help"], repeats)
-    sched_s, _ = _wall([*cli, "schedule"], repeats)
+    help_src, _ = _wall([*cli, "--help"], repeats)
+    sched_src, _ = _wall([*cli, "schedule"], repeats)
+    with tempfile.TemporaryDirectory() as tmp:
+        env = _compiled_copy(tmp)
+        help_s, _ = _wall([*cli, "--help"], repeats, env)
+        sched_s, _ = _wall([*cli, "schedule"], repeats, env)
     FIGURES["help_s"], FIGURES["schedule_s"] = help_s, sched_s
-    print(f"\n[start] process wall, median of {repeats} ({_load()})")
-    print(f"  curtail --help     {help_s:6.2f} s   imports: {' '.join(_imports_of('import optimizer.cli'))}")
+    print(f"\n[start] process wall, median of {repeats}, package with compiled bytecode as installed (this checkout "
+          f"without bytecode in brackets) ({_load()})")
+    print(f"  curtail --help     {help_s:6.2f} s ({help_src:.2f} s)   imports: "
+          f"{' '.join(_imports_of('import optimizer.cli'))}")
     run_schedule = ("import contextlib, io\nfrom optimizer.cli import app\n"
                     "with contextlib.redirect_stdout(io.StringIO()):\n    try:\n        app(['schedule'])\n"
                     "    except SystemExit:\n        pass")
-    print(f"  curtail schedule   {sched_s:6.2f} s   imports: {' '.join(_imports_of(run_schedule))}")
+    print(f"  curtail schedule   {sched_s:6.2f} s ({sched_src:.2f} s)   imports: {' '.join(_imports_of(run_schedule))}")
     print(f"  import optimizer   imports: {' '.join(_imports_of('import optimizer')) or '(none of them)'}")
     out = subprocess.run([sys.executable, __file__, "--fourcp-child"], check=True, capture_output=True,
                          text=True).stdout.strip().splitlines()[-1]
@@ -344,7 +367,7 @@ def bench_sweep(quick: bool) -> None:
     scen = sw.grid([optimizer.default_site_path()], levels, periods, ["naive"])
     print(f"\n[sweep] {len(scen)} scenarios ({len(periods)} periods x {len(levels)} hashprices, naive, every default "
           f"policy) on a LocalCluster made for the sweep ({_load()})")
-    times, warm = {}, {}
+    times, warm, cpu_end = {}, {}, {}
     for workers in (1, 2):
         t0 = time.perf_counter()
         ds = sw.sweep(scen, workers=workers)
@@ -353,11 +376,18 @@ def bench_sweep(quick: bool) -> None:
         busy = ds["wall_seconds"].to_numpy()
         ends = {w: float((start + busy)[ds["worker"].to_numpy() == w].max()) for w in set(ds["worker"].values)}
         warm[workers] = max(ends.values()) - start.min()
+        cpu = ds["cpu_seconds"].to_numpy()
+        per = {w: float(cpu[ds["worker"].to_numpy() == w].sum()) for w in set(ds["worker"].values)}
+        cpu_end[workers] = start.min() + max(per.values())
         print(f"  {workers} worker(s): wall {times[workers]:.1f} s = start-up (cluster, warm-up) {start.min():.1f} s "
               f"+ scenarios {warm[workers]:.1f} s (busy {busy.sum():.1f} s; workers end at "
               f"{', '.join(f'{e:.1f}' for e in sorted(ends.values()))} s) + close "
               f"{times[workers] - max(ends.values()):.1f} s")
     FIGURES["sweep"] = times[1] / times[2]
+    print(f"  CPU seconds per worker (2 workers): {', '.join(f'{v:.1f}' for v in sorted(per.values()))}; on two free "
+          f"cores the sweep would end when the busier worker's CPU work does: estimated speed-up "
+          f"{cpu_end[1] / cpu_end[2]:.2f} (start-up + CPU work of the busiest worker, 1 vs 2 workers; an estimate, "
+          f"not a measurement)")
     print(f"  speed-up {times[1] / times[2]:.2f} (target >= 1.8); with the workers already warm (start-up left out, "
           f"as for a Pool kept across sweeps) {warm[1] / warm[2]:.2f} ({_load()})")
 

@@ -85,7 +85,7 @@ def run_scenario(scenario: dict, policies: Sequence[str] = POLICIES) -> dict:
     """Run one scenario (given as a plain dict, see :class:`Scenario`) and return plain numbers."""
     s = Scenario(**scenario)
     site = site_from_dict(tomllib.loads(s.site_toml), source=s.site_name)
-    t0, started = time.perf_counter(), time.time()
+    t0, cpu0, started = time.perf_counter(), time.process_time(), time.time()
     result = run(site, dt.date.fromisoformat(s.start), dt.date.fromisoformat(s.end),
                  _market(site.settlement_point),
                  Settings(forecast_method=s.forecast, hashprice_usd_per_ph_day=s.hashprice, policies=tuple(policies)))
@@ -96,6 +96,7 @@ def run_scenario(scenario: dict, policies: Sequence[str] = POLICIES) -> dict:
         "best_policy": str(summ["policy"]),
         "days": int(summ["days"]),
         "wall_seconds": time.perf_counter() - t0,
+        "cpu_seconds": time.process_time() - cpu0,
         "solver_seconds": float(summ["solver_seconds"]),
         "forecast_mae_usd_per_mwh": float(summ["forecast_mae_usd_per_mwh"]),
         "worker": f"{socket.gethostname()}:{os.getpid()}",
@@ -200,6 +201,8 @@ def sweep(scenarios: Sequence[Scenario], *, scheduler: str | None = None, worker
     ds["start_seconds"] = ("scenario", np.array([o["started_at"] - epoch for o in outs]))
     ds["start_seconds"].attrs.update({"units": "s", "meaning": "when the scenario started, after the sweep did"})
     ds["worker"] = ("scenario", np.array([o["worker"] for o in outs]))
+    ds["cpu_seconds"] = ("scenario", np.array([o["cpu_seconds"] for o in outs]))
+    ds["cpu_seconds"].attrs.update({"units": "s", "meaning": "CPU time of the worker process on the scenario"})
     ds.attrs.update({"wall_seconds": time.perf_counter() - t0, "workers": n, "scheduler": where})
     return ds
 
