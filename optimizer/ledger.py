@@ -597,14 +597,13 @@ def month_report(path: str | Path, site: Site, month: str, *, system_load: pd.Se
     n_mining = len(site.mining)
     missed = {g.name: float(d.shortfall_mw[:, n_mining + j].sum()) * SETTLE_HOURS for j, g in enumerate(site.gpu)}
     basis = pd.Series(d.basis).value_counts().to_dict() if len(d.basis) else {}
-    year, mon = map(int, month.split("-"))
-    fourcp_month = site.fourcp.active and mon in (6, 7, 8, 9)
+    fourcp_month = site.fourcp.active and int(month[5:]) in (6, 7, 8, 9)
     exposure, how = (_exposure(site, plan, d, system_load, system_load_source, month, top) if fourcp_month
                      else ([], ""))
     return MonthReport(
         site=site.name, month=month, runs={f"{k} {s}": int(c) for k, s, c in counts},
         plan_days=[str(x) for x in plans["day"]], planned=planned, planned_on_settled=on_settled, realised=realised,
-        settled_intervals=int(len(settled)), settled_basis=settled["basis"].value_counts().to_dict(),
+        settled_intervals=len(settled), settled_basis=settled["basis"].value_counts().to_dict(),
         price_sources=sorted(settled["price_source"].unique()), sla=sla_status(site, missed),
         sla_basis=", ".join(f"{v} intervals from {k}" for k, v in sorted(basis.items())) or "nothing recorded",
         fourcp_month=fourcp_month, fourcp_usd_per_mw_peak=site.fourcp.usd_per_mw_peak, exposure=exposure,

@@ -16,7 +16,6 @@ solve and fed to the schedule (``Inputs.sla_shortfall_before_mwh``): the credit 
 from __future__ import annotations
 
 import datetime as dt
-import inspect
 import json
 import os
 import warnings
@@ -166,20 +165,12 @@ def _solve_and_write(job: NightlyJob, site, the_day: dt.date, decision: pd.Times
 
 
 def _sla_before(job: NightlyJob, site, day: dt.date) -> dict[str, float]:
-    """The month's committed MWh missed before ``day``, per cluster, from the ledger (empty without one). A
-    shortfall the schedule cannot take (a ``schedule()`` without ``sla_shortfall_before_mwh``) is refused, never
-    dropped: an empty one changes nothing (the default is "100% so far")."""
+    """The month's committed MWh missed before ``day``, per cluster, from the ledger (empty without one)."""
     if job.ledger is None:
         return {}
     from optimizer import ledger
 
-    before = ledger.sla_shortfall_before(job.ledger, site, day)
-    target = schedule_scenarios if job.scenarios is not None else schedule
-    if before and "sla_shortfall_before_mwh" not in inspect.signature(target).parameters:
-        raise InputError(f"the ledger holds {sum(before.values()):.3f} MWh of committed GPU load missed earlier "
-                         f"this SLA month ({', '.join(sorted(before))}), and this curtail's "
-                         f"{target.__name__}() cannot take it (no sla_shortfall_before_mwh)", source=str(job.ledger))
-    return before
+    return ledger.sla_shortfall_before(job.ledger, site, day)
 
 
 def _record_failure(job: NightlyJob, site, the_day: dt.date, exc: CurtailError) -> None:

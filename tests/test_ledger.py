@@ -4,8 +4,6 @@ nightly plan; crash safety under SIGKILL and two concurrent writers (real subpro
 
 from __future__ import annotations
 
-import json
-import os
 import random
 import signal
 import sqlite3
@@ -216,7 +214,7 @@ def test_sla_budget_and_shortfall_before_a_day(tmp_path, day_plan):
 def test_nightly_feeds_the_months_shortfall_into_the_schedule(tmp_path, day_plan, monkeypatch):
     """run_day reads the month's missed MWh from the ledger and passes them to schedule() (here a stand-in that
     takes the new keyword and records it); the written summary says what was fed."""
-    import optimizer.nightly as nightly
+    from optimizer import nightly
 
     db = tmp_path / "l.sqlite"
     ledger.record_schedule(db, _plan(day_plan))
@@ -238,18 +236,26 @@ def test_nightly_feeds_the_months_shortfall_into_the_schedule(tmp_path, day_plan
         "2022-07-21", "optimal")
 
 
-def test_a_shortfall_the_schedule_cannot_take_is_refused_not_dropped(tmp_path, day_plan, monkeypatch):
-    import optimizer.nightly as nightly
-
+def test_the_plan_prices_a_breach_from_the_months_shortfall(tmp_path, day_plan):
+    """An emergency cap of 10 MW for an hour forces committed load short on 2022-07-21 (SLA breach allowed): alone,
+    availability falls below 99.99% and the plan owes 10% of the monthly bill; with the ledger's 7.49 MWh already
+    missed this month (below 99.99% already) the same shortfall stays in that tier and the day owes nothing more."""
+    events = tmp_path / "events.csv"
+    events.write_text("start,end,max_load_mw\n2022-07-21T20:00:00Z,2022-07-21T21:00:00Z,10\n")
+    job = {"day": "2022-07-21", "emergency": events, "allow_sla_breach": True}
+    alone, ds = run_day(NightlyJob(**job))
+    short_mwh = float(ds["sla_shortfall_mw"].sum())
+    assert short_mwh / (COMMITTED_MW * 730) > 0.0001                      # below 99.99% on its own
+    assert alone["sla_credit_usd"] == pytest.approx(0.10 * MONTHLY_BILL_USD)
     db = tmp_path / "l.sqlite"
     ledger.record_schedule(db, _plan(day_plan))
     payload = _operate_payload("2022-07-20T15:15:00Z", "2022-07-20T15:00:00Z",
                                {"s21-pro": 80.0, "s19j-pro": 40.0, "h100": 21.0375}, committed=0.0)
     ledger.record_operate(db, payload, SITE, sla_shortfall_mw={"h100": COMMITTED_MW})
-    real = nightly.schedule
-    monkeypatch.setattr(nightly, "schedule", lambda site, prices=None, **kw: real(site, prices, **kw))
-    with pytest.raises(InputError, match="cannot take it"):
-        run_day(NightlyJob(day="2022-07-21", ledger=db))
+    fed, ds2 = run_day(NightlyJob(**job, ledger=db))
+    assert fed["sla_shortfall_before"] == pytest.approx({"h100": COMMITTED_MW * 0.25})
+    assert (COMMITTED_MW * 0.25 + float(ds2["sla_shortfall_mw"].sum())) / (COMMITTED_MW * 730) < 0.01   # same tier
+    assert fed["sla_credit_usd"] == 0.0
 
 
 # ---------------------------------------------------------------------------------------------------------
