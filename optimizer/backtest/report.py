@@ -303,22 +303,24 @@ def _forecast_error_figure(result: Result):
 
 _CSS = """body{font-family:sans-serif;max-width:1000px;margin:1.5em auto;padding:0 12px;box-sizing:border-box}
 table{border-collapse:collapse;width:100%;table-layout:fixed;font-size:13px;margin:0.5em 0}
-td,th{border:1px solid #ccc;padding:3px 5px;text-align:right;overflow-wrap:anywhere;word-break:break-word}
+td,th{border:1px solid #ccc;padding:3px 5px;text-align:right;overflow-wrap:break-word}
+table.headline th{font-size:12px} table.headline tr>th:first-child{width:13%;text-align:left}
 th{background:#f4f4f4;font-weight:600} table.facts th{text-align:left;width:35%} table.facts td{text-align:left}
 img{max-width:100%;height:auto;display:block} p{max-width:100%}"""
 
-_LABELS = {"profit_usd": "profit", "mining_revenue_usd": "mining revenue", "ai_revenue_usd": "AI revenue",
-           "power_credits_usd": "power credits", "energy_cost_usd": "energy bought", "restart_cost_usd": "restarts",
-           "fourcp_charge_usd": "4CP charge", "mined_mwh": "mined, MWh", "sold_back_mwh": "sold back, MWh",
-           "curtailment_hours": "curtailed, h", "restarts": "restart count"}
+_LABELS = {"profit_usd": "profit", "mining_revenue_usd": "mining", "ai_revenue_usd": "AI",
+           "power_credits_usd": "power credits", "energy_cost_usd": "energy bought", "restart_cost_usd": "restart costs",
+           "fourcp_charge_usd": "4CP charge", "mined_mwh": "mined MWh", "sold_back_mwh": "sold back MWh",
+           "curtailment_hours": "curtailed hours", "restarts": "restarts"}
 
 
 def _headline_html(result: Result) -> str:
     t = headline(result)
     money = [c for c in t.columns if c.endswith("_usd")]
     t[money] = t[money] / 1e3
-    t = t.rename(columns={c: _LABELS.get(c, c) + (", k USD" if c in money else "") for c in t.columns})
-    return t.to_html(float_format=lambda x: f"{x:,.0f}", border=0)
+    t = t.rename(columns={c: _LABELS.get(c, c) for c in t.columns})
+    t.index.name = None
+    return t.to_html(float_format=lambda x: f"{x:,.0f}", border=0, classes="headline")
 
 
 def _img(path: Path) -> str:
@@ -338,7 +340,7 @@ def _html(result: Result, images: dict[str, Path]) -> str:
 <title>curtail backtest: {html.escape(s['site'])}</title>
 <style>{_CSS}</style></head><body>
 <h1>Backtest: {html.escape(s['site'])}, {s['start']} .. {s['end']}</h1>
-<h2>Headline (settled at actual real-time prices)</h2>
+<h2>Headline (settled at actual real-time prices; money in thousands of USD)</h2>
 {_headline_html(result)}
 <p>Best non-perfect policy <b>{html.escape(str(s['policy']))}</b> captures
 <b>{_fmt(s['value_capture'])}</b> of the value perfect foresight adds over always-on.</p>
