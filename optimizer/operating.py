@@ -77,7 +77,7 @@ import numpy as np
 import pandas as pd
 
 from optimizer import data, market, operate, results
-from optimizer.errors import InputError
+from optimizer.errors import FALLBACK_EXIT_CODE, CurtailError, InputError
 from optimizer.inputs import Inputs
 from optimizer.intraday import SPREAD_DAYS_GRID, IntradayForecaster, IntradayParams
 from optimizer.planner import Plan, Planner
@@ -1009,6 +1009,7 @@ class OperateJob:
     now: str | None = None
     state_out: Path | None = None           # None: replace --state
     options: OperateOptions = field(default_factory=OperateOptions)
+    ledger: Path | None = None              # SQLite ledger: record the call (setpoints, the interval before)
 
     @property
     def next_state_path(self) -> Path:
@@ -1017,8 +1018,42 @@ class OperateJob:
 
 def run_operate(job: OperateJob, clock: dt.datetime | None = None) -> tuple[Setpoints, OperateState, dict]:
     """Lock both outputs, read and check every input, decide, and write the setpoints and the next state
-    atomically. Returns (setpoints, next state, the setpoints file's content). Nothing is written on an error."""
+    atomically. Returns (setpoints, next state, the setpoints file's content). Nothing is written on an error.
+    With ``job.ledger``, the call is recorded there once its outputs are written (a failure too, with its exit
+    code, when the site could be read)."""
     site = load_site(job.site or data.default_site_path())
+    if job.ledger is not None and not Path(job.ledger).parent.is_dir():
+        raise InputError("ledger folder does not exist", source=str(Path(job.ledger).parent))
+    try:
+        setpoints, nxt, payload = _run(job, site, clock)
+    except CurtailError as exc:
+        if job.ledger is not None:
+            _record_failure(job, site, exc)
+        raise
+    if job.ledger is not None:
+        from optimizer import ledger
+
+        ledger.record_operate(job.ledger, payload, site, exit_code=FALLBACK_EXIT_CODE if setpoints.fallback else 0)
+    return setpoints, nxt, payload
+
+
+def _record_failure(job: OperateJob, site: Site, exc: CurtailError) -> None:
+    """A failed call in the ledger; a ledger that cannot take it is a warning (the call's own error is raised)."""
+    from optimizer import ledger
+
+    try:
+        inputs = _inputs(site, job)
+    except OSError:
+        inputs = {"site": {"path": site.source, "sha256": site.sha256}}
+    try:
+        ledger.record_failure(job.ledger, kind="operate", site=site, error=exc, exit_code=exc.exit_code,
+                              interval_start=job.now, inputs=inputs)
+    except CurtailError as again:
+        warnings.warn(f"the failed call could not be recorded in the ledger: {again}", ledger.LedgerWarning,
+                      stacklevel=3)
+
+
+def _run(job: OperateJob, site: Site, clock: dt.datetime | None) -> tuple[Setpoints, OperateState, dict]:
     now = parse_now(job.now, clock)
     for path in (job.out, job.next_state_path):
         if path.suffix.lower() != ".json":

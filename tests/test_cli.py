@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import re
 import os
 import stat
 from pathlib import Path
@@ -43,8 +44,10 @@ def read_csv(path: Path) -> pd.DataFrame:
 
 
 def listing(folder: Path) -> dict[str, bytes]:
-    """Every file in ``folder`` and its bytes, except the (empty, deliberately kept) ``<out>.lock`` files."""
-    return {p.name: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file() and p.suffix != ".lock"}
+    """Every file in ``folder`` and its bytes, except the (empty, deliberately kept) ``<out>.lock`` files and the
+    run ledger (``curtail-ledger.sqlite*``, written beside ``--out``; tested in tests/test_ledger.py)."""
+    return {p.name: p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.suffix != ".lock" and not p.name.startswith("curtail-ledger.sqlite")}
 
 
 def write_prices(path: Path, values, start: str = "2022-07-20T05:00:00Z") -> Path:
@@ -98,6 +101,14 @@ def test_json_prints_parseable_summary():
     assert set(s["initial_state"]) == {"s21-pro", "s19j-pro", "h100"}
 
 
+
+def test_every_command_is_mounted():
+    r = CliRunner().invoke(app, ["--help"])
+    for name in ("schedule", "backtest", "sweep", "check", "operate", "ledger", "data"):
+        assert re.search(rf"│ {name}\s", r.output), name
+    assert "update" in CliRunner().invoke(app, ["data", "--help"]).output
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Output files
 
@@ -119,7 +130,8 @@ def test_out_writes_one_row_per_hour_with_the_required_columns(tmp_path, suffix)
     out = tmp_path / f"schedule{suffix}"
     r = run("--out", out)
     assert str(out) in r.stdout
-    assert listing(tmp_path).keys() == {out.name}                     # no temporary file left behind
+    sidecar = {f"{out.name}.meta.json"} if suffix == ".csv" else set()   # a CSV's provenance rides beside it
+    assert listing(tmp_path).keys() == {out.name} | sidecar           # no temporary file left behind
     df = read_any(out)
     assert len(df) == 24
     assert set(REQUIRED) <= set(df.columns)

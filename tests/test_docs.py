@@ -231,7 +231,9 @@ def _owned(site: optimizer.Site, structure: model.Structure) -> dict[str, set[st
     unit = pyo.ConcreteModel()
     unit.T = pyo.Set(initialize=range(3), ordered=True)
     commitment.add(unit, unit.T, 10.0, Commitment(0.1, 1.0, 2, 2, 1.0), 1.0, elastic=True)
-    for name in (set(_names(unit).values()) - {"T"}) & set(owner):     # only what this build has
+    unit.continuous = pyo.Block()
+    commitment.add(unit.continuous, unit.T, 10.0, Commitment(0.0, 1.0, 1, 1, 0.0), 1.0, elastic=True)
+    for name in (set(_names(unit).values()) - {"T", "continuous"}) & set(owner):     # only what this build has
         owner[name] = {"commitment"}
     full = model.build(site, structure)                        # what build adds around the parts
     for name in set(_names(full).values()) - set(owner):
@@ -244,8 +246,12 @@ def built_components() -> dict[str, set[str]]:
     default = optimizer.load_site(optimizer.default_site_path())
     strict = optimizer.load_site(resource_dir("models") / "west-texas-200-strict.toml")
     owner: dict[str, set[str]] = {}
+    # a fleet with no restart cost and minimum times of one hour has no binaries in the hourly model
+    continuous = dataclasses.replace(default, mining=(dataclasses.replace(default.mining[0], restart_cost_usd=0.0),
+                                                      *default.mining[1:]))
     for site, kw in ((_site_with_jobs(default), {}), (_site_with_jobs(default), {"allow_sla_breach": True}),
-                     (_site_with_jobs(default), {"elastic": True}), (_site_with_jobs(strict), {})):
+                     (_site_with_jobs(default), {"elastic": True}), (_site_with_jobs(strict), {}),
+                     (continuous, {}), (continuous, {"elastic": True})):
         for name, mods in _owned(site, model.Structure.of(site, _inputs(), **kw)).items():
             owner.setdefault(name, set()).update(mods)
     site = _site_with_jobs(default)
@@ -273,11 +279,13 @@ def documented_components() -> dict[str, set[str]]:
 def test_the_variants_build_every_optional_component():
     # by hand from the code: the default site with a job builds the job rows and the shared throughput; the
     # strict site's 4 h minimum off time builds min_off; SLA breach builds the tiers; elastic the slacks; the
-    # reserve service its offers; the two-stage model its scenario profits
+    # reserve service its offers; the two-stage model its scenario profits; a unit without binaries its
+    # first-interval hold
     owner = built_components()
     for name, module in (("job_rigid", "jobs"), ("capacity", "gpu"), ("throughput_curve", "gpu"),
                          ("min_off", "commitment"), ("tier_reached", "gpu"), ("relax_import_limit", "grid"),
-                         ("offer_backed", "reserves"), ("profit_k", "__init__"), ("profit_usd", "__init__")):
+                         ("offer_backed", "reserves"), ("profit_k", "__init__"), ("profit_usd", "__init__"),
+                         ("first_max_mw", "commitment")):
         assert module in owner.get(name, set()), (name, owner.get(name))
 
 

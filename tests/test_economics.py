@@ -117,6 +117,19 @@ def test_initial_state_holds_min_on_and_min_off():
     assert power(ds, "f") == pytest.approx([0, 0, 10, 10, 10], abs=1e-6)
 
 
+def test_initial_state_holds_a_unit_whose_minimum_times_fit_one_interval():
+    # min on/off of 1 h at hourly resolution binds nothing inside the day (no binaries), but a unit that has just
+    # switched (0 h in its state) must keep that state through the first hour (found by hypothesis)
+    site = make_site([fleet(min_on_hours=1, min_off_hours=1)])
+    ds = solve(site, hourly([10.0] * 3), initial_state={"f": UnitState(on=False, power_mw=0.0, hours_in_state=0)})
+    assert power(ds, "f") == pytest.approx([0, 10, 10], abs=1e-6)
+    ds = solve(site, hourly([1000.0] * 3), initial_state={"f": UnitState(on=True, power_mw=10.0, hours_in_state=0)})
+    assert power(ds, "f")[0] == pytest.approx(0.01, abs=1e-6)        # on at its floor (0.1% of capacity), then off
+    assert power(ds, "f")[1:] == pytest.approx([0, 0], abs=1e-6)
+    ds = solve(site, hourly([10.0] * 3), initial_state={"f": UnitState(on=False, power_mw=0.0, hours_in_state=1)})
+    assert power(ds, "f") == pytest.approx([10, 10, 10], abs=1e-6)  # served its hour: free to start
+
+
 @pytest.mark.parametrize(("restart_cost", "want"), [(1000.0, [10, 10, 0, 10, 10]), (2000.0, [10] * 5)])
 def test_restart_cost_against_a_short_spike(restart_cost, want):
     # running through the 300 USD hour loses (300 - 173.61) x 10 = 1263.9 USD: stop only if a restart costs less

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -336,6 +337,29 @@ def test_command_chains_through_its_files_like_the_backtest(files, backtest):
     third = json.loads(f["out"].read_text())
     assert third["units"] == second["units"] and third["price_bands"] == second["price_bands"]
     assert third["previous_interval"] is None and "replaced" in third["notes"][0]
+
+
+def test_ledger_records_each_call_its_realised_interval_and_a_failure(files, backtest):
+    from optimizer import ledger
+
+    f, db = files, files["dir"] / "operate.sqlite"
+    bad = _invoke(f, "2023-08-17T05:15:00Z", f["prices0"], "--ledger", str(db))      # stale prices: exit 2
+    assert bad.exit_code == 2, bad.output
+    ok = _invoke(f, "2023-08-17T05:15:00Z", f["prices1"], "--ledger", str(db))
+    assert ok.exit_code == 0, ok.output
+    runs = ledger.runs(db)
+    assert list(runs["kind"]) == ["operate", "operate"] and list(runs["exit_code"]) == [2, 0]
+    assert runs["status"].iloc[0] == "failed" and "stale price file" in runs["error"].iloc[0]
+    assert runs["interval_start"].tolist() == ["2023-08-17T05:15:00Z", "2023-08-17T05:15:00Z"]
+    mpc = backtest.intervals.sel(policy="mpc")["power_mw"].to_numpy()[0]         # what the units drew at 05:00
+    with sqlite3.connect(db) as con:
+        drawn = dict(con.execute("SELECT asset, mw FROM realised WHERE interval_start = ?",
+                                 ("2023-08-17T05:00:00Z",)).fetchall())
+        points = con.execute("SELECT COUNT(*) FROM setpoints WHERE run_id = ?", (int(runs["run_id"].iloc[1]),))
+        assert points.fetchone()[0] == 3                                          # one row per fleet and cluster
+    np.testing.assert_allclose([drawn[a] for a in ("s21-pro", "s19j-pro", "h100")], mpc, rtol=0, atol=1e-9)
+    missing = _invoke(f, "2023-08-17T05:30:00Z", f["prices1"], "--ledger", str(f["dir"] / "no" / "l.sqlite"))
+    assert missing.exit_code == 2 and "ledger folder does not exist" in missing.output
 
 
 def test_rows_not_ended_are_ignored_and_said(files, market):

@@ -141,8 +141,9 @@ def test_output_carries_its_provenance(tmp_path):
     assert s["curtail_version"] and s["status"] == "optimal" and s["mip_gap"] is not None and s["created_at"]
     csv_out = tmp_path / "s.csv"
     assert _cli("--day", DAY, "--prices", str(prices), "--out", str(csv_out)).exit_code == 0
-    head = [line for line in csv_out.read_text().splitlines() if line.startswith("# ")]
-    assert any(line.startswith("# site_sha256:") for line in head) and any("# inputs:" in h for h in head)
+    assert not csv_out.read_text().startswith("#")                  # a plain CSV any tool opens as is
+    meta = json.loads(optimizer.results.sidecar_path(csv_out).read_text())["provenance"]
+    assert len(meta["site_sha256"]) == 64 and meta["inputs"]["prices"]["sha256"] == optimizer.results.file_sha256(prices)
 
 
 def test_price_beyond_the_market_cap_warns_but_runs(tmp_path):

@@ -9,6 +9,8 @@ import typer
 
 from optimizer.cli import backtest as backtest_cmd
 from optimizer.cli import check as check_cmd
+from optimizer.cli import data as data_cmd
+from optimizer.cli import ledger as ledger_cmd
 from optimizer.cli import operate as operate_cmd
 from optimizer.cli import schedule as schedule_cmd
 from optimizer.cli import sweep as sweep_cmd
@@ -20,6 +22,10 @@ app.command("backtest")(backtest_cmd.backtest)
 app.command("sweep")(sweep_cmd.sweep)
 app.command("check")(check_cmd.check)
 app.command("operate")(operate_cmd.operate)
+app.command("ledger")(ledger_cmd.ledger)
+data_app = typer.Typer(help="Live ERCOT data (gridstatus) in the local store.", no_args_is_help=True)
+data_app.command("update")(data_cmd.data_update)
+app.add_typer(data_app, name="data")
 
 
 @app.callback()

@@ -37,6 +37,9 @@ def operate(
     hashprice: Annotated[float | None, typer.Option(help="USD per PH/s per day. Default: the shipped value known "
                                                     "at --now, else the plan's.")] = None,
     time_limit: Annotated[float, typer.Option(help="Solver time limit of a re-plan, seconds.")] = 60.0,
+    ledger: Annotated[Path | None, typer.Option(help="SQLite ledger that records the call (setpoints, what each unit "
+                                                "drew in the interval before) and a failed call with its exit "
+                                                "code; read by curtail ledger. Default: none.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the setpoints JSON instead of a summary.")] = False,
 ) -> None:
     """Decide the real-time interval starting at --now: setpoints per fleet and cluster, and the next state."""
@@ -48,7 +51,7 @@ def operate(
         options = OperateOptions(RealtimeSettings(replan_minutes=replan_minutes),
                                  SolverOptions(time_limit_seconds=time_limit, mip_rel_gap=1e-6), hashprice)
         job = OperateJob(state=state, prices=prices, out=out, site=site, da_prices=da_prices, plan=plan, now=now,
-                         state_out=state_out, options=options)
+                         state_out=state_out, options=options, ledger=ledger)
         setpoints, _, payload = run_operate(job)
     except CurtailError as exc:
         typer.echo(f"curtail operate: error: {exc}", err=True)

@@ -67,6 +67,14 @@ def add(b: pyo.Block, T: pyo.Set, capacity_mw: float, c: Commitment, dt_hours: f
         if limited:
             b.ramp_up = pyo.Constraint(T, rule=lambda b, t: b.mw[t] - _prev(b, t) <= ramp + relax_up(t))
             b.ramp_down = pyo.Constraint(T, rule=lambda b, t: _prev(b, t) - b.mw[t] <= ramp + relax_down(t))
+        # A minimum time of one interval or less binds nothing inside the horizon, but the initial state's run
+        # may still be short of it: then the first interval keeps the state (bounds set by param_values).
+        first = T.first()
+        relax_hold = _slack(b, "relax_initial_hold", [first], elastic)
+        b.first_max_mw = pyo.Param(mutable=True, initialize=capacity_mw, doc="first interval's most power, MW")
+        b.first_min_mw = pyo.Param(mutable=True, initialize=0.0, doc="first interval's least power, MW")
+        b.initial_off = pyo.Constraint(expr=b.mw[first] <= b.first_max_mw + relax_hold(first))
+        b.initial_on = pyo.Constraint(expr=b.mw[first] + relax_hold(first) >= b.first_min_mw)
         return
 
     floor = on_floor_mw(capacity_mw, c)
@@ -104,11 +112,12 @@ def param_values(b: pyo.Block, T: pyo.Set, c: Commitment, s: UnitState, dt_hours
     whether it was on and the intervals its minimum on/off time still holds it."""
     full = b.mw[T.first()].ub
     out = [(b.init_mw, (full if s.power_mw is None else float(s.power_mw)) if s.on else 0.0)]
-    if not is_switched(c, dt_hours):
-        return out
-    n = len(T)
     hold_on = intervals(c.min_on_hours - s.hours_in_state, dt_hours) if s.on else 0
     hold_off = intervals(c.min_off_hours - s.hours_in_state, dt_hours) if not s.on else 0
+    if not is_switched(c, dt_hours):                        # a hold of at most the first interval
+        return out + [(b.first_max_mw, 0.0 if hold_off else full),
+                      (b.first_min_mw, on_floor_mw(full, c) if hold_on else 0.0)]
+    n = len(T)
     return out + [(b.init_on, int(s.on)), (b.must_on, (np.arange(n) < hold_on).astype(float)),
                   (b.must_off, (np.arange(n) < hold_off).astype(float))]
 
