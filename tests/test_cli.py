@@ -102,6 +102,20 @@ def test_json_prints_parseable_summary():
 
 
 
+def test_no_help_text_is_eaten_by_rich_markup():
+    # Typer renders help as Rich markup: an unescaped "[fourcp]" or "[[job]]" silently vanishes from --help
+    import typer.main
+    from rich.text import Text
+
+    def helps(cmd):
+        for sub in getattr(cmd, "commands", {}).values():
+            yield from helps(sub)
+        yield from ((cmd.name, p.opts[0], p.help) for p in getattr(cmd, "params", []) if getattr(p, "help", None))
+
+    for command, option, text in helps(typer.main.get_command(app)):
+        assert Text.from_markup(text).plain == text.replace("\\[", "["), (command, option, text)
+
+
 def test_every_command_is_mounted():
     r = CliRunner().invoke(app, ["--help"])
     for name in ("schedule", "backtest", "sweep", "check", "operate", "ledger", "data"):

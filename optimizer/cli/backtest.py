@@ -44,7 +44,7 @@ def backtest(
     time_limit: Annotated[float, typer.Option(help="Solver time limit per solve, seconds.")] = 60.0,
     emergency: Annotated[Path | None, typer.Option(help="Emergency events (CSV: start, end, max_load_mw or "
                                                    "shed_mw): hard caps every policy honours.")] = None,
-    fourcp: Annotated[float | None, typer.Option(help="4CP charge, USD/kW-year (overrides the site's [fourcp]); "
+    fourcp: Annotated[float | None, typer.Option(help="4CP charge, USD/kW-year (overrides the site's \\[fourcp]); "
                                                  "settled on the actual monthly peaks.")] = None,
     fourcp_plan: Annotated[bool, typer.Option(help="Plans price the expected 4CP charge (--no-fourcp-plan: they "
                                               "ignore it, and still pay it).")] = True,
@@ -62,7 +62,7 @@ def backtest(
                                                "(CSV/Parquet: timestamp). Default: from --load, else shipped.")] = None,
     replan_minutes: Annotated[int, typer.Option(help="mpc: minutes between re-plans, 60 or 15.")] = 60,
     jobs: Annotated[Path | None, typer.Option(help="Deferrable GPU jobs (CSV, as curtail schedule --jobs), added to "
-                                              "the site file's [[job]] tables.")] = None,
+                                              "the site file's \\[\\[job]] tables.")] = None,
     demand_aware: Annotated[bool, typer.Option(help="Decisions know the clusters' hourly inference demand "
                                                "(--no-demand-aware: they assume every spot GPU is wanted, and "
                                                "are settled on the demand: the value of knowing it).")] = True,

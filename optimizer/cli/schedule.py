@@ -59,7 +59,7 @@ def schedule(
     jobs: Annotated[Path | None, typer.Option(help="Deferrable GPU jobs (CSV: name, cluster, gpus, gpu_hours, "
                                               "release, deadline, min_run_hours, value_usd_per_gpu_hour, "
                                               "late_penalty_usd_per_gpu_hour), added to the site file's "
-                                              "[[job]] tables.")] = None,
+                                              "\\[\\[job]] tables.")] = None,
     job_progress: Annotated[Path | None, typer.Option(help="JSON: each job's GPU-hours done so far "
                                                       "({job: hours} or {job: {gpu_hours_done, running_hours}}).")]
     = None,
