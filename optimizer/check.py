@@ -16,6 +16,10 @@ default inference demand is the cluster's demand profile (``GpuCluster.demand_fr
 price file. A non-finite value anywhere is a violation, and so is a missing, shifted or extra row. A ramp or
 minimum-on breach is excused only for a trip to zero in an interval whose emergency cap (from the inputs) is below
 the site's load of the interval before: firmware can trip under an emergency; nothing else excuses anything.
+Reserve offers are checked against the checker's own copy of the ERCOT service rules (:data:`AS_SELLERS`: which
+Load Resource kind may sell which service; :data:`AS_RESPONSE_MINUTES`), their revenue is recomputed from the
+capacity prices the caller gives (required for a service paid hourly clearing prices), and, with deployment events,
+the MW deployed in each row is re-derived from the events and the table's offers.
 """
 
 from __future__ import annotations
@@ -38,6 +42,12 @@ TOL_REL = 1e-7
 TOL_PRICE = 1e-4           # prices (USD/MWh, USD/MW/h) and 4CP weights as recorded (files keep 6 decimals)
 ON_FLOOR_FRACTION = 1e-3   # copied from optimizer/model/commitment.py (docs/formulation.md, the on-floor rule):
 ON_FLOOR_MIN_MW = 1e-3     # "on" means at least 0.1% of capacity and at least 1 kW (at most the capacity)
+#: The checker's own copy of docs/ancillary.md's rules (not optimizer.ancillary's): the ERCOT services a load may
+#: sell, each with the Load Resource kinds (``reserve_resource``) allowed to sell it and the longest response time it
+#: allows (minutes). Any other name (Regulation Down: an increase of load; a name ERCOT does not have) may not be
+#: offered at all.
+AS_SELLERS = {"regup": ("clr",), "rrs": ("clr", "ufr"), "ecrs": ("clr", "ufr"), "nspin": ("clr",)}
+AS_RESPONSE_MINUTES = {"regup": 5.0, "rrs": 10.0, "ecrs": 10.0, "nspin": 30.0}
 
 
 @dataclass(frozen=True)
@@ -72,8 +82,11 @@ class CheckInputs:
     peak_weight: Any = None                 # 4CP weight: the plan's peak probability, or 1 in actual peak hours; 0
     peak_probability: Any = None            # what the 4CP curtailment threshold is compared with; default peak_weight
     #                                         (a backtest curtails on the plan's probability, settles on the peaks)
-    reserve_prices_usd_per_mw_hour: Mapping[str, Any] | None = None        # per service; default the site's price
-    reserve_deployed_mw: Any = None         # MW deployed per row; default 0
+    reserve_prices_usd_per_mw_hour: Mapping[str, Any] | None = None        # per service; default the site's constant
+    #                                         price (a service paid hourly clearing prices must be given)
+    reserve_deployed_mw: Any = None         # MW deployed per row; default 0 (or, with deployments, their sum)
+    deployments: Any = ()                   # deployment events (start, end exclusive, service), UTC: the deployed MW
+    #                                         of each row is re-derived from them and the table's offers
     allow_sla_breach: bool = False          # committed GPU load may fall short (the SLA credit is then due)
     sla_shortfall_before_mwh: Mapping[str, float] = field(default_factory=dict)    # MWh per cluster, see above
     interval_hours: float | None = None     # 1 or 0.25; default the spacing of the timestamps (1 for one row)
@@ -84,6 +97,9 @@ class CheckInputs:
     job_penalty: str = "plan"               # "plan": the late GPU-hours the plan expects, booked in the first row
     #                                         (it assumes all the job's GPUs after the table until its deadline);
     #                                         "settle": the GPU-hours missing at a deadline, in the deadline's row
+    da_award_mw: Any = None                 # day-ahead award per row (MW, net purchase; < 0 a sale); None: no
+    #                                         day-ahead position, everything settles in real time
+    da_prices_usd_per_mwh: Any = None       # the day-ahead prices the award settles at (given with an award)
 
     def __post_init__(self) -> None:
         ts = pd.DatetimeIndex(self.timestamps)
@@ -103,6 +119,8 @@ class CheckInputs:
             done[name] = _per_row(ts, name, getattr(self, name), default, lo, hi)
         done["peak_probability"] = (done["peak_weight"] if self.peak_probability is None else
                                     _per_row(ts, "peak_probability", self.peak_probability, None, 0.0, 1.0))
+        done["deployed_given"] = self.reserve_deployed_mw is not None
+        done["deployments"] = _events(self.deployments)
         done["reserve_prices_usd_per_mw_hour"] = {
             k: _per_row(ts, f"reserve_prices_usd_per_mw_hour[{k}]", v, None, 0.0, math.inf)
             for k, v in (self.reserve_prices_usd_per_mw_hour or {}).items()}
@@ -110,6 +128,11 @@ class CheckInputs:
             k: _per_row(ts, f"demand_gpus[{k}]", v, None, 0.0, math.inf) for k, v in self.demand_gpus.items()}
         if self.job_penalty not in ("plan", "settle"):
             raise InputError(f"job_penalty must be 'plan' or 'settle', got {self.job_penalty!r}", field="job_penalty")
+        if (self.da_award_mw is None) != (self.da_prices_usd_per_mwh is None):
+            raise InputError("a day-ahead award and its day-ahead prices go together", field="da_award_mw")
+        for name in ("da_award_mw", "da_prices_usd_per_mwh"):
+            v = getattr(self, name)
+            done[name] = None if v is None else _per_row(ts, name, v, None, -math.inf, math.inf)
         done["job_done_before"] = dict(self.job_done_before or {})
         done["job_running_before"] = dict(self.job_running_before or {})
         for name in ("job_done_before", "job_running_before"):
@@ -124,6 +147,19 @@ class CheckInputs:
             raise InputError("expected finite values >= 0 MWh", field="sla_shortfall_before_mwh")
         for name, value in done.items():
             object.__setattr__(self, name, value)
+
+
+def _events(events: Any) -> tuple[tuple[pd.Timestamp, pd.Timestamp, str], ...]:
+    """Deployment events as (start, end, service), UTC; each an object with ``start``, ``end``, ``service`` or a
+    triple. A start not before its end, or a time without a time zone, is an InputError."""
+    out = []
+    for i, e in enumerate(events or ()):
+        start, end, service = (e.start, e.end, e.service) if hasattr(e, "service") else e
+        start, end = pd.Timestamp(start), pd.Timestamp(end)
+        if start.tz is None or end.tz is None or not start < end:
+            raise InputError(f"event {i}: {start} .. {end} must be tz-aware with start < end", field="deployments")
+        out.append((start.tz_convert("UTC"), end.tz_convert("UTC"), str(service)))
+    return tuple(out)
 
 
 def _per_row(times: pd.DatetimeIndex, name: str, value: Any, default: float | None, lo: float,
@@ -257,6 +293,11 @@ def check_schedule(site: Site, frame: pd.DataFrame, inputs: CheckInputs) -> list
     _known(ins.initial_state, units, "initial_state")
     _known(ins.sla_shortfall_before_mwh, {g.name for g in site.gpu}, "sla_shortfall_before_mwh")
     _known(ins.reserve_prices_usd_per_mw_hour, services, "reserve_prices_usd_per_mw_hour")
+    _known({s for _, _, s in ins.deployments}, services, "deployments")
+    unpriced = [r.name for r in site.reserves if r.clearing_prices and r.name not in ins.reserve_prices_usd_per_mw_hour]
+    if unpriced:
+        raise InputError(f"service(s) {', '.join(unpriced)} are paid hourly clearing prices: give their prices per "
+                         "row", field="reserve_prices_usd_per_mw_hour")
     _known(ins.demand_gpus or {}, {g.name for g in site.gpu}, "demand_gpus")
     jobs = {j.name: j for j in site.jobs}
     _known(ins.job_done_before, jobs, "job_done_before")
@@ -327,9 +368,10 @@ def check_schedule(site: Site, frame: pd.DataFrame, inputs: CheckInputs) -> list
         _compare(add, "balance" if col != "max_load_mw" else "inputs", col, num, want, TOL_MW)
     rho = {s: ins.reserve_prices_usd_per_mw_hour.get(s, np.full(n, r.price_usd_per_mw_hour))
            for s, r in services.items()}
+    deployed_mw = _deployed(add, site, ins, num, dt)
     recorded = {"price_usd_per_mwh": ins.prices_usd_per_mwh, "peak_weight": ins.peak_weight}
     if services:
-        recorded |= {"reserve_deployed_mw": ins.reserve_deployed_mw} | {f"reserve_price__{s}": rho[s] for s in rho}
+        recorded |= {"reserve_deployed_mw": deployed_mw} | {f"reserve_price__{s}": rho[s] for s in rho}
     for col, want in recorded.items():
         _compare(add, "inputs", col, num, want, TOL_PRICE)
 
@@ -349,15 +391,32 @@ def check_schedule(site: Site, frame: pd.DataFrame, inputs: CheckInputs) -> list
         "restart_cost_usd": restart,
         "sla_credit_usd": sla_credit,
         "fourcp_charge_usd": ins.peak_weight * load * site.fourcp.charge_usd_per_kw_year * 1000.0 / 4.0 * dt,
-        "reserve_revenue_usd": _reserves(add, site, num, power, rho, ins.reserve_deployed_mw, dt),
+        "reserve_revenue_usd": _reserves(add, site, num, power, rho, deployed_mw, dt),
         "job_penalty_usd": job_penalty,
     }
     money["profit_usd"] = (money["mining_revenue_usd"] + money["ai_revenue_usd"] - money["energy_cost_usd"]
                            + money["sellback_credit_usd"] - money["contract_cost_usd"] - restart - sla_credit
                            - money["fourcp_charge_usd"] + money["reserve_revenue_usd"] - job_penalty)
+    if ins.da_award_mw is not None:
+        money |= _two_settlement(site, ins, grid, dt)
+        money["profit_usd"] = money["profit_usd"] - money["da_settlement_usd"]
+        for col, want in (("da_award_mw", ins.da_award_mw), ("da_price_usd_per_mwh", ins.da_prices_usd_per_mwh)):
+            _compare(add, "inputs", col, num, want, TOL_PRICE)
     for col, want in money.items():
         _compare(add, "accounting", col, num, want, TOL_USD, TOL_REL)
     return out
+
+
+def _two_settlement(site: Site, ins: CheckInputs, grid: np.ndarray, dt: float) -> dict[str, np.ndarray]:
+    """Two-settlement (docs/bidding.md): the award at the day-ahead price, the deviation of the grid position from it
+    at the real-time price, and what the award adds to settling the whole position in real time (taken off the
+    profit). Only a position settled at the market (sell-back, or no block) can hold an award."""
+    award, da, rt = ins.da_award_mw, ins.da_prices_usd_per_mwh, ins.prices_usd_per_mwh
+    if not (site.contract.sellback or site.contract.block_mw == 0) and np.abs(award).max(initial=0.0) > 0:
+        raise InputError("the site's position is not settled at the market: it can hold no day-ahead award",
+                         field="da_award_mw")
+    return {"da_cost_usd": award * da * dt, "rt_deviation_cost_usd": (grid - award) * rt * dt,
+            "da_settlement_usd": award * (da - rt) * dt}
 
 
 def _unit(add: Callable, name: str, u: MiningFleet | GpuCluster, p: np.ndarray, p0: float, s: UnitState,
@@ -460,18 +519,24 @@ def _gpus(add: Callable, site: Site, ins: CheckInputs, num: dict[str, np.ndarray
 
 def _reserves(add: Callable, site: Site, num: dict[str, np.ndarray], power: dict[str, np.ndarray],
               rho: dict[str, np.ndarray], deployed_mw: np.ndarray, dt: float) -> np.ndarray:
-    """Offers within each unit's limit and the load it consumes (except while deployed); their revenue."""
+    """Offers only of a service the unit's Load Resource kind may sell, within what it drops in the service's
+    response time (the site's, at most the rule's) and within the load it consumes (except while deployed); their
+    revenue at the prices given."""
     n = len(deployed_mw)
     units = {u.name: u for u in (*site.mining, *site.gpu)}
     total = {name: np.zeros(n) for name in units}
     revenue = np.zeros(n)
     for r in site.reserves:
+        minutes = min(r.response_minutes, AS_RESPONSE_MINUTES.get(r.name, r.response_minutes))
         for name, u in units.items():
             q = num.get(f"reserve_mw__{r.name}__{name}", np.zeros(n))
-            limit = reserve_limit_mw(u, r.response_minutes)
+            allowed = u.reserve_resource in AS_SELLERS.get(r.name, ())
+            limit = reserve_limit_mw(u, minutes) if allowed else 0.0
+            why = "" if allowed else (f" ({name} is a {u.reserve_resource!r} Load Resource; {r.name} may be sold by "
+                                      f"{', '.join(AS_SELLERS.get(r.name, ())) or 'no load'})")
             for t in np.flatnonzero((q < -TOL_MW) | (q > limit + TOL_MW)):
                 add("reserve", name, t, max(-q[t], q[t] - limit), f"{r.name} offer {q[t]:.4f} MW outside "
-                                                                  f"[0, {limit:.4f}]")
+                                                                  f"[0, {limit:.4f}]{why}")
             total[name] += q
             revenue += rho[r.name] * q * dt
     deployed = deployed_mw > TOL_MW
@@ -484,6 +549,27 @@ def _reserves(add: Callable, site: Site, num: dict[str, np.ndarray], power: dict
         add("reserve", "site", t, offered[t] - backing[t] - deployed_mw[t],
             f"offers {offered[t]:.4f} MW above switchable load {backing[t]:.4f} MW + deployed {deployed_mw[t]:.4f} MW")
     return revenue
+
+
+def _deployed(add: Callable, site: Site, ins: CheckInputs, num: dict[str, np.ndarray], dt: float) -> np.ndarray:
+    """MW deployed per row: with deployment events, the offers (from the table) of each row to every service deployed
+    in it (an event covers every row it overlaps, whole: the drop is held for the event), compared with any
+    deployed MW the caller gives; without events, the caller's (default 0)."""
+    if not ins.deployments:
+        return ins.reserve_deployed_mw
+    n = len(ins.timestamps)
+    start, end = ins.timestamps, ins.timestamps + pd.Timedelta(hours=dt)
+    units = [u.name for u in (*site.mining, *site.gpu)]
+    out = np.zeros(n)
+    for t0, t1, s in ins.deployments:
+        hit = np.asarray((start < t1) & (end > t0))
+        offered = sum((num.get(f"reserve_mw__{s}__{u}", np.zeros(n)) for u in units), np.zeros(n))
+        out[hit] += np.nan_to_num(offered[hit])
+    if ins.deployed_given:
+        for t in np.flatnonzero(np.abs(ins.reserve_deployed_mw - out) > TOL_MW):
+            add("deployment", "site", t, abs(ins.reserve_deployed_mw[t] - out[t]),
+                f"deployed {ins.reserve_deployed_mw[t]:.4f} MW given, the events and the offers give {out[t]:.4f} MW")
+    return out
 
 
 def _delivered(g: GpuCluster, shortfall_mw: np.ndarray) -> np.ndarray | float:

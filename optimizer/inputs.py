@@ -30,7 +30,8 @@ class Inputs:
     ``hashprice_usd_per_ph_day``: the hashprice the plan values mining at. ``state``: each unit just before the
     first interval (missing units: on at full power, long ago). ``load_cap_mw``: emergency caps per interval (MW;
     ``None``: none). ``peak_probability``: the 4CP chance of each interval (``None``: 4CP left out).
-    ``reserve_prices``: USD/MW/h per service and interval (a service not given keeps the site's price).
+    ``reserve_prices``: USD/MW/h per service and interval (a service not given keeps the site's constant price; one
+    paid ERCOT's hourly clearing prices must be given: :mod:`optimizer.ancillary`).
     ``demand_fraction``: spot inference demand per GPU cluster and interval, as a fraction of its spot GPUs
     (a cluster not given follows its site profile). ``job_progress``: per job, GPU-hours done and the current
     run's length (a job not given: nothing done). ``sla_shortfall_before_mwh``: per cluster, committed MWh
@@ -131,15 +132,11 @@ class Inputs:
         return cap
 
     def reserve_price(self, site: Site) -> np.ndarray:
-        """(interval, service) capacity prices, USD/MW/h: given series, else the site's constant price."""
-        given = self.reserve_prices or {}
-        unknown = sorted(set(given) - {r.name for r in site.reserves})
-        if unknown:
-            raise InputError(f"reserve prices for unknown service(s) {', '.join(unknown)}; the site has "
-                             f"{', '.join(r.name for r in site.reserves) or 'none'}", field="reserve_prices")
-        cols = [np.asarray(given[r.name], dtype=float) if r.name in given else np.full(self.n, r.price_usd_per_mw_hour)
-                for r in site.reserves]
-        return np.stack(cols, axis=1) if cols else np.zeros((self.n, 0))
+        """(interval, service) capacity prices, USD/MW/h: given series, else the site's constant price; a service
+        paid hourly clearing prices must be given (:func:`optimizer.ancillary.price_matrix`)."""
+        from optimizer.ancillary import price_matrix
+
+        return price_matrix(site, self.reserve_prices, self.n)
 
     def demand(self, site: Site) -> dict[str, np.ndarray]:
         """Spot demand of every cluster per interval, in GPUs (fraction x spot GPUs)."""

@@ -65,6 +65,8 @@ class NightlyJob:
     ledger: Path | None = None                # SQLite ledger: record the run, read the month's SLA shortfall
     jobs: Path | None = None                  # a jobs CSV, added to the site file's [[job]] tables
     job_progress: Path | None = None          # JSON: each job's GPU-hours done so far
+    as_prices: Path | None = None             # hourly AS clearing prices (CSV/Parquet); None: shipped ERCOT MCPC
+    reserve: str | None = None                # --reserve NAME[:PRICE[:MINUTES]],...: replaces the site's [[reserve]]
 
     def refuse_unhonoured(self) -> None:
         """Options that cannot be honoured together are refused, never ignored."""
@@ -104,6 +106,12 @@ def run_day(job: NightlyJob) -> tuple[dict, xr.Dataset]:
     """Run the nightly job; returns (summary, dataset). Raises a :class:`~optimizer.errors.CurtailError`."""
     job.refuse_unhonoured()
     site = with_jobs_file(load_site(job.site or data.default_site_path()), job.jobs)
+    if job.reserve is not None:
+        import dataclasses
+
+        from optimizer.ancillary import parse_reserve_option
+
+        site = dataclasses.replace(site, reserves=parse_reserve_option(job.reserve))
     if job.job_progress is not None and not site.jobs:
         raise InputError("--job-progress needs jobs (the site file's [[job]] tables or --jobs)", field="--job-progress")
     progress = read_job_progress(job.job_progress, site.jobs) if job.job_progress is not None else None
@@ -136,6 +144,10 @@ def _solve_and_write(job: NightlyJob, site, the_day: dt.date, decision: pd.Times
     common = {"day": the_day, "hashprice": job.hashprice, "lookahead_hours": job.lookahead_hours,
               "initial_state": state, "options": job.options, "allow_sla_breach": job.allow_sla_breach,
               "events": events, "decision_time": decision, "history": history, "job_progress": progress}
+    if job.as_prices is not None:
+        from optimizer.ancillary import AsPrices
+
+        common["as_prices"] = AsPrices.read(job.as_prices)
     before = _sla_before(job, site, the_day)
     if before:
         common["sla_shortfall_before_mwh"] = before
@@ -229,7 +241,7 @@ def _settle_peaks(site, ds: xr.Dataset, peaks: pd.DatetimeIndex) -> dict:
 def _inputs(site, job: NightlyJob) -> dict:
     out = {"site": {"path": site.source, "sha256": site.sha256}}
     for name in ("prices", "initial_state", "emergency", "scenarios", "load", "load_forecast", "peaks", "jobs",
-                 "job_progress"):
+                 "job_progress", "as_prices"):
         path = getattr(job, name)
         if path is not None:
             out[name] = {"path": str(path), "sha256": results.file_sha256(path)}

@@ -29,6 +29,7 @@ from optimizer.state import UnitState
 from optimizer.workloads import JobProgress
 
 if TYPE_CHECKING:
+    from optimizer.ancillary import AsPrices
     from optimizer.forecast import MarketHistory
 
 #: Default operating day of ``curtail schedule`` with no ``--day``: a real summer day with day-ahead prices.
@@ -114,6 +115,7 @@ class DayRequest:
     history: MarketHistory | None = None          # system load (+ forecast) the 4CP estimate reads; None: shipped
     job_progress: Mapping[str, JobProgress] | None = None    # jobs' GPU-hours done (and current runs) so far
     sla_shortfall_before_mwh: Mapping[str, float] | None = None   # committed MWh missed earlier this SLA month
+    as_prices: AsPrices | None = None             # hourly capacity prices; None: shipped ERCOT MCPC (when needed)
 
 
 def day_inputs(site: Site, req: DayRequest) -> tuple[Inputs, dict]:
@@ -138,10 +140,28 @@ def day_inputs(site: Site, req: DayRequest) -> tuple[Inputs, dict]:
     times = pd.DatetimeIndex(pin.prices.index)
     caps = load_caps(site, list(req.events), times, 1.0) if req.events else None
     prob, prob_source = _peak_probability(site, decision, times, req.peak_probability, req.history)
-    inputs = Inputs(pin.prices, hp, req.initial_state, caps, prob, job_progress=req.job_progress,
-                    sla_shortfall_before_mwh=req.sla_shortfall_before_mwh)
+    reserve_prices, reserve_source = _reserve_prices(site, times, req.as_prices)
+    inputs = Inputs(pin.prices, hp, req.initial_state, caps, prob, reserve_prices=reserve_prices,
+                    job_progress=req.job_progress, sla_shortfall_before_mwh=req.sla_shortfall_before_mwh)
     return inputs, {"price_source": pin.source, "lookahead_hours": pin.lookahead_hours, "hashprice_source": hp_source,
-                    "fourcp_source": prob_source, "decision_time": decision.isoformat()}
+                    "fourcp_source": prob_source, "reserve_price_source": reserve_source,
+                    "decision_time": decision.isoformat()}
+
+
+def _reserve_prices(site: Site, times: pd.DatetimeIndex, given: AsPrices | None) -> tuple[dict | None, str]:
+    """The hourly clearing prices of the site's clearing-priced services over the horizon (the day's and the
+    lookahead's, like the energy prices: a plan GIVEN prices; the backtest applies the publication rule) and where they
+    came from. Prices given for a site with no clearing-priced service are refused (they would be ignored)."""
+    from optimizer import ancillary
+
+    if not ancillary.clearing_priced(site):
+        if given is not None:
+            raise InputError(f"AS prices given ({given.source}) but site {site.name!r} has no [[reserve]] paid hourly "
+                             "clearing prices (one without price_usd_per_mw_hour): they would be ignored",
+                             field="--as-prices")
+        return None, ancillary.price_source(site, None)
+    prices = given or ancillary.AsPrices.shipped()
+    return prices.actual(site, times), ancillary.price_source(site, prices)
 
 
 def schedule(site: Site | str | Path, prices: pd.Series | None = None, *, day: dt.date | str | None = None,
@@ -152,7 +172,8 @@ def schedule(site: Site | str | Path, prices: pd.Series | None = None, *, day: d
              peak_probability: pd.Series | None = None, decision_time: pd.Timestamp | None = None,
              history: MarketHistory | None = None,
              job_progress: Mapping[str, JobProgress] | None = None,
-             sla_shortfall_before_mwh: Mapping[str, float] | None = None) -> xr.Dataset:
+             sla_shortfall_before_mwh: Mapping[str, float] | None = None,
+             as_prices: AsPrices | None = None) -> xr.Dataset:
     """Solve one operating day and return its schedule as an ``xarray.Dataset`` (see :mod:`optimizer.results`).
 
     ``site``: a :class:`Site` or a path to a site model. ``prices``: hourly USD/MWh with a tz-aware index
@@ -164,7 +185,9 @@ def schedule(site: Site | str | Path, prices: pd.Series | None = None, *, day: d
     decision time; ``history``: a :class:`~optimizer.forecast.MarketHistory` with the system load to estimate them
     from instead of the shipped load). ``job_progress``: each job's GPU-hours done so far (jobs are the site's).
     ``sla_shortfall_before_mwh``: committed MWh missed earlier in the SLA month per cluster (the credit tiers count
-    from there; default none: "100% so far"). ``decision_time``: when the schedule is made (default 10:00 local on the day before; the CLI
+    from there; default none: "100% so far"). ``as_prices``: hourly capacity prices of the services paid ERCOT's
+    clearing prices (:class:`optimizer.ancillary.AsPrices`; default: the shipped ERCOT MCPCs of the horizon's hours;
+    refused for a site without such a service). ``decision_time``: when the schedule is made (default 10:00 local on the day before; the CLI
     passes "now" for today/tomorrow). With SLA breach allowed, the written day's SLA credit counts the day's own
     shortfall (the lookahead's shortfall shaped the plan but is not owed by this schedule).
 
@@ -177,7 +200,7 @@ def schedule(site: Site | str | Path, prices: pd.Series | None = None, *, day: d
     site = site if isinstance(site, Site) else load_site(site)
     req = DayRequest(_as_day(day) if day is not None else DEFAULT_DAY, prices, hashprice, lookahead_hours,
                      initial_state, tuple(events or ()), peak_probability, decision_time, history, job_progress,
-                     sla_shortfall_before_mwh)
+                     sla_shortfall_before_mwh, as_prices)
     inputs, sources = day_inputs(site, req)
     hours = operating_hours(req.day, site.timezone)
     planner = Planner(site, options, allow_sla_breach=allow_sla_breach)
@@ -273,7 +296,8 @@ def schedule_scenarios(site: Site | str | Path, scenario_prices: pd.DataFrame, w
                        decision_time: pd.Timestamp | None = None,
                        history: MarketHistory | None = None,
                        job_progress: Mapping[str, JobProgress] | None = None,
-                       sla_shortfall_before_mwh: Mapping[str, float] | None = None) -> xr.Dataset:
+                       sla_shortfall_before_mwh: Mapping[str, float] | None = None,
+                       as_prices: AsPrices | None = None) -> xr.Dataset:
     """Two-stage schedule of one operating day over price scenarios (one column each, hourly, tz-aware index
     covering the day and lookahead): commitments shared, power per scenario (see :mod:`optimizer.stochastic`).
     ``weights``: one per scenario (default equal). Every other option means what it means in :func:`schedule`
@@ -288,7 +312,7 @@ def schedule_scenarios(site: Site | str | Path, scenario_prices: pd.DataFrame, w
                for c in scenario_prices.columns]
     frame = pd.concat(columns, axis=1, keys=list(scenario_prices.columns))
     req = DayRequest(the_day, frame.iloc[:, 0], hashprice, lookahead_hours, initial_state, tuple(events or ()),
-                     peak_probability, decision_time, history, job_progress, sla_shortfall_before_mwh)
+                     peak_probability, decision_time, history, job_progress, sla_shortfall_before_mwh, as_prices)
     inputs, sources = day_inputs(site, req)
     k = frame.shape[1]
     w = np.full(k, 1.0 / k) if weights is None else np.asarray(weights, dtype=float)

@@ -50,12 +50,15 @@ class Contract:
 
 @dataclass(frozen=True)
 class Reserve:
-    """An ancillary service the site's curtailable load can offer as Controllable Load Resource capacity, paid
-    per MW per hour whether or not deployed; ``response_minutes`` bounds what a unit can drop in time."""
+    """An ERCOT ancillary service the site's curtailable load can offer (``name``: ``regup``, ``rrs``, ``ecrs``,
+    ``nspin``; rules in :mod:`optimizer.ancillary`), paid per MW per hour whether or not deployed;
+    ``response_minutes`` bounds what a unit can drop in time. ``clearing_prices``: paid ERCOT's hourly clearing
+    prices (the site file sets no ``price_usd_per_mw_hour``); else the constant ``price_usd_per_mw_hour``."""
 
     name: str
     price_usd_per_mw_hour: float = 0.0
     response_minutes: float = 10.0
+    clearing_prices: bool = False
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,7 @@ class Switchable:
     min_off_hours: int = 0
     restart_cost_usd: float = 0.0
     reserve_drop_mw_per_minute: float | None = None
+    reserve_resource: str = "clr"            # ERCOT Load Resource kind: clr, ufr or none (optimizer.ancillary)
 
     @property
     def commitment(self) -> Commitment:
@@ -396,16 +400,21 @@ def site_from_dict(raw: dict[str, Any], *, source: str = "<memory>") -> Site:
 
 
 def _reserve(v: _Validator, raw: Any, where: str) -> Reserve:
+    from optimizer import ancillary
+
     t = v.table(raw, where, {"name", "price_usd_per_mw_hour", "response_minutes"}, required=True)
-    return Reserve(name=v.string(t, where, "name", required=True),
+    name = v.string(t, where, "name", required=True)
+    response = v.number(t, where, "response_minutes", default=ancillary.default_response_minutes(name),
+                        positive=True, maximum=240.0)
+    ancillary.validate_reserve(name, response, source=v.source, where=where)
+    return Reserve(name=name,
                    price_usd_per_mw_hour=v.number(t, where, "price_usd_per_mw_hour", default=0.0, minimum=0.0,
                                                   maximum=10_000.0),
-                   response_minutes=v.number(t, where, "response_minutes", default=10.0, positive=True,
-                                             maximum=240.0))
+                   response_minutes=response, clearing_prices="price_usd_per_mw_hour" not in t)
 
 
 _COMMITMENT_KEYS = {"min_load_fraction", "ramp_mw_per_hour", "min_on_hours", "min_off_hours", "restart_cost_usd",
-                    "reserve_drop_mw_per_minute"}
+                    "reserve_drop_mw_per_minute", "reserve_resource"}
 
 
 def _commitment_kwargs(v: _Validator, t: dict, where: str) -> dict[str, Any]:
@@ -417,7 +426,20 @@ def _commitment_kwargs(v: _Validator, t: dict, where: str) -> dict[str, Any]:
         "restart_cost_usd": v.number(t, where, "restart_cost_usd", default=0.0, minimum=0.0),
         "reserve_drop_mw_per_minute": (v.number(t, where, "reserve_drop_mw_per_minute", minimum=0.0)
                                        if "reserve_drop_mw_per_minute" in t else None),
+        "reserve_resource": _reserve_resource(v, t, where),
     }
+
+
+def _reserve_resource(v: _Validator, t: dict, where: str) -> str:
+    """What kind of ERCOT Load Resource the unit is registered as (what it may sell: optimizer.ancillary)."""
+    from optimizer import ancillary
+
+    value = v.string(t, where, "reserve_resource") or ancillary.DEFAULT_RESOURCE
+    if value not in ancillary.RESOURCES:
+        raise v.fail(where, "reserve_resource", f"expected one of {', '.join(ancillary.RESOURCES)} (clr: Controllable "
+                                                "Load Resource; ufr: under-frequency relay load; none), got "
+                                                f"{value!r}")
+    return value
 
 
 def _fleet(v: _Validator, raw: Any, where: str) -> MiningFleet:

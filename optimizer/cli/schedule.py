@@ -63,6 +63,12 @@ def schedule(
     job_progress: Annotated[Path | None, typer.Option(help="JSON: each job's GPU-hours done so far "
                                                       "({job: hours} or {job: {gpu_hours_done, running_hours}}).")]
     = None,
+    as_prices: Annotated[Path | None, typer.Option(help="Hourly ancillary-service clearing prices (CSV/Parquet: "
+                                                   "timestamp, service, price_usd_per_mw_hour) for the services paid "
+                                                   "them. Default: shipped ERCOT day-ahead MCPC 2022-2024.")] = None,
+    reserve: Annotated[str | None, typer.Option(help="Ancillary services offered, replacing the site's [[reserve]]: "
+                                                "NAME[:USD_PER_MW_HOUR[:RESPONSE_MINUTES]], comma-separated; no "
+                                                "price: hourly clearing prices (e.g. rrs,nspin or ecrs:9.6).")] = None,
 ) -> None:
     """Solve one operating day and write its hourly schedule."""
     from optimizer import data
@@ -75,7 +81,7 @@ def schedule(
                          allow_sla_breach=allow_sla_breach, emergency=emergency, scenarios=scenarios,
                          cvar_weight=cvar_weight, weights=_weights(weights) if weights else None,
                          load=load, load_forecast=load_forecast, peaks=peaks, ledger=_ledger_path(ledger, out),
-                         jobs=jobs, job_progress=job_progress,
+                         jobs=jobs, job_progress=job_progress, as_prices=as_prices, reserve=reserve,
                          options=SolverOptions(time_limit_seconds=time_limit, mip_rel_gap=mip_gap,
                                                accept_gap=accept_gap, threads=threads))
         with warnings.catch_warnings(record=True) as caught:
@@ -139,6 +145,7 @@ def format_summary(s: dict, out: Path | None, ledger: Path | None = None) -> str
         ("operating day", f"{s['day']} ({s['hours']} h, lookahead {s['lookahead_hours']} h)"),
         ("prices", s["price_source"]),
         ("hashprice", f"{s['hashprice_usd_per_ph_day']:.2f} USD/PH/day ({s['hashprice_source']})"),
+        *([("reserve prices", s["reserve_price_source"])] if "reserve_price_source" in s else []),
         ("", ""),
         ("mining revenue", _usd(s["mining_revenue_usd"])),
         ("AI revenue", _usd(s["ai_revenue_usd"])),
@@ -148,6 +155,7 @@ def format_summary(s: dict, out: Path | None, ledger: Path | None = None) -> str
         ("restart costs", _usd(-s["restart_cost_usd"]) + f"  ({s['restarts']} restarts)"),
         ("SLA credits", _usd(-s["sla_credit_usd"])),
         ("4CP (expected)", _usd(-s["fourcp_charge_usd"])),
+        ("reserve capacity", _usd(s["reserve_revenue_usd"])),
         ("profit (day)", _usd(s["profit_usd"])),
         ("", ""),
         ("mining", _mwh(s["mining_mwh"])),
