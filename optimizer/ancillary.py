@@ -244,7 +244,7 @@ class AsPrices:
         for r in clearing_priced(site):
             s = self.series(r.name)
             known = s[s.index < end]
-            v = known.reindex(hours).to_numpy(dtype=float)
+            v = known.reindex(hours).to_numpy(dtype=float, copy=True)
             future = np.asarray(hours >= end)
             if future.any():
                 profile = self._median_profile(r.name, last)

@@ -50,6 +50,7 @@ import pandas as pd
 import xarray as xr
 
 from optimizer import data, forecast, market as mk, operate, results
+from optimizer import ancillary
 from optimizer.errors import InputError, NoSolutionError
 from optimizer.events import Event, load_caps
 from optimizer.inputs import Inputs
@@ -115,12 +116,13 @@ class Market:
     actual: pd.Series
     hashprice: pd.Series | None = None      # daily USD/PH/day indexed by UTC date; None: constant given
     peak_hours: pd.DatetimeIndex | None = None   # actual 4CP hours (UTC hour starts) that settle the charge
+    as_prices: ancillary.AsPrices | None = None  # hourly AS clearing prices; None: the shipped ERCOT MCPC
 
     @classmethod
     def shipped(cls, settlement_point: str, resolution: str = "15min") -> Market:
         return cls(forecast.MarketHistory.shipped(settlement_point),
                    data.ercot_prices(settlement_point, "rt", resolution), data.hashprice_series(),
-                   data.ercot_4cp_hours())
+                   data.ercot_4cp_hours(), ancillary.AsPrices.shipped())
 
 
 @dataclass
@@ -173,6 +175,8 @@ class _Day:
     settle_weight: np.ndarray        # 1 in the actual monthly peak hours
     demand: np.ndarray               # (interval, cluster) inference demand, GPUs
     plan_demand: np.ndarray          # the demand the decisions assume (= demand unless demand_aware is off)
+    reserve_actual: dict[str, np.ndarray] = field(default_factory=dict)  # clearing prices of the day's intervals
+    deployments: tuple[Deployment, ...] = ()     # the deployment events overlapping the day
 
 
 @dataclass
@@ -201,7 +205,12 @@ class _Env:
         self.site, self.market, self.settings = site, market, settings
         self.plan_site = planning_site(site, settings)      # the site as the decisions see it
         self.planner = Planner(self.plan_site, settings.solver)
-        self.mpc_planner = Planner(self.plan_site, settings.solver)
+        # re-plans sell no capacity: before RTC+B (2025-12-05) ancillary services cleared only day-ahead; mpc holds the
+        # award of its D-1 plan (_award)
+        self.rt_site = dataclasses.replace(self.plan_site, reserves=())
+        self.mpc_planner = Planner(self.rt_site, settings.solver)
+        self.as_prices = (market.as_prices or ancillary.AsPrices.shipped()) if ancillary.clearing_priced(site) \
+            else market.as_prices
         self.perfect_planner = Planner(self.plan_site, settings.solver)
         self._scenario_planner = None
         self._intraday = None
@@ -229,7 +238,7 @@ class _Env:
     @property
     def controller(self) -> Controller:
         if self._controller is None:
-            self._controller = Controller(self.plan_site, self.mpc_planner, self.intraday, self.settings.realtime)
+            self._controller = Controller(self.rt_site, self.mpc_planner, self.intraday, self.settings.realtime)
         return self._controller
 
     @property
@@ -275,6 +284,9 @@ def run(site: Site, start: dt.date, end: dt.date, market: Market, settings: Sett
 
         fourcp_model.check_peaks_cover(market.peak_hours, start, end, site.timezone)
     env = _Env(site, market, settings)
+    if ancillary.clearing_priced(site):           # every settled hour has its clearing price, or a named error now
+        env.as_prices.actual(site, pd.date_range(mk.local_midnight(start, site.timezone), mk.local_midnight(
+            end + dt.timedelta(days=1), site.timezone), freq="1h", inclusive="left"))
     forecaster = forecast.Forecaster(method, market.history)
     naive = forecast.Forecaster("naive", market.history)
     quantile_fc = None
@@ -317,6 +329,7 @@ def run(site: Site, start: dt.date, end: dt.date, market: Market, settings: Sett
         table[f"{p}:profit_usd"] = daily.groupby(local).sum().reindex(table.index).to_numpy()
     summary = _summary(site, intervals, table, settings, method, hour, start, end, env.highs_seconds,
                        time.perf_counter() - t_wall, collected)
+    _reserve_summary(summary, intervals, site, env, settings)
     fc = pd.concat([d.forecast.iloc[: len(d.hours)] for d in days]).rename("forecast_usd_per_mwh")
     return Result(intervals, table, summary, {p: s.units for p, s in states.items()}, fc)
 
@@ -366,7 +379,28 @@ def _prepare_day(env: _Env, day: dt.date, actual: pd.Series, dt_sim: float, hour
     return _Day(day, hours, times, dt_sim, rt.to_numpy(), decision, horizon, fc, method, scenarios, hp_known,
                 hp_actual, prob, load_caps(site, list(settings.events), times, dt_sim), fourcp_cap,
                 _peak_weight(times, market.peak_hours), demand,
-                demand if env.plan_site is site else demand_of(env.plan_site))
+                demand if env.plan_site is site else demand_of(env.plan_site),
+                reserve_actual=_reserve_actual(env, times),
+                deployments=tuple(e for e in settings.deployments if e.start < times[-1] + pd.Timedelta(hours=dt_sim)
+                                  and e.end > times[0]))
+
+
+def _reserve_actual(env: _Env, times: pd.DatetimeIndex) -> dict[str, np.ndarray]:
+    """The clearing price of each clearing-priced service in each of ``times`` (settlement, ``perfect``)."""
+    return env.as_prices.actual(env.site, times) if ancillary.clearing_priced(env.site) else {}
+
+
+def _reserve_summary(summary: dict, intervals: xr.Dataset, site: Site, env: _Env, settings: Settings) -> None:
+    """Where the capacity prices came from, how many deployments, and each policy's capacity revenue per service."""
+    summary["reserve_price_source"] = ancillary.price_source(site, env.as_prices)
+    summary["deployment_events"] = len(settings.deployments)
+    if not site.reserves:
+        return
+    dt_h = float(intervals.attrs["interval_hours"])
+    by = (intervals["reserve_offer_mw"].sum("asset") * intervals["reserve_price_usd_per_mw_hour"]).sum("time") * dt_h
+    for p in intervals["policy"].values:
+        summary["policies"][str(p)]["reserve_revenue_by_service_usd"] = {
+            str(s): float(by.sel(policy=p, service=s)) for s in intervals["service"].values}
 
 
 def _peak_probability(history, decision, horizon) -> np.ndarray:
@@ -408,11 +442,17 @@ def _hashprice_at(env: _Env, now: pd.Timestamp, d: _Day) -> float:
 
 
 def _plan_inputs(env: _Env, d: _Day, st: PolicyState, prices: pd.Series, hashprice: float,
-                 peak: np.ndarray | None, state: Mapping[str, UnitState] | None = None) -> Inputs:
+                 peak: np.ndarray | None, state: Mapping[str, UnitState] | None = None,
+                 reserve_prices: Mapping[str, np.ndarray] | None = None) -> Inputs:
+    """A plan's inputs; capacity prices (``reserve_prices`` None): those published at the decision, the rest as
+    :meth:`optimizer.ancillary.AsPrices.plan_prices` plans them."""
     times = pd.DatetimeIndex(prices.index)
     step = data.interval_hours(times)
     caps = load_caps(env.site, list(env.settings.events), times, step) if env.settings.events else None
-    return Inputs(prices, hashprice, st.units if state is None else state, caps, peak, job_progress=st.jobs)
+    if reserve_prices is None and ancillary.clearing_priced(env.plan_site):
+        reserve_prices = env.as_prices.plan_prices(env.plan_site, times, d.decision)
+    return Inputs(prices, hashprice, st.units if state is None else state, caps, peak, reserve_prices=reserve_prices,
+                  job_progress=st.jobs)
 
 
 def _on_sim(d: _Day, plan_times: pd.DatetimeIndex, plan_dt: float, times: pd.DatetimeIndex | None = None) -> np.ndarray:
@@ -587,7 +627,8 @@ def _perfect(env: _Env, d: _Day, st: PolicyState) -> _Out:
     prices = actual.reindex(times).dropna()
     weight = (_peak_weight(pd.DatetimeIndex(prices.index), env.market.peak_hours)
               if env.site.fourcp.active and env.settings.fourcp_in_plan else None)
-    inputs = _plan_inputs(env, d, st, prices, d.hp_known, weight)
+    inputs = _plan_inputs(env, d, st, prices, d.hp_known, weight,
+                          reserve_prices=_reserve_actual(env, pd.DatetimeIndex(prices.index)))
     return _follow(env, d, st, env.perfect_planner.plan(inputs, fallback=True))
 
 
@@ -608,9 +649,10 @@ def _mpc(env: _Env, d: _Day, st: PolicyState) -> _Out:
     decide each interval with the re-plan's strikes against its price."""
     site, s = env.site, env.settings
     ctl = env.controller
+    award = _award(env, d, st)
     w = _Walker(env, d, st)
     per = int(round(ctl.plan_dt_hours / d.dt))
-    statuses, gaps, fallbacks, solves = [], [], 0, 0
+    statuses, gaps, fallbacks, solves = [], [], 0, int(award is not None)
     for i0 in range(0, len(d.times), per):
         now = d.times[i0]
         peak = ((lambda hours, now=now: _mpc_peak_probability(env, d, now, hours))
@@ -625,10 +667,20 @@ def _mpc(env: _Env, d: _Day, st: PolicyState) -> _Out:
             fresh = ctl.fresh_forecast(plan, d.times[i], d.forecast) if ctl.needs_fresh_forecast() else None
             step = ctl.step(plan, d.times[i], d.plan_demand[i: i + 1], w.units.ramp_limited, d.dt, fresh)
             w.chunk(i, i + 1, step.policy(d.rt[i: i + 1]), step.strikes.marginal, step.committed_mw, step.job_gpus,
-                    step.reserve_offer_mw, step.plan_load_mw)
+                    None if award is None else award[i: i + 1], step.plan_load_mw)
     worst = "fallback" if fallbacks else ("feasible" if "feasible" in statuses else "optimal")
     return w.done(plan_status=worst, plan_gap=float(np.nanmax(gaps)) if gaps else float("nan"), fallbacks=fallbacks,
                   solves=solves)
+
+
+def _award(env: _Env, d: _Day, st: PolicyState) -> np.ndarray | None:
+    """mpc's ancillary-service award per real-time interval (None without reserves): the offers of the plan made at
+    the D-1 decision, as the day-ahead market awards them before the day. Its re-plans do not see the award (they sell
+    nothing): it is paid where the load backs it (``results.assemble``)."""
+    if not env.site.reserves:
+        return None
+    plan = _day_plan(env, d, st)
+    return plan.arrays["reserve_offer"][_on_sim(d, plan.inputs.times, plan.inputs.dt_hours)]
 
 
 def _mpc_peak_probability(env: _Env, d: _Day, now: pd.Timestamp, horizon: pd.DatetimeIndex) -> np.ndarray:
@@ -679,10 +731,10 @@ def _deployed(site: Site, deployments: Sequence[Deployment], times: pd.DatetimeI
         hit = (t0 < dep.end) & (t1 > dep.start)
         if not hit.any() or offer.shape[2] == 0:
             continue
-        drop = offer[:, :, services.index(dep.service)].sum(axis=1)
-        planned = caps if plan_load is None else plan_load
-        caps[hit] = np.minimum(caps[hit], planned[hit] - drop[hit])
-        deployed[hit] += drop[hit]
+        deployed[hit] += offer[:, :, services.index(dep.service)].sum(axis=1)[hit]
+    planned = caps.copy() if plan_load is None else plan_load
+    on = deployed > 0                              # services deployed together: their drops add up
+    caps[on] = np.minimum(caps[on], np.maximum(planned[on] - deployed[on], 0.0))
     return caps, deployed
 
 
@@ -701,6 +753,7 @@ def _assemble(site: Site, days: list[_Day], outs: list[_Out]) -> xr.Dataset:
         cat([o.start for o in outs]), hashprice_usd_per_ph_day=hp, dt_hours=dt_hours,
         max_load_mw=cat([o.caps for o in outs]), peak_weight=cat([d.settle_weight for d in days]),
         reserve_offer=cat([o.offer for o in outs]), reserve_deployed_mw=cat([o.deployed for o in outs]),
+        reserve_price=cat([ancillary.price_matrix(site, d.reserve_actual, len(d.times)) for d in days]),
         committed_mw=cat([o.committed for o in outs]), job_gpus=cat([o.jobs for o in outs]).reshape(n, -1),
         demand_gpus=cat([d.demand for d in days]).reshape(n, len(site.gpu)),
         job_penalty=cat([o.penalty for o in outs]))
@@ -723,6 +776,9 @@ def _verify(site: Site, policy: str, ds: xr.Dataset, days: list[_Day], outs: lis
         peak_weight=cat([d.settle_weight for d in days]),
         peak_probability=cat([np.where(d.fourcp_cap < site.grid.import_limit_mw, 1.0, 0.0) for d in days]),
         reserve_deployed_mw=cat([o.deployed for o in outs]),
+        reserve_prices_usd_per_mw_hour={r.name: cat([d.reserve_actual[r.name] for d in days])
+                                        for r in ancillary.clearing_priced(site)},
+        deployments=tuple(dict.fromkeys(e for d in days for e in d.deployments)),
         demand_gpus={g.name: cat([d.demand[:, c] for d in days]) for c, g in enumerate(site.gpu)},
         job_penalty="settle")
     violations = check.check_schedule(site, results.to_frame(ds), ins)

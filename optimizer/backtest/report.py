@@ -91,6 +91,8 @@ def headline(result: Result) -> pd.DataFrame:
                      "ai_revenue_usd": v["ai_revenue_usd"], "power_credits_usd": v["power_credits_usd"],
                      "energy_cost_usd": v["energy_cost_usd"], "restart_cost_usd": v["restart_cost_usd"],
                      "fourcp_charge_usd": v["fourcp_charge_usd"],
+                     **({"reserve_revenue_usd": v["reserve_revenue_usd"]} if "reserve_revenue_by_service_usd" in v
+                        else {}),
                      "mined_mwh": v["mined_mwh"], "sold_back_mwh": v["sold_back_mwh"],
                      "curtailment_hours": v["curtailment_hours"], "restarts": v["restarts"]})
     return pd.DataFrame(rows).set_index("policy").sort_values("profit_usd", ascending=False)
@@ -311,7 +313,7 @@ img{max-width:100%;height:auto;display:block} p{max-width:100%}"""
 _LABELS = {"profit_usd": "profit", "mining_revenue_usd": "mining", "ai_revenue_usd": "AI",
            "power_credits_usd": "power credits", "energy_cost_usd": "energy bought", "restart_cost_usd": "restart costs",
            "fourcp_charge_usd": "4CP charge", "mined_mwh": "mined MWh", "sold_back_mwh": "sold back MWh",
-           "curtailment_hours": "curtailed hours", "restarts": "restarts"}
+           "curtailment_hours": "curtailed hours", "restarts": "restarts", "reserve_revenue_usd": "reserve capacity"}
 
 
 def _headline_html(result: Result) -> str:
@@ -321,6 +323,58 @@ def _headline_html(result: Result) -> str:
     t = t.rename(columns={c: _LABELS.get(c, c) for c in t.columns})
     t.index.name = None
     return t.to_html(float_format=lambda x: f"{x:,.0f}", border=0, classes="headline")
+
+
+def reserve_revenue_by_service(result: Result) -> pd.DataFrame | None:
+    """Capacity revenue (USD) per policy (rows) and service (columns), and the MWh each policy gave up in deployments
+    (deployed MW x interval hours); ``None`` when the run has no reserve service."""
+    per = result.summary["policies"]
+    if not per or not all("reserve_revenue_by_service_usd" in v for v in per.values()):
+        return None
+    table = pd.DataFrame({p: v["reserve_revenue_by_service_usd"] for p, v in per.items()}).T
+    dt_h = float(result.intervals.attrs["interval_hours"])
+    deployed = result.intervals["reserve_deployed_mw"].sum("time").to_series() * dt_h
+    table["deployed MWh"] = deployed.reindex(table.index).to_numpy()
+    return table
+
+
+def _reserves_html(result: Result) -> str:
+    """The ancillary-service panel: capacity revenue by service and policy, where the prices and deployments came
+    from, and the default policy's capacity revenue by month and service (an inline chart)."""
+    table = reserve_revenue_by_service(result)
+    if table is None:
+        return ""
+    s = result.summary
+    shown = table.copy()
+    services = [c for c in shown.columns if c != "deployed MWh"]
+    shown[services] = shown[services] / 1e3
+    shown = shown.rename(columns={c: f"{c} (k USD)" for c in services})
+    policy = str(s.get("policy") or shown.index[0])
+    ds = result.intervals.sel(policy=policy)
+    rev = (ds["reserve_offer_mw"].sum("asset") * ds["reserve_price_usd_per_mw_hour"]).to_pandas()
+    rev = rev * float(result.intervals.attrs["interval_hours"])
+    monthly = rev.groupby(pd.DatetimeIndex(rev.index).to_period("M")).sum() / 1e3
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(10, 3.2))
+    bottom = np.zeros(len(monthly))
+    for c in monthly.columns:
+        ax.bar(np.arange(len(monthly)), monthly[c].to_numpy(), bottom=bottom, label=str(c))
+        bottom += monthly[c].to_numpy()
+    ax.set_xticks(np.arange(len(monthly)), [str(x) for x in monthly.index], rotation=45, fontsize=8)
+    ax.set_ylabel("capacity revenue, k USD")
+    ax.set_title(f"{policy}: capacity revenue by month and service")
+    ax.legend(fontsize=8)
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=100, bbox_inches="tight", format="png")
+    plt.close(fig)
+    chart = f'<img alt="reserves" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+    return (f"<h2>Ancillary services: capacity revenue by service</h2>"
+            f"<p>Prices: {html.escape(str(s.get('reserve_price_source', '')))}. Deployment events: "
+            f"{html.escape(str(s.get('deployment_events', 0)))}. Capacity is paid where the load backs it (and in "
+            f"full while deployed); the energy a deployment gives up is in the profit, not here.</p>"
+            + shown.to_html(float_format=lambda x: f"{x:,.1f}", border=0) + chart)
 
 
 def _img(path: Path) -> str:
@@ -350,6 +404,7 @@ def _html(result: Result, images: dict[str, Path]) -> str:
 <h2>Value captured per month</h2>{_img(images['monthly'])}
 <h2>4CP: the monthly system peaks</h2>{_img(images['fourcp'])}
 {_fourcp_html(result)}
+{_reserves_html(result)}
 <h2>Forecast error by lead time</h2>{_img(images['forecast_error'])}
 {lead}
 </body></html>

@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from optimizer.backtest import Deployment, Market
-    from optimizer.site import Reserve
 
 
 def backtest(
@@ -49,10 +48,17 @@ def backtest(
     fourcp_plan: Annotated[bool, typer.Option(help="Plans price the expected 4CP charge (--no-fourcp-plan: they "
                                               "ignore it, and still pay it).")] = True,
     reserve: Annotated[str | None, typer.Option(help="Ancillary services offered, overriding the site's: "
-                                                "NAME:USD_PER_MW_HOUR[:RESPONSE_MINUTES], comma-separated "
-                                                "(e.g. ecrs:9.62:10,nsrs:4.5:30).")] = None,
+                                                "NAME[:USD_PER_MW_HOUR[:RESPONSE_MINUTES]], comma-separated; no "
+                                                "price: hourly clearing prices (e.g. rrs,nspin or ecrs:9.62:10).")]
+    = None,
+    as_prices: Annotated[Path | None, typer.Option(help="Hourly ancillary-service clearing prices (CSV/Parquet: "
+                                                   "timestamp, service, price_usd_per_mw_hour). Default: shipped "
+                                                   "ERCOT day-ahead MCPC 2022-2024.")] = None,
     deployments: Annotated[Path | None, typer.Option(help="Ancillary-service deployments (CSV: start, end, "
                                                      "service): offered capacity must drop then.")] = None,
+    deployment_rule: Annotated[str | None, typer.Option(help="Without --deployments: weekly-cheapest (each service "
+                                                        "deployed once a week in its cheapest hours; the default "
+                                                        "for a site with reserves) or none.")] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
     load: Annotated[Path | None, typer.Option(help="4CP: hourly ERCOT system load (CSV/Parquet: timestamp, load_mw), "
                                               "over the shipped 2020-2024 load. Format: docs/fourcp.md.")] = None,
@@ -85,7 +91,9 @@ def backtest(
             site_obj = dataclasses.replace(site_obj, fourcp=dataclasses.replace(site_obj.fourcp,
                                                                                 charge_usd_per_kw_year=fourcp))
         if reserve is not None:
-            site_obj = dataclasses.replace(site_obj, reserves=_reserves(reserve))
+            from optimizer.ancillary import parse_reserve_option
+
+            site_obj = dataclasses.replace(site_obj, reserves=parse_reserve_option(reserve))
         from optimizer.workloads import with_jobs_file
 
         site_obj = with_jobs_file(site_obj, jobs)
@@ -105,6 +113,8 @@ def backtest(
                             demand_aware=demand_aware, jobs_deferrable=jobs_deferrable)
         market = _market(site_obj.settlement_point, prices, da_prices, hashprice)
         market = _with_user_fourcp(market, site_obj, first, last, load, load_forecast, peaks)
+        market, settings, reserves_note = _with_reserves(market, settings, site_obj, first, last, as_prices,
+                                                         deployments, deployment_rule)
         result = _run_with_progress(site_obj, first, last, market, settings, quiet)
         if out is not None:
             report.write(result, out)
@@ -119,6 +129,8 @@ def backtest(
                f"always-on {s['always_on_profit_usd'] or 0:,.0f} USD; {s['days']} days, forecast "
                f"{s['forecast_method']} (MAE {s['forecast_mae_usd_per_mwh']:.1f} USD/MWh); wall {s['wall_seconds']:.1f} s, "
                f"HiGHS {s['solver_seconds']:.1f} s")
+    if reserves_note:
+        typer.echo(f"reserves: {reserves_note}")
     if out is not None:
         typer.echo(f"written to {out}/ (report.html, summary.json, days.csv, intervals.nc, plots)")
 
@@ -138,25 +150,34 @@ def _run_with_progress(site, first, last, market, settings, quiet):
                    progress=lambda day: bar.update(task, advance=1, description=str(day)))
 
 
-def _reserves(text: str) -> tuple[Reserve, ...]:
-    from optimizer.site import Reserve
+def _with_reserves(market, settings, site, first: dt.date, last: dt.date, as_prices: Path | None,
+                   deployments: Path | None, rule: str | None):
+    """The market with the user's AS prices, the settings with the deployments (the file's, else the rule's: by
+    default weekly-cheapest for a site with reserves), and a line saying where both came from. Options that would be
+    ignored are refused."""
+    from optimizer import ancillary
 
-    out = []
-    for item in filter(None, (x.strip() for x in text.split(","))):
-        parts = item.split(":")
-        try:
-            if len(parts) not in (2, 3):
-                raise ValueError(item)
-            out.append(Reserve(parts[0], float(parts[1]), float(parts[2]) if len(parts) == 3 else 10.0))
-        except ValueError:
-            raise InputError(f"{item!r} is not NAME:USD_PER_MW_HOUR[:RESPONSE_MINUTES]", field="--reserve") from None
-        r = out[-1]
-        if not 0 <= r.price_usd_per_mw_hour <= 10_000 or not 0 < r.response_minutes <= 240:
-            raise InputError(f"{item!r}: price must be 0..10,000 USD/MW/h and response 0..240 minutes",
-                             field="--reserve")
-    if len({r.name for r in out}) != len(out):
-        raise InputError(f"reserve names must be unique: {text!r}", field="--reserve")
-    return tuple(out)
+    if as_prices is not None:
+        if not ancillary.clearing_priced(site):
+            raise InputError(f"--as-prices given but site {site.name!r} has no [[reserve]] paid hourly clearing prices "
+                             "(one without price_usd_per_mw_hour): they would be ignored", field="--as-prices")
+        market = dataclasses.replace(market, as_prices=ancillary.AsPrices.read(as_prices))
+    if not site.reserves:
+        if deployments is not None or rule is not None:
+            raise InputError(f"site {site.name!r} offers no ancillary service ([[reserve]] or --reserve): nothing to "
+                             "deploy", field="--deployments" if deployments is not None else "--deployment-rule")
+        return market, settings, ""
+    if deployments is not None:
+        if rule is not None:
+            raise InputError("--deployments gives the deployments; --deployment-rule is for runs without them",
+                             field="--deployment-rule")
+        note = ancillary.describe_deployments(None, settings.deployments, str(deployments))
+    else:
+        rule = rule or "weekly-cheapest"
+        events = ancillary.assumed_deployments(site, market.actual, first, last, rule)
+        settings = dataclasses.replace(settings, deployments=events)
+        note = ancillary.describe_deployments(rule, events)
+    return market, settings, f"{ancillary.price_source(site, market.as_prices)}; deployments: {note}"
 
 
 def _deployments(path: Path) -> tuple[Deployment, ...]:
