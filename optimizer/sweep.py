@@ -34,7 +34,7 @@ from optimizer.errors import InputError
 from optimizer.site import load_site, site_from_dict
 
 METRICS = ("profit_usd", "mining_revenue_usd", "ai_revenue_usd", "power_credits_usd", "energy_cost_usd",
-           "restart_cost_usd", "mined_mwh", "sold_back_mwh", "curtailment_hours", "restarts")
+           "restart_cost_usd", "reserve_revenue_usd", "mined_mwh", "sold_back_mwh", "curtailment_hours", "restarts")
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ def run_scenario(scenario: dict, policies: Sequence[str] = POLICIES) -> dict:
     result = run(site, dt.date.fromisoformat(s.start), dt.date.fromisoformat(s.end),
                  _market(site.settlement_point),
                  Settings(forecast_method=s.forecast, hashprice_usd_per_ph_day=s.hashprice, policies=tuple(policies)))
-    summ = result.summary
+    summ = result.summary          # a site's [[reserve]] without a price is paid the shipped MCPCs (Market.shipped)
     return {
         "metrics": {p: {m: float(summ["policies"][p][m]) for m in METRICS} for p in policies},
         "value_capture": np.nan if summ["value_capture"] is None else float(summ["value_capture"]),

@@ -55,6 +55,9 @@ def files(tmp_path_factory) -> dict[str, Path]:
     out["progress"] = d / "progress.json"
     out["progress"].write_text(json.dumps({"batch": 3000}))
     out["peaks"] = d / "peaks.csv"                        # July 2022's peak hour: 2022-07-20 16:00 CDT
+    out["as_prices"] = d / "as.csv"                       # hourly clearing prices of rrs over the horizon
+    pd.DataFrame({"timestamp": HOURS.strftime("%Y-%m-%dT%H:%M:%SZ"), "service": "rrs",
+                  "price_usd_per_mw_hour": 7.0}).to_csv(out["as_prices"], index=False)
     out["peaks"].write_text("timestamp\n2022-07-20T21:00:00Z\n")
     return out
 
@@ -102,6 +105,11 @@ def _table(f: dict[str, Path], tmp: Path) -> list[tuple[str, list, object]]:
         ("scenarios", ["--scenarios", f["scenarios"]], lambda c, o, s, t: c == 0 and "3 scenarios" in o),
         ("json_summary", [], lambda c, o, s, t: c == 0 and s is not None),     # the baseline itself is --json
         ("day", ["--day", "2022-07-21"], "differs"),
+        ("reserve", ["--reserve", "rrs,nspin"], "differs"),
+        ("as_prices", ["--reserve", "rrs", "--as-prices", f["as_prices"]],
+         lambda c, o, s, t: c == 0 and str(f["as_prices"]) in s["reserve_price_source"]
+         and s["reserve_revenue_usd"] > 0),
+        ("as_prices_without_reserves", ["--as-prices", f["as_prices"]], "refused"),   # nothing would use them
     ]
 
 
@@ -127,6 +135,7 @@ def test_every_option_changes_the_result_or_is_refused(files, base, tmp_path):
     ("weights", ["--weights", "0.2,0.6,0.2"], "weights"),
     ("cvar_weight", ["--cvar-weight", 1.0], "runs"),
     ("jobs", ["--jobs", "JOBS"], "differs"),
+    ("reserve", ["--reserve", "rrs", "--as-prices", "AS_PRICES"], "differs"),
     ("prices", ["--prices", "PRICES"], "refused"),
     ("export_model", ["--export-model", "MODEL"], "refused"),
     ("peaks", ["--peaks", "PEAKS"], "refused"),
@@ -135,7 +144,7 @@ def test_every_option_changes_the_result_or_is_refused(files, base, tmp_path):
 def test_every_option_is_honoured_with_scenarios_or_refused(files, tmp_path, name, extra, check):
     subst = {"EMERGENCY": files["emergency"], "STATE": files["state"], "BELOW_SLA": files["emergency_below_sla"],
              "JOBS": files["jobs"], "PRICES": files["prices"], "MODEL": tmp_path / "m.lp", "PEAKS": files["peaks"],
-             "OUT_PARQUET": tmp_path / "s.parquet"}
+             "OUT_PARQUET": tmp_path / "s.parquet", "AS_PRICES": files["as_prices"]}
     args = [subst.get(a, a) if isinstance(a, str) else a for a in extra]
     plain_out = tmp_path / "plain.csv"
     out = tmp_path / "with.csv"

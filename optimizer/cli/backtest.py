@@ -157,6 +157,9 @@ def _with_reserves(market, settings, site, first: dt.date, last: dt.date, as_pri
     ignored are refused."""
     from optimizer import ancillary
 
+    if rule is not None and rule not in ancillary.DEPLOYMENT_RULES:
+        raise InputError(f"unknown deployment rule {rule!r}; one of {', '.join(ancillary.DEPLOYMENT_RULES)}",
+                         field="--deployment-rule")
     if as_prices is not None:
         if not ancillary.clearing_priced(site):
             raise InputError(f"--as-prices given but site {site.name!r} has no [[reserve]] paid hourly clearing prices "
