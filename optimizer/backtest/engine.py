@@ -29,7 +29,12 @@ Policies (:data:`POLICIES`, a registry: one function per policy):
 ``perfect``          the same model solved on the actual real-time prices at the simulation's resolution, with the
                      actual 4CP peaks, at the hashprice known at the decision: the benchmark upper limit;
 ``stochastic+strike`` (optional) the two-stage plan over the forecast's 10/50/90% quantile paths (commitments
-                     shared, see :mod:`optimizer.stochastic`), its median scenario's strike table.
+                     shared, see :mod:`optimizer.stochastic`), its median scenario's strike table;
+``bid``              (optional) day-ahead energy bid curves from the scenario model (:mod:`optimizer.bid`) made at
+                     the bid deadline (10:00 on D-1), awarded at the actual day-ahead price; real time as ``mpc``
+                     (the award is settled whatever is consumed, so it changes no real-time decision); the deviation
+                     from the award settles at the real-time price (``with_two_settlement``);
+``bid-strike``       (optional) the same with the strike rule as the bid: each unit's MW at its value.
 
 Every policy's realised trajectory over the whole run is checked by the independent checker
 (:mod:`optimizer.check`) against the inputs (actual prices, hashprice, caps, demand, jobs) before the result is
@@ -51,6 +56,7 @@ import xarray as xr
 
 from optimizer import data, forecast, market as mk, operate, results
 from optimizer import ancillary
+from optimizer.bid import BidSettings
 from optimizer.errors import InputError, NoSolutionError
 from optimizer.events import Event, load_caps
 from optimizer.inputs import Inputs
@@ -69,7 +75,9 @@ QUANTILES = (0.1, 0.5, 0.9)
 POLICIES = ("mpc", "schedule", "schedule+strike", "strike", "always-on", "perfect")
 #: Also available, not run by default (it fits three quantile models): the two-stage plan over the forecaster's
 #: 10/50/90% quantile scenarios, operated with its median scenario's strike table.
-OPTIONAL_POLICIES = ("stochastic+strike",)
+OPTIONAL_POLICIES = ("stochastic+strike", "bid", "bid-strike")
+#: Policies that buy (or sell) in the day-ahead market and settle the deviation in real time.
+DA_POLICIES = ("bid", "bid-strike")
 
 
 @dataclass(frozen=True)
@@ -93,6 +101,7 @@ class Settings:
     demand_aware: bool = True                # plans and real-time decisions know the clusters' hourly demand
     #                                          (False: they assume every spot GPU is wanted; settled on demand)
     jobs_deferrable: bool = True             # plans may move jobs within their windows (False: run on arrival)
+    bid: BidSettings = field(default_factory=BidSettings)   # bid: segments, scenarios and how they are drawn
 
     def __post_init__(self) -> None:
         unknown = set(self.policies) - set(POLICIES) - set(OPTIONAL_POLICIES)
@@ -196,6 +205,7 @@ class _Out:
     plan_gap: float = float("nan")
     fallbacks: int = 0
     solves: int = 0
+    da_award_mw: np.ndarray | None = None    # day-ahead policies: the award in force in each interval, MW
 
 
 class _Env:
@@ -215,6 +225,16 @@ class _Env:
         self._scenario_planner = None
         self._intraday = None
         self._controller = None
+        self._bidder = None
+        self.mpc_memo = None                                 # (day and start state, mpc's day and end state)
+
+    @property
+    def bidder(self):
+        if self._bidder is None:
+            from optimizer.bid import Bidder
+
+            self._bidder = Bidder(self.plan_site, self.settings.solver)
+        return self._bidder
 
     @property
     def scenario_planner(self):
@@ -244,6 +264,7 @@ class _Env:
     @property
     def highs_seconds(self) -> float:
         out = self.planner.highs_seconds + self.mpc_planner.highs_seconds + self.perfect_planner.highs_seconds
+        out += self._bidder.cache.highs_seconds if self._bidder else 0.0
         return out + (self._scenario_planner.highs_seconds if self._scenario_planner else 0.0)
 
 
@@ -316,8 +337,9 @@ def run(site: Site, start: dt.date, end: dt.date, market: Market, settings: Sett
         if progress:
             progress(day)
     per_policy = {p: _assemble(site, days, collected[p]) for p in settings.policies}
+    da = _two_settlement(env, days, collected, per_policy) if set(DA_POLICIES) & set(settings.policies) else None
     for p, ds in per_policy.items():
-        _verify(site, p, ds, days, collected[p], start_states[p])
+        _verify(site, p, ds, days, collected[p], start_states[p], da)
     intervals = xr.concat([per_policy[p] for p in settings.policies], dim="policy", combine_attrs="drop_conflicts")
     intervals = intervals.assign_coords(policy=list(settings.policies))
     intervals.attrs.update({"interval_hours": dt_sim, "site": site.name, "forecast_method": method,
@@ -707,9 +729,88 @@ def _report_of(ds: xr.Dataset):
                        ds.attrs.get("mip_gap"), ds.attrs["solve_seconds"], ds.attrs["highs_seconds"], 0)
 
 
+def _mpc_shared(env: _Env, d: _Day, st: PolicyState) -> _Out:
+    """``mpc``, its day remembered: a day-ahead policy starting the day from the same state operates exactly as mpc
+    (the award changes no real-time decision), so it gets the same trajectory without a second run."""
+    key = (d.day, dict(st.units), dict(st.jobs))
+    if env.mpc_memo is not None and env.mpc_memo[0] == key:
+        out, units, jobs = env.mpc_memo[1]
+        st.units, st.jobs = dict(units), dict(jobs)
+        return out
+    out = _mpc(env, d, st)
+    env.mpc_memo = (key, (out, dict(st.units), dict(st.jobs)))
+    return out
+
+
+def _bid(env: _Env, d: _Day, st: PolicyState) -> _Out:
+    """Bid curves from the scenario model at the bid deadline (only day-ahead prices published by then), awarded at
+    the day's actual day-ahead prices; real time as mpc."""
+    from optimizer.bid import bid_deadline, price_scenarios
+
+    site, s = env.site, env.settings
+    decision = bid_deadline(d.day, site.timezone)
+    horizon = mk.horizon_for(d.day, site.timezone, s.bid.lookahead_hours).rename(None)
+    frame = price_scenarios(env.market.history, decision, horizon, s.bid)
+    peak = (_peak_probability(env.market.history, decision, horizon) if site.fourcp.active and s.fourcp_in_plan
+            else None)
+    inputs = _plan_inputs(env, d, st, frame.iloc[:, 0], _hashprices(env.market, s, d.day, decision)[0], peak)
+    sol = env.bidder.solve(inputs, frame, np.full(frame.shape[1], 1.0 / frame.shape[1]), len(d.hours))
+    return _awarded(env, d, st, sol.curves(s.bid.segments, site.timezone), sol.report.status)
+
+
+def _bid_strike(env: _Env, d: _Day, st: PolicyState) -> _Out:
+    """The strike rule as a bid: each unit's useful MW (hourly mean) at its value, known at the bid deadline."""
+    from optimizer.bid import bid_deadline, strike_curves
+
+    site = env.plan_site
+    hp = _hashprices(env.market, env.settings, d.day, bid_deadline(d.day, site.timezone))[0]
+    useful = operate.useful_mw(site, d.plan_demand, cluster_jobs(site, _run_on_arrival(env, d, st)))
+    hourly = pd.DataFrame(useful, index=d.times.floor("h")).groupby(level=0).mean().reindex(d.hours).to_numpy()
+    return _awarded(env, d, st, strike_curves(site, d.hours, hp, hourly, env.settings.bid.segments), "")
+
+
+def _awarded(env: _Env, d: _Day, st: PolicyState, curves, status: str) -> _Out:
+    bad = curves.problems(env.settings.bid.segments)
+    if bad:
+        raise NoSolutionError(f"bid curves of {d.day} fail their check (a bug: please report): {bad[0]}")
+    award = curves.award_mw(_da_prices(env, d))
+    out = _mpc_shared(env, d, st)
+    worst = "fallback" if "fallback" in (status, out.plan_status) else out.plan_status
+    return dataclasses.replace(out, da_award_mw=award[_on_sim(d, d.hours, 1.0)], plan_status=worst,
+                               solves=out.solves + int(bool(status)))
+
+
+def _da_prices(env: _Env, d: _Day) -> np.ndarray:
+    """The operating day's actual day-ahead prices (hourly): what the awards clear and settle at."""
+    da = env.market.history.da
+    got = np.full(len(d.hours), np.nan) if da is None else da.reindex(d.hours).to_numpy()
+    if np.isnan(got).any():
+        hour = d.hours[np.isnan(got)][0]
+        raise InputError(f"no day-ahead price for {hour.isoformat()} (operating day {d.day}): the {'/'.join(DA_POLICIES)}"
+                         " policies settle at day-ahead prices (shipped for 2021-2024; else --da-prices)",
+                         field="da_prices")
+    return got
+
+
+def _two_settlement(env: _Env, days: list[_Day], collected: dict[str, list[_Out]],
+                    per_policy: dict[str, xr.Dataset]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Every policy's datasets with the two-settlement variables (an award of 0 for the policies that do not bid),
+    in place; returns (award per policy, day-ahead price) per interval, as the checker's inputs."""
+    from optimizer.bid import with_two_settlement
+
+    price = np.concatenate([_da_prices(env, d)[_on_sim(d, d.hours, 1.0)] for d in days])
+    awards = {}
+    for p, ds in per_policy.items():
+        awards[p] = np.concatenate([np.zeros(len(d.times)) if o.da_award_mw is None else o.da_award_mw
+                                    for d, o in zip(days, collected[p], strict=True)])
+        per_policy[p] = with_two_settlement(ds, env.site, awards[p], price)
+    return awards, price
+
+
 _POLICY_FUNCS: dict[str, Callable[[_Env, _Day, PolicyState], _Out]] = {
-    "mpc": _mpc, "schedule": _schedule, "schedule+strike": _schedule_strike, "strike": _strike,
-    "always-on": _always_on, "perfect": _perfect, "stochastic+strike": _stochastic,
+    "mpc": _mpc_shared, "schedule": _schedule, "schedule+strike": _schedule_strike, "strike": _strike,
+    "always-on": _always_on, "perfect": _perfect, "stochastic+strike": _stochastic, "bid": _bid,
+    "bid-strike": _bid_strike,
 }
 
 
@@ -760,7 +861,7 @@ def _assemble(site: Site, days: list[_Day], outs: list[_Out]) -> xr.Dataset:
 
 
 def _verify(site: Site, policy: str, ds: xr.Dataset, days: list[_Day], outs: list[_Out],
-            start_state: Mapping[str, UnitState]) -> None:
+            start_state: Mapping[str, UnitState], da: tuple[dict[str, np.ndarray], np.ndarray] | None = None) -> None:
     """The independent checker on a policy's whole realised trajectory, from the inputs: a violation stops the run."""
     from optimizer import check
 
@@ -780,8 +881,13 @@ def _verify(site: Site, policy: str, ds: xr.Dataset, days: list[_Day], outs: lis
                                         for r in ancillary.clearing_priced(site)},
         deployments=tuple(dict.fromkeys(e for d in days for e in d.deployments)),
         demand_gpus={g.name: cat([d.demand[:, c] for d in days]) for c, g in enumerate(site.gpu)},
-        job_penalty="settle")
-    violations = check.check_schedule(site, results.to_frame(ds), ins)
+        job_penalty="settle", **({} if da is None else {"da_award_mw": da[0][policy], "da_prices_usd_per_mwh": da[1]}))
+    frame = results.to_frame(ds)
+    if da is not None:
+        from optimizer.bid import da_frame_columns
+
+        frame = frame.assign(**da_frame_columns(ds))
+    violations = check.check_schedule(site, frame, ins)
     if violations:
         raise NoSolutionError(f"backtest policy {policy!r}: the realised trajectory fails the independent check "
                               "(a bug: please report):\n  " + "\n  ".join(map(str, violations[:20])))
@@ -810,6 +916,7 @@ def _summary(site: Site, ds: xr.Dataset, days: pd.DataFrame, settings: Settings,
             "sla_delivered_fraction": 1.0 - short / committed_mwh if committed_mwh else 1.0,
             "solves": int(sum(o.solves for o in outs)),
             "fallbacks": int(sum(o.fallbacks for o in outs)),
+            **{k: float(d[k].sum()) for k in ("da_cost_usd", "rt_deviation_cost_usd", "da_settlement_usd") if k in d},
         }
     profits = {p: v["profit_usd"] for p, v in per.items()}
     candidates = {p: v for p, v in profits.items() if p not in ("perfect", "always-on")}

@@ -28,7 +28,8 @@ from optimizer.backtest.engine import Result
 from optimizer.errors import InputError
 
 COLORS = {"mpc": "#8c564b", "schedule": "#1f77b4", "schedule+strike": "#2ca02c", "strike": "#ff7f0e",
-          "always-on": "#7f7f7f", "perfect": "#9467bd", "stochastic+strike": "#d62728"}
+          "always-on": "#7f7f7f", "perfect": "#9467bd", "stochastic+strike": "#d62728",
+          "bid": "#17becf", "bid-strike": "#bcbd22"}
 #: Lead-time bins (hours between the decision and the forecast hour's start) of the forecast-error panel.
 LEAD_BINS_HOURS = (0, 18, 24, 30, 36, 42, 48, 72)
 FIGURES = ("week", "cumulative", "monthly", "fourcp", "forecast_error")
@@ -243,6 +244,40 @@ def _fourcp_html(result: Result) -> str:
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# day-ahead vs real-time settlement (when a day-ahead policy ran)
+
+
+def settlement_table(result: Result) -> pd.DataFrame | None:
+    """Per policy: day-ahead cost (award x DA price), real-time deviation cost ((grid position - award) x RT price),
+    their total, and what the day-ahead position added to settling it all in real time (USD; see docs/bidding.md).
+    None when no day-ahead policy ran."""
+    per = result.summary["policies"]
+    if not any("da_cost_usd" in v for v in per.values()):
+        return None
+    return pd.DataFrame([{"policy": p, "da_cost_usd": v["da_cost_usd"], "rt_deviation_cost_usd": v["rt_deviation_cost_usd"],
+                          "market_total_usd": v["da_cost_usd"] + v["rt_deviation_cost_usd"],
+                          "da_settlement_usd": v["da_settlement_usd"], "profit_usd": v["profit_usd"]}
+                         for p, v in per.items()]).set_index("policy")
+
+
+def _settlement_html(result: Result) -> str:
+    t = settlement_table(result)
+    if t is None:
+        return ""
+    ds = result.intervals
+    monthly = ds["da_settlement_usd"].to_pandas().T.groupby(pd.DatetimeIndex(ds["time"].values).to_period("M")).sum()
+    labels = {"da_cost_usd": "DA cost", "rt_deviation_cost_usd": "RT deviation cost", "market_total_usd": "total",
+              "da_settlement_usd": "DA position vs all-RT", "profit_usd": "profit"}
+    fmt = {"float_format": lambda x: f"{x / 1e3:,.0f}", "border": 0}
+    return ("<h2>DA vs RT settlement (thousands of USD)</h2>" + t.rename(columns=labels).to_html(**fmt)
+            + "<p>Market settlement of the grid position (load minus the fixed-price block; the block's cost is the same "
+              "for every policy): the award at the day-ahead price plus the deviation from it at the real-time price. "
+              "A policy without a day-ahead award settles all in real time. Per month (UTC), what the day-ahead "
+              "position added to settling all in real time (a cost; negative: a gain):</p>"
+            + monthly.to_html(**fmt))
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # forecast error by lead time
 
 
@@ -407,6 +442,7 @@ def _html(result: Result, images: dict[str, Path]) -> str:
 {_reserves_html(result)}
 <h2>Forecast error by lead time</h2>{_img(images['forecast_error'])}
 {lead}
+{_settlement_html(result)}
 </body></html>
 """
 

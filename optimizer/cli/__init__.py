@@ -8,6 +8,7 @@ from __future__ import annotations
 import typer
 
 from optimizer.cli import backtest as backtest_cmd
+from optimizer.cli import bid as bid_cmd
 from optimizer.cli import check as check_cmd
 from optimizer.cli import data as data_cmd
 from optimizer.cli import ledger as ledger_cmd
@@ -23,6 +24,7 @@ app.command("sweep")(sweep_cmd.sweep)
 app.command("check")(check_cmd.check)
 app.command("operate")(operate_cmd.operate)
 app.command("ledger")(ledger_cmd.ledger)
+app.command("bid")(bid_cmd.bid)
 data_app = typer.Typer(help="Live ERCOT data (gridstatus) in the local store.", no_args_is_help=True)
 data_app.command("update")(data_cmd.data_update)
 app.add_typer(data_app, name="data")
