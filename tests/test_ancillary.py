@@ -465,3 +465,26 @@ def test_backtest_cli_deployments_both_ways_and_the_report_panel(tmp_path):
                                 "--policies", "schedule", "--quiet", "--out", tmp_path / "bt1"])
     assert plain.exit_code == 0 and "Ancillary" not in (tmp_path / "bt1" / "report.html").read_text()
     assert re.search(r"reserves:", plain.output) is None
+
+
+def test_services_deployed_together_drop_their_offers_together():
+    from optimizer.backtest.engine import _deployed
+
+    site = _site("clr", services="rrs,nspin")
+    times = pd.date_range("2023-07-03T20:00Z", periods=4, freq="15min")
+    offer = np.zeros((4, 1, 2))
+    offer[:, 0, 0], offer[:, 0, 1] = 2.0, 3.0                  # 2 MW of rrs and 3 MW of nspin, every interval
+    events = [Deployment(times[1], times[3], "rrs"), Deployment(times[2], times[4 - 1] + pd.Timedelta(minutes=15),
+                                                                "nspin")]
+    caps, deployed = _deployed(site, events, times, 0.25, np.full(4, 50.0), offer, np.full(4, 10.0))
+    np.testing.assert_allclose(deployed, [0.0, 2.0, 5.0, 3.0])
+    np.testing.assert_allclose(caps, [50.0, 8.0, 5.0, 7.0])    # the planned 10 MW less everything deployed
+
+
+def test_a_sweep_pays_a_site_file_reserve_at_the_shipped_clearing_prices(tmp_path):
+    from optimizer import sweep as sw
+
+    path = tmp_path / "site.toml"
+    path.write_text(optimizer.default_site_path().read_text() + '\n[[reserve]]\nname = "nspin"\n')
+    ds = sw.sweep(sw.grid([path], [60.0], ["2023-07-03:2023-07-03"], ["naive"]), serial=True, policies=("schedule",))
+    assert float(ds["reserve_revenue_usd"].sel(policy="schedule").sum()) > 0 and ds.sizes["scenario"] == 1
