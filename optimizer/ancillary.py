@@ -53,7 +53,7 @@ from optimizer import market
 from optimizer.errors import InputError
 
 if TYPE_CHECKING:
-    from optimizer.site import Reserve, Site
+    from optimizer.site import GpuCluster, MiningFleet, Reserve, Site
 
 #: Kinds of ERCOT Load Resource a unit can be registered as (``reserve_resource``).
 RESOURCES = ("clr", "ufr", "none")
@@ -147,7 +147,8 @@ def check_site(site: Site) -> None:
                              f"{', '.join(n for n, x in SERVICES.items() if x.modelled)}): its eligibility and "
                              "response rules are unknown", source=site.source, field=f"{where}.name")
         validate_reserve(r.name, r.response_minutes, source=site.source, where=where)
-    for u in (*site.mining, *site.gpu):
+    units: list[MiningFleet | GpuCluster] = [*site.mining, *site.gpu]
+    for u in units:
         if u.reserve_resource not in RESOURCES:
             raise InputError(f"reserve_resource {u.reserve_resource!r} is not one of {', '.join(RESOURCES)}",
                              source=site.source, field=f"{u.name}.reserve_resource")

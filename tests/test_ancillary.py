@@ -334,7 +334,8 @@ def test_the_checker_rederives_deployed_mw_from_the_events(solved):
     deployed = np.array([0.0, frame.loc[1, "reserve_mw__rrs__f"], 0.0])
     assert deployed[1] == pytest.approx(10.0)
     frame = frame.assign(reserve_deployed_mw=deployed)
-    ok = dict(deployments=(event,), reserve_deployed_mw=deployed, deployment_cap_mw=np.array([np.inf, 10.0, np.inf]))
+    ok = {"deployments": (event,), "reserve_deployed_mw": deployed,
+          "deployment_cap_mw": np.array([np.inf, 10.0, np.inf])}
     frame.loc[1, ["mining_mw__f", "mining_mw", "load_mw", "grid_mw"]] = 0.0   # the load dropped 10 MW, as instructed
     frame.loc[1, "mining_revenue_usd"] = 0.0
     frame.loc[1, "energy_cost_usd"] = 0.0
@@ -368,7 +369,7 @@ def test_weekly_cheapest_deploys_each_service_once_a_week_in_its_cheapest_window
 
 def _free(site: optimizer.Site) -> optimizer.Site:
     """No ramp limits, minimum times, restart costs or 4CP: a drop for a deployment leaves no trace after it."""
-    free = dict(ramp_mw_per_hour=float("inf"), min_on_hours=0, min_off_hours=0, restart_cost_usd=0.0)
+    free = {"ramp_mw_per_hour": float("inf"), "min_on_hours": 0, "min_off_hours": 0, "restart_cost_usd": 0.0}
     return dataclasses.replace(site, mining=tuple(dataclasses.replace(f, **free) for f in site.mining),
                                fourcp=FourCP())
 

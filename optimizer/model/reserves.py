@@ -25,10 +25,10 @@ import pyomo.environ as pyo
 
 from optimizer import ancillary
 from optimizer.inputs import Inputs
-from optimizer.site import Reserve, Site
+from optimizer.site import GpuCluster, MiningFleet, Reserve, Site
 
 
-def limit_mw(unit, reserve: Reserve) -> float:
+def limit_mw(unit: MiningFleet | GpuCluster, reserve: Reserve) -> float:
     """Most ``unit`` may offer to ``reserve``'s service: 0 if its resource kind may not sell it, else what it drops
     within the service's response time."""
     if not ancillary.eligible(unit.reserve_resource, reserve.name):
@@ -36,7 +36,7 @@ def limit_mw(unit, reserve: Reserve) -> float:
     return unit.reserve_limit_mw(ancillary.response_minutes(reserve))
 
 
-def units(m: pyo.Block, site: Site) -> Iterator[tuple[object, pyo.Block]]:
+def units(m: pyo.Block, site: Site) -> Iterator[tuple[MiningFleet | GpuCluster, pyo.Block]]:
     """(site unit, its model block) for every unit that can offer capacity."""
     if not site.reserves:
         return
