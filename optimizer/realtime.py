@@ -222,16 +222,19 @@ def allocate_jobs(site: Site, progress: Mapping[str, JobProgress], planned: np.n
     before = {j.name: progress.get(j.name, JobProgress(j.name, 0.0)) for j in site.jobs}
     left = np.array([j.gpu_hours - before[j.name].gpu_hours_done for j in site.jobs])
     rigid = np.array([j.min_run_hours > dt_hours + 1e-9 for j in site.jobs])
+    run_hours = np.array([before[j.name].running_hours for j in site.jobs])     # of each job's current run
     work = np.zeros((n, len(site.jobs)))
     for c, g in enumerate(site.gpu):
         mine = [i for i, job in enumerate(site.jobs) if (job.cluster or names[0]) == g.name]
         theta = g.spot_throughput_gpus(spot_mw[:, c])
         for t in range(n):
             room = theta[t] + 1e-6
-            for i in (i for i in mine if rigid[i]):
+            # a run in progress keeps its GPUs before any other rigid job may start (its minimum run holds)
+            for i in sorted((i for i in mine if rigid[i]), key=lambda i: run_hours[i] <= 0):
                 x = min(site.jobs[i].gpus, max(left[i], 0.0) / dt_hours)
                 if planned[t, i] > 1e-6 and x > 1e-9 and room >= x:
                     work[t, i], room, left[i] = x, room - x, left[i] - x * dt_hours
+            run_hours[mine] = np.where(work[t, mine] > 1e-9, run_hours[mine] + dt_hours, 0.0)
             room -= min(room, demand_gpus[t, c])
             for i in (i for i in mine if not rigid[i]):
                 x = min(planned[t, i], room, max(left[i], 0.0) / dt_hours)

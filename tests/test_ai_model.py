@@ -149,3 +149,20 @@ def test_demand_below_capacity_leaves_the_other_spot_gpus_off_even_when_power_is
     ds = _solve(site, [5.0] * 4)
     assert ds["power_mw"].sel(asset="g").to_numpy() == pytest.approx([0.7] * 4, abs=1e-6)
     assert np.all(ds["served_gpus"].sel(cluster="g").to_numpy() == pytest.approx(100.0))
+
+
+def test_a_rigid_run_in_progress_keeps_its_gpus_before_another_rigid_job_starts():
+    # room for one 300-GPU rigid job (400 spot GPUs at full power, no inference left over). "a" comes first in the
+    # site but "b" is 1 h into its 2 h minimum run: b keeps its GPUs and finishes its run, then a starts.
+    from optimizer.realtime import allocate_jobs
+
+    a = _job("a", gpus=300, gpu_hours=600.0, min_run_hours=2.0)
+    b = _job("b", gpus=300, gpu_hours=600.0, min_run_hours=2.0)
+    site = dataclasses.replace(make_site(gpu=[_gpu()]), jobs=(a, b))
+    times = pd.date_range(START, periods=3, freq="1h")
+    spot_mw = np.full((3, 1), 0.4)                                      # all 400 spot GPUs powered
+    progress, work, _ = allocate_jobs(site, {"b": JobProgress("b", 300.0, 1.0)}, np.full((3, 2), 300.0), spot_mw,
+                                      np.zeros((3, 1)), times, 1.0)
+    assert work[:, 1].tolist() == [300.0, 0.0, 0.0]                     # b: its second hour (300 GPU-h left after)
+    assert work[:, 0].tolist() == [0.0, 300.0, 300.0]                   # a: once b's run is done
+    assert progress["b"].gpu_hours_done == pytest.approx(600.0) and progress["a"].running_hours == 2.0
