@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import math
 import time
 from dataclasses import dataclass
@@ -280,7 +281,7 @@ def main() -> None:
               f"day_error_correlation {params.day_error_correlation:.3f}, hour_sd_log {params.hour_sd_log:.4f}"
               + (f", in-sample mean log score {params.mean_log_score:.3f} over {params.decisions} decisions"
                  if params.mean_log_score is not None else ""))
-        p, ev = cached(cache, ("d1", year, params), lambda: day_ahead_probabilities(history, year, params))
+        p, ev = cached(cache, ("d1", year, params), functools.partial(day_ahead_probabilities, history, year, params))
         peaks = [m["peak_hour"] for m in ev["months"].values()]
         pooled_p.append(p)
         pooled_peaks += peaks
@@ -304,7 +305,7 @@ def main() -> None:
         print("  calibration (D-1 10:00 forecasts of every summer hour):")
         print(fourcp.calibration(p, peaks).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
 
-        units = cached(cache, ("units", year), lambda: units_for(site, history, year))
+        units = cached(cache, ("units", year), functools.partial(units_for, site, history, year))
         hours = summer_hours(year, tz)
         peak_mask = hours.isin(peaks)
         results = {"perfect": settle(np.broadcast_to(peak_mask, units.margin.shape), units, peak_mask, usd)}

@@ -121,7 +121,7 @@ def _install_dask_stand_in(pycompat: Any) -> None:
     if isinstance(cache, dict) and hasattr(pycompat, "DuckArrayModule") and "dask" not in cache:
         cache["dask"] = _DaskArrayTypeWhenImported(pycompat)
     # else: an xarray whose internals differ, or one that already looked for Dask: leave it as it is
-    utils = sys.modules.get("xarray.namedarray.utils")
+    utils: Any = sys.modules.get("xarray.namedarray.utils")      # xarray internals: probed by name (or None)
     original = getattr(utils, "is_dask_collection", None)
     if callable(original) and not getattr(original, "_curtail_quick", False):
         utils.is_dask_collection = _quick_is_dask_collection(original)

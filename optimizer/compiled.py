@@ -11,8 +11,8 @@ finds those maps by walking each coefficient's parameter expression once (sums, 
 division by a constant, negation). A parameter multiplying a variable inside a constraint would be a matrix
 coefficient: that is supported too (``A(p) = A0 + ...``, pushed with ``changeCoeff``; :attr:`Compiled.matrix_params`
 lists them): a GPU cluster's demand (``served <= demand x on``), a job's on-time mask and a rigid job's GPUs, and a
-two-stage model's scenario prices (its ``profit_def`` rows) enter that way. Anything that is not affine in the parameters (a
-product of two parameters, a parameter in a denominator) is refused with :class:`CompileError`.
+two-stage model's scenario prices (its ``profit_def`` rows) enter that way. Anything that is not affine in the
+parameters (a product of two parameters, a parameter in a denominator) is refused with :class:`CompileError`.
 
 The parameter vector ``p`` holds every mutable ``ParamData`` of the model, component after component, each in its
 index order (:meth:`Compiled.param_vector` assembles it from ``{Param component: values}``).
@@ -20,14 +20,18 @@ index order (:meth:`Compiled.param_vector` assembles it from ``{Param component:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyomo.environ as pyo
 from pyomo.core.base.param import ParamData
 from pyomo.core.expr import numeric_expr as ne
 from pyomo.repn.standard_repn import generate_standard_repn
+
+if TYPE_CHECKING:
+    from optimizer.model import IndexedComponent, ParamValues
 
 
 class CompileError(ValueError):
@@ -155,9 +159,13 @@ class Compiled:
         self.offset0, self.offset_map = off.const, (np.asarray(off.idx, dtype=np.int64),
                                                      np.asarray(off.coef, dtype=float))
 
-        a_rows, a_cols, a_vals = [], [], []
+        a_rows: list[int] = []
+        a_cols: list[int] = []
+        a_vals: list[float] = []
         coef_map = _Sparse()           # out = position in (a_rows, a_cols): matrix entries that depend on p
-        rl0, ru0, rl_map, ru_map = [], [], _Sparse(), _Sparse()
+        rl0: list[float] = []
+        ru0: list[float] = []
+        rl_map, ru_map = _Sparse(), _Sparse()
         self.row_names: list[str] = []
         for con in m.component_data_objects(pyo.Constraint, active=True, descend_into=True):
             repn = generate_standard_repn(con.body, compute_values=False, quadratic=False)
@@ -199,8 +207,9 @@ class Compiled:
 
     # -- parameters ---------------------------------------------------------------------------------------------
 
-    def _affine(self, e: object) -> _Affine:
-        """``e`` (a number or a parameter expression) as an affine function of the parameter vector."""
+    def _affine(self, e: Any) -> _Affine:
+        """``e`` (a number or a parameter expression; Pyomo's expressions are untyped) as an affine function of
+        the parameter vector."""
         if e is None:
             return _Affine(0.0)
         if isinstance(e, (int, float)):
@@ -235,7 +244,7 @@ class Compiled:
             return _Affine(float(pyo.value(e)))
         raise CompileError(f"parameter expression of type {t.__name__} not supported: {e}")
 
-    def param_vector(self, values: Mapping[object, object]) -> np.ndarray:
+    def param_vector(self, values: ParamValues) -> np.ndarray:
         """The parameter vector from ``{Param component: values}`` (an array in the component's index order, of
         its index shape, or a scalar); components not given keep their build-time values."""
         p = self.p0.copy()
@@ -283,7 +292,7 @@ def _has_mutable(e: object) -> bool:
     return any(True for _ in identify_mutable_parameters(e))
 
 
-def _shape(comp: object) -> tuple[int, ...]:
+def _shape(comp: IndexedComponent) -> tuple[int, ...]:
     """Index shape of a component: () scalar, (n,) one set, (n1, n2) a product of two sets."""
     if not comp.is_indexed():
         return ()

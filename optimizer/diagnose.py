@@ -17,8 +17,9 @@ import pandas as pd
 import pyomo.environ as pyo
 
 from optimizer import model, solve
+from optimizer.errors import InternalError
 from optimizer.inputs import Inputs
-from optimizer.site import Site
+from optimizer.site import GpuCluster, MiningFleet, Site
 from optimizer.state import UnitState
 
 _TOL = 1e-6
@@ -68,29 +69,41 @@ def describe(site: Site, state: Mapping[str, UnitState], found: list[dict]) -> s
     if not found:
         return ("the hard limits cannot all hold over this horizon, and the diagnosis found no relaxation "
                 "(check the initial state against the import limit and the ramps)")
-    units = {u.name: u for u in (*site.mining, *site.gpu)}
+    clusters = {g.name: g for g in site.gpu}
+    units: dict[str, MiningFleet | GpuCluster] = {f.name: f for f in site.mining} | clusters
     alone = all(c["alone"] for c in found)
     lines = ["the hard limits cannot all hold over this horizon. These limits conflict; "
              + ("relaxing any ONE of them as shown would make the day feasible:" if alone else
                 "only relaxing them TOGETHER as shown makes the day feasible:")]
     for c in found:
-        u = units.get(c["asset"])
-        s = state.get(c["asset"])
         span = f"{len(c['hours'])} interval(s) from {c['first']} to {c['last']}"
         if c["limit"] == "import_limit":
             what = (f"import limit {site.grid.import_limit_mw:g} MW (or a lower emergency / 4CP cap; committed GPU "
                     f"load {site.committed_mw:.3f} MW): exceeded by up to {c['max_amount']:.3f} MW")
         elif c["limit"] in ("ramp_down", "ramp_up"):
+            u, s = _unit_and_state(units, state, c["asset"])
             what = (f"{c['asset']}: {c['limit'].replace('_', '-')} limit {u.ramp_mw_per_hour:g} MW/h"
                     f" (initial power {s.power_mw:g} MW): short by up to {c['max_amount']:.3f} MW")
         elif c["limit"] == "initial_hold":
+            u, s = _unit_and_state(units, state, c["asset"])
             what = (f"{c['asset']}: minimum {'on' if s.on else 'off'} time "
                     f"{u.min_on_hours if s.on else u.min_off_hours} h, still binding from the initial state "
                     f"({'on' if s.on else 'off'} for {s.hours_in_state} h)")
         elif c["limit"] == "sla":
-            what = (f"{c['asset']}: SLA floor {u.committed_mw:.3f} MW of committed GPUs: short by up to "
+            g = clusters.get(c["asset"])
+            if g is None:
+                raise InternalError(f"the diagnosis relaxed the SLA floor of {c['asset']!r}, not a GPU cluster")
+            what = (f"{c['asset']}: SLA floor {g.committed_mw:.3f} MW of committed GPUs: short by up to "
                     f"{c['max_amount']:.3f} MW (use --allow-sla-breach to price it with the SLA credits)")
         else:
             what = f"{c['asset']}: {c['limit']} relaxed by up to {c['max_amount']:.3f}"
         lines.append(f"  - {what}; {span}")
     return "\n".join(lines)
+
+
+def _unit_and_state(units: Mapping[str, MiningFleet | GpuCluster], state: Mapping[str, UnitState],
+                    asset: str) -> tuple[MiningFleet | GpuCluster, UnitState]:
+    u, s = units.get(asset), state.get(asset)
+    if u is None or s is None:
+        raise InternalError(f"the diagnosis relaxed a limit of {asset!r}, which is not a unit with a state")
+    return u, s

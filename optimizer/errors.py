@@ -13,6 +13,11 @@ class CurtailError(Exception):
     exit_code = 1
 
 
+class InternalError(CurtailError):
+    """An invariant of curtail's own code did not hold (a bug: please report); the message says which. Raised
+    where a value the code has already established (a solved plan, an INSERT's row id) turns out missing."""
+
+
 class InputError(CurtailError):
     """Bad input: a site model, price file, option or state. The message names file, field/row and value."""
 

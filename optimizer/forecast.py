@@ -41,7 +41,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from optimizer.errors import InputError
+from optimizer.errors import InputError, InternalError
 from optimizer.market import (  # noqa: F401 - re-exported: the calendar rules live in optimizer.market
     DA_DECISION_HOUR_LOCAL,
     DA_PUBLICATION_LOCAL,
@@ -189,6 +189,8 @@ def available(history: MarketHistory, decision_time: Any) -> MarketHistory:
         lf_end = first_unpublished_day_start(t, history.timezone, LOAD_FORECAST_PUBLICATION_LOCAL)
         lf = upto(history.load_forecast, lf_end, "left")
     else:
+        if history.load_forecast is None:          # MarketHistory refuses publication times without a forecast
+            raise InternalError("load-forecast publication times without a load forecast")
         known = (published <= t).to_numpy()
         lf, published = history.load_forecast[known], published[known]
     return MarketHistory(rt=upto(history.rt, t - HOUR, "right"), da=upto(history.da, da_end, "left"),
@@ -538,8 +540,9 @@ def forecast(method: str, history: MarketHistory, decision_time: Any, horizon: A
 
 def best_method(history: MarketHistory, decision_time: Any, horizon: Any) -> str:
     """The best method the data allows: ``"da"`` if day-ahead prices are known at ``decision_time`` for every
-    horizon hour, else ``"gbm"`` (the backtest's ``auto`` is ``gbm``: see ``backtest.engine.default_method``). (With a lookahead past day D, DA never covers the whole horizon at a D-1
-    decision: then ``"gbm"``; ``"da+gbm"`` is the option that uses the known DA hours.)"""
+    horizon hour, else ``"gbm"`` (the backtest's ``auto`` is ``gbm``: see ``backtest.engine.default_method``).
+    (With a lookahead past day D, DA never covers the whole horizon at a D-1 decision: then ``"gbm"``;
+    ``"da+gbm"`` is the option that uses the known DA hours.)"""
     avail = available(history, decision_time)
     horizon = _check_horizon(horizon)
     if avail.da is not None and avail.da.reindex(horizon).notna().all():

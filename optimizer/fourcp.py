@@ -29,11 +29,11 @@ The method (all in log-load space, deterministic; nothing is fitted beyond trail
    :data:`ERROR_WINDOW_DAYS` days whose outcome is known (no look-ahead), made non-decreasing in lead and floored
    at :data:`MIN_SD_LOG`; for day-ahead-forecast days the spread of that forecast's bias-corrected error.
 4. **Which day.** The days' peaks are jointly Gaussian with one common factor: any two days' errors correlate
-   with a fitted correlation ``day_error_correlation`` (a hotter or cooler month lifts or lowers every day; independent days would
-   make the maximum of many far days absurdly high). The probability that day ``d`` holds the month's peak is
-   ``P(X_d > month-to-date max, X_d > X_e for every other remaining day e)``, integrated numerically (grid over
-   ``x``, grid over the common factor). The probability that no remaining day beats the month-to-date max goes
-   to the known hour holding it.
+   with a fitted correlation ``day_error_correlation`` (a hotter or cooler month lifts or lowers every day;
+   independent days would make the maximum of many far days absurdly high). The probability that day ``d`` holds
+   the month's peak is ``P(X_d > month-to-date max, X_d > X_e for every other remaining day e)``, integrated
+   numerically (grid over ``x``, grid over the common factor). The probability that no remaining day beats the
+   month-to-date max goes to the known hour holding it.
 5. **Which hour.** Inside a day the peak hour is split among the day's open hours by the same max-of-Gaussians rule
    on their forecast shape with independent fitted noise ``hour_sd_log``.
 
@@ -82,7 +82,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from optimizer.errors import InputError
+from optimizer.errors import InputError, InternalError
 from optimizer.forecast import (
     DEFAULT_DECISION_HOUR_LOCAL,
     HOUR,
@@ -430,7 +430,8 @@ class _PeakModel:
         hour = (secs // 3600) % 24
         days, first_pos = np.unique(day, return_index=True)
         bounds = np.append(first_pos, len(open_hours))
-        lf_log = self.da[0].reindex(open_hours).to_numpy() if self.da is not None else None
+        da = self.da
+        lf_log = da[0].reindex(open_hours).to_numpy() if da is not None else None
         last_complete = self.daily.first + self.b
         mu_days = np.empty(len(days))
         sd_days = np.empty(len(days))
@@ -438,9 +439,9 @@ class _PeakModel:
         for i, d in enumerate(days):
             sl = slice(bounds[i], bounds[i + 1])
             lead = int(d - last_complete)
-            if lf_log is not None and np.isfinite(lf_log[sl]).all():
-                mu_h = lf_log[sl] + self.da[1]
-                sd = self.da[2]
+            if da is not None and lf_log is not None and np.isfinite(lf_log[sl]).all():
+                mu_h = lf_log[sl] + da[1]
+                sd = da[2]
             else:
                 mu_h = self.estimate_day(int(d), lead) + self.shape[hour[sl]]
                 sd = self.spread(lead)
@@ -704,6 +705,8 @@ def _day_log_score(d: _Scored, rho: float) -> float:
 def _hour_log_score(d: _Scored, hour_sd_log: float) -> float:
     if d.peak_day < 0:
         return 0.0
+    if d.peak_hour_mu_log is None:
+        raise InternalError("a scored 4CP decision with a peak day has no hour forecast")
     split, _ = _prob_of_max(d.peak_hour_mu_log, hour_sd_log)
     return math.log(max(float(split[d.peak_hour_pos]), LOG_SCORE_FLOOR))
 
@@ -771,8 +774,9 @@ def _fit(cut: MarketHistory, year: int, decision_hour_local: int, cache: bool) -
     decisions = [d for s in summers for d in s.decisions]
     if not decisions:
         return DEFAULT_PARAMS
-    rho = _refine(FIT_CORRELATION_GRID, sum(s.day_scores for s in summers))
-    hour_sd = _refine(FIT_HOUR_SD_GRID_LOG, sum(s.hour_scores for s in summers), log_space=True)
+    rho = _refine(FIT_CORRELATION_GRID, sum((s.day_scores for s in summers), np.zeros(len(FIT_CORRELATION_GRID))))
+    hour_sd = _refine(FIT_HOUR_SD_GRID_LOG, sum((s.hour_scores for s in summers), np.zeros(len(FIT_HOUR_SD_GRID_LOG))),
+                      log_space=True)
     total = sum(_day_log_score(d, rho) + _hour_log_score(d, hour_sd) for d in decisions)
     return PeakModelParams(rho, hour_sd, tuple(s.year for s in summers), len(decisions), total / len(decisions))
 

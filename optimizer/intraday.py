@@ -45,8 +45,9 @@ Variants measured (``benchmarks/intraday_mae.py``, each fitted walk-forward the 
   fitted on the Uri year decays too slowly).
 On the training years, the chosen combination (level, last 15-minute price) also has the lowest fitted MAE of
 these variants in every walk-forward fit (2021, 2021-2022, 2021-2023: the benchmark's ``train MAE`` column), so
-choosing the form by the fit would choose it too. A previous-day same-hour spread (one day instead of a median over N) was tried in a prototype: it made
-2021 and 2022 worse (one-day spreads are too noisy), so the median over N days replaced it.
+choosing the form by the fit would choose it too. A previous-day same-hour spread (one day instead of a median
+over N) was tried in a prototype: it made 2021 and 2022 worse (one-day spreads are too noisy), so the median over
+N days replaced it.
 
 Fitting (:meth:`IntradayForecaster.fit`), walk-forward: the constants ``tau``, ``c`` and ``N`` minimise the mean
 absolute error, on the local years ``<= through_year`` only (nothing later is read), of the forecasts made at
@@ -140,8 +141,13 @@ import numpy as np
 import pandas as pd
 
 from optimizer.errors import InputError
-from optimizer.market import (DA_PUBLICATION_LOCAL, PRICE_CAP_CHANGE, PRICE_CAPS_USD_PER_MWH,
-                              PRICE_FLOOR_USD_PER_MWH, local_midnight)
+from optimizer.market import (
+    DA_PUBLICATION_LOCAL,
+    PRICE_CAP_CHANGE,
+    PRICE_CAPS_USD_PER_MWH,
+    PRICE_FLOOR_USD_PER_MWH,
+    local_midnight,
+)
 
 HOUR_NS = 3_600_000_000_000
 QUARTER_NS = HOUR_NS // 4

@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from optimizer.errors import InputError
+from optimizer.errors import InputError, InternalError
 from optimizer.site import Site
 
 #: Default ledger file name, created beside the schedule output.
@@ -154,8 +154,9 @@ def default_path(out: str | Path) -> Path:
 @contextlib.contextmanager
 def transaction(path: str | Path, *, write: bool = True) -> Iterator[sqlite3.Connection]:
     """A connection inside one transaction (``BEGIN IMMEDIATE`` to write, a deferred snapshot to read),
-    committed when the block succeeds and rolled back otherwise; the schema is created on first write. Errors are :class:`~optimizer.errors.InputError` naming the
-    file (a folder that does not exist, a file that is not a curtail ledger, a lock held past the timeout)."""
+    committed when the block succeeds and rolled back otherwise; the schema is created on first write. Errors are
+    :class:`~optimizer.errors.InputError` naming the file (a folder that does not exist, a file that is not a
+    curtail ledger, a lock held past the timeout)."""
     path = Path(path)
     if not path.parent.is_dir():
         raise InputError("ledger folder does not exist", source=str(path.parent))
@@ -314,6 +315,8 @@ def _insert_realised(con: sqlite3.Connection, run_id: int, site: Site, previous:
 def _insert_run(con: sqlite3.Connection, row: Mapping[str, Any]) -> int:
     cols = ", ".join(row)
     cur = con.execute(f"INSERT INTO runs ({cols}) VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
+    if cur.lastrowid is None:                  # sqlite3 sets it on every INSERT
+        raise InternalError("the ledger's INSERT of a run returned no row id")
     return int(cur.lastrowid)
 
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import functools
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -412,7 +413,7 @@ def fetch(what: str, start: dt.date, end: dt.date, *, location: str | None = Non
     if archive:
         getter = {"rt": lambda y: ercot.get_rtm_spp(year=y), "dam": lambda y: ercot.get_dam_spp(year=y),
                   "load": lambda y: ercot.get_hourly_load_post_settlements(date=f"{y}-01-01")}[what]
-        raw = pd.concat([_call(what, label, lambda y=y: getter(y)) for y in range(start.year, end.year + 1)],
+        raw = pd.concat([_call(what, label, functools.partial(getter, y)) for y in range(start.year, end.year + 1)],
                         ignore_index=True)
     elif what in ("rt", "dam"):
         market = "REAL_TIME_15_MIN" if what == "rt" else "DAY_AHEAD_HOURLY"

@@ -84,7 +84,7 @@ from optimizer.planner import Plan, Planner
 from optimizer.realtime import Controller, RealtimeSettings, Step, allocate_jobs
 from optimizer.realtime import keep_rigid_jobs as realtime_keep_rigid_jobs
 from optimizer.site import Site, load_site
-from optimizer.solve import SolverOptions, SolveReport
+from optimizer.solve import SolveReport, SolverOptions
 from optimizer.state import UnitState, resolve, state_from_dict
 from optimizer.workloads import JobProgress
 
@@ -176,7 +176,7 @@ def units_at(site: Site, state: Mapping[str, UnitState]) -> operate.Units:
     is kept, not the rounding :func:`optimizer.state.resolve` applies to a user's state)."""
     units = operate.Units(site, state, RT_DT_HOURS)
     raw_on = np.array([bool(state[n].on) if n in state else True for n in units.names])
-    raw_p = np.array([float(state[n].power_mw) if n in state and state[n].power_mw is not None else cap
+    raw_p = np.array([cap if (s := state.get(n)) is None or s.power_mw is None else float(s.power_mw)
                       for n, cap in zip(units.names, units.cap, strict=True)])
     units.p = np.where(raw_on, np.clip(raw_p, 0.0, units.cap), 0.0)
     units.on = units.p > 0
@@ -686,7 +686,7 @@ def operate_step(site: Site, state: OperateState, prices: pd.Series, now: pd.Tim
         stored = None
     replanned = stored is None or _replan_due(site, now, rt.replan_minutes) or \
         stored.replan_minutes != rt.replan_minutes or not stored.covers(now)
-    if replanned:
+    if stored is None or replanned:        # replanned is True whenever stored is None: said again for mypy
         hp, hp_source = hashprice_at(site, now, options.hashprice_usd_per_ph_day, plan)
         solved = ctl.replan(now, units_state, jobs, fallback, hp, peak)
         stored = StoredPlan.of(solved, now, rt.replan_minutes, site, hp_source)
@@ -1028,7 +1028,7 @@ def run_operate(job: OperateJob, clock: dt.datetime | None = None) -> tuple[Setp
         setpoints, nxt, payload = _run(job, site, clock)
     except CurtailError as exc:
         if job.ledger is not None:
-            _record_failure(job, site, exc)
+            _record_failure(job, job.ledger, site, exc)
         raise
     if job.ledger is not None:
         from optimizer import ledger
@@ -1037,7 +1037,7 @@ def run_operate(job: OperateJob, clock: dt.datetime | None = None) -> tuple[Setp
     return setpoints, nxt, payload
 
 
-def _record_failure(job: OperateJob, site: Site, exc: CurtailError) -> None:
+def _record_failure(job: OperateJob, ledger_path: str | Path, site: Site, exc: CurtailError) -> None:
     """A failed call in the ledger; a ledger that cannot take it is a warning (the call's own error is raised)."""
     from optimizer import ledger
 
@@ -1046,7 +1046,7 @@ def _record_failure(job: OperateJob, site: Site, exc: CurtailError) -> None:
     except OSError:
         inputs = {"site": {"path": site.source, "sha256": site.sha256}}
     try:
-        ledger.record_failure(job.ledger, kind="operate", site=site, error=exc, exit_code=exc.exit_code,
+        ledger.record_failure(ledger_path, kind="operate", site=site, error=exc, exit_code=exc.exit_code,
                               interval_start=job.now, inputs=inputs)
     except CurtailError as again:
         warnings.warn(f"the failed call could not be recorded in the ledger: {again}", ledger.LedgerWarning,

@@ -15,26 +15,36 @@ from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pyomo.environ as pyo
 import xarray as xr
 
 from optimizer import diagnose, model, results, solve
-from optimizer.errors import InfeasibleError, InputError, NoSolutionError
+from optimizer.errors import InfeasibleError, InputError, InternalError, NoSolutionError
 from optimizer.inputs import Inputs
+from optimizer.model import ParamValues
 from optimizer.site import Site
 from optimizer.state import state_to_json
 
 
 @dataclass(frozen=True)
 class Solved:
-    """One solve through the cache: the model, its solver (for reading values), how it went, and timings."""
+    """One solve through the cache: the model, its solver (for reading values; ``None`` when making it raised,
+    reported with status ``error``), how it went, and timings."""
 
     model: pyo.ConcreteModel
-    solver: object
+    solver: solve.Solver | None
     report: solve.SolveReport
     build_seconds: float
     translate_seconds: float
+
+    def values(self, var: Any) -> np.ndarray:
+        """The solution of a Var component as an array of its index shape (read by the solver)."""
+        if self.solver is None:
+            raise InternalError(f"no solver to read a solution from: the solve failed ({self.report.termination})")
+        return self.solver.values(var)
 
 
 class ModelCache:
@@ -44,7 +54,7 @@ class ModelCache:
     def __init__(self, options: solve.SolverOptions, solver_factory: solve.SolverFactory | None = None):
         self.options = options
         self.solver_factory = solver_factory or solve.HighsSolver
-        self._entries: dict[Hashable, tuple[pyo.ConcreteModel, object | None]] = {}
+        self._entries: dict[Hashable, tuple[pyo.ConcreteModel, solve.Solver | None]] = {}
         self.builds = 0
         self.highs_seconds = 0.0          # time inside HiGHS over all solves, as HiGHS measures it
 
@@ -55,7 +65,7 @@ class ModelCache:
         return self._entries[key][0]
 
     def solve(self, key: Hashable, build: Callable[[], pyo.ConcreteModel],
-              values: Callable[[pyo.ConcreteModel], Mapping[object, object]]) -> Solved:
+              values: Callable[[pyo.ConcreteModel], ParamValues]) -> Solved:
         t0 = time.perf_counter()
         m = self.model(key, build)
         vals = values(m)
@@ -127,7 +137,7 @@ class Planner:
             raise InfeasibleError(diagnose.describe(site, inputs.resolved_state(site), found))
         t0 = time.perf_counter()
         if report.usable(options.accept_gap):
-            return Plan(inputs, results.plan_arrays(solved.model, site, inputs, solved.solver.values), report, "",
+            return Plan(inputs, results.plan_arrays(solved.model, site, inputs, solved.values), report, "",
                         solved.build_seconds, solved.translate_seconds, time.perf_counter() - t0)
         gap = f", gap {report.mip_gap:.3g} above the accepted {options.accept_gap:g}" if report.mip_gap else ""
         reason = (f"HiGHS returned no usable solution ({report.status}, {report.termination}{gap}) after "
@@ -184,11 +194,12 @@ class Planner:
 
 @dataclass(frozen=True)
 class Plan:
-    """One solve's decisions as arrays (the keyword arguments of :func:`optimizer.results.assemble`), with the
-    inputs it was made from and how the solve went; ``fallback_reason`` is set when the strike rule stood in."""
+    """One solve's decisions as arrays (the keyword arguments of :func:`optimizer.results.assemble`: a
+    :class:`~optimizer.results.Decisions`, or the part of it a stored re-plan keeps), with the inputs it was made
+    from and how the solve went; ``fallback_reason`` is set when the strike rule stood in."""
 
     inputs: Inputs
-    arrays: dict
+    arrays: Mapping[str, Any]
     report: solve.SolveReport
     fallback_reason: str
     build_seconds: float

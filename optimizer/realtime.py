@@ -175,7 +175,7 @@ class Controller:
         return fc.reindex(times.floor("h")).to_numpy()
 
 
-def split(site: Site, arrays: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def split(site: Site, arrays: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(switchable MW per unit, on per unit, committed MW per cluster) of a plan's arrays."""
     n_mining = len(site.mining)
     committed = arrays["committed_mw"]

@@ -31,7 +31,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -47,9 +47,37 @@ MONEY = ("mining_revenue_usd", "ai_revenue_usd", "energy_cost_usd", "sellback_cr
 UNITS = {"price_usd_per_mwh": "USD/MWh", "power_mw": "MW", "sla_shortfall_mw": "MW", "max_load_mw": "MW",
          "committed_mw": "MW", "demand_gpus": "GPU", "served_gpus": "GPU", "job_gpus": "GPU",
          "reserve_deployed_mw": "MW",
-         "peak_weight": "1", "reserve_offer_mw": "MW", "reserve_price_usd_per_mw_hour": "USD/MW/h", "on": "1", "start": "1", "mining_mw": "MW",
-         "ai_mw": "MW", "load_mw": "MW", "grid_mw": "MW", "sellback_mw": "MW"} | {k: "USD" for k in MONEY}
+         "peak_weight": "1", "reserve_offer_mw": "MW", "reserve_price_usd_per_mw_hour": "USD/MW/h", "on": "1",
+         "start": "1", "mining_mw": "MW", "ai_mw": "MW", "load_mw": "MW", "grid_mw": "MW",
+         "sellback_mw": "MW"} | {k: "USD" for k in MONEY}
 OUTPUT_SUFFIXES = (".csv", ".parquet", ".json", ".nc")
+
+
+class Decisions(TypedDict):
+    """A plan's decisions as arrays in site order: the decision keyword arguments of :func:`assemble`."""
+
+    power: np.ndarray
+    on: np.ndarray
+    start: np.ndarray
+    shortfall: np.ndarray
+    sla_credit: np.ndarray | None
+    reserve_offer: np.ndarray
+    committed_mw: np.ndarray
+    job_gpus: np.ndarray
+    job_penalty: np.ndarray
+
+
+class Context(TypedDict):
+    """What settles a plan besides its decisions: the other keyword arguments of :func:`assemble`."""
+
+    price: np.ndarray
+    hashprice_usd_per_ph_day: float
+    dt_hours: float
+    max_load_mw: np.ndarray
+    peak_weight: np.ndarray | None
+    reserve_price: np.ndarray
+    demand_gpus: np.ndarray | None
+
 
 def read(m, site: Site, inputs: Inputs, values) -> xr.Dataset:
     """The solution of a solved model over its whole horizon, as the result dataset: every part's arrays
@@ -57,7 +85,7 @@ def read(m, site: Site, inputs: Inputs, values) -> xr.Dataset:
     return assemble(site, inputs.times, **plan_arrays(m, site, inputs, values), **context(site, inputs))
 
 
-def plan_arrays(m, site: Site, inputs: Inputs, values) -> dict[str, np.ndarray]:
+def plan_arrays(m, site: Site, inputs: Inputs, values) -> Decisions:
     """A solved model's decisions as arrays in site order (the keyword arguments of :func:`assemble`)."""
     from optimizer import model
 
@@ -84,7 +112,7 @@ def plan_arrays(m, site: Site, inputs: Inputs, values) -> dict[str, np.ndarray]:
             "job_gpus": stack("job_gpus", [j.name for j in site.jobs], zero), "job_penalty": penalty}
 
 
-def arrays_of(ds: xr.Dataset, site: Site) -> dict[str, np.ndarray]:
+def arrays_of(ds: xr.Dataset, site: Site) -> Decisions:
     """A result dataset's decisions as arrays (the inverse of :func:`assemble` for its decision arguments)."""
     n = ds.sizes["time"]
     penalty = ds["job_penalty_usd"].to_numpy() if "job_penalty_usd" in ds else np.zeros(n)
@@ -95,7 +123,7 @@ def arrays_of(ds: xr.Dataset, site: Site) -> dict[str, np.ndarray]:
             "job_gpus": ds["job_gpus"].to_numpy().reshape(n, len(site.jobs)), "job_penalty": penalty}
 
 
-def context(site: Site, inputs: Inputs) -> dict:
+def context(site: Site, inputs: Inputs) -> Context:
     """What settles a plan besides its decisions, from its inputs (the keyword arguments of :func:`assemble`)."""
     demand = inputs.demand(site)
     return {"price": inputs.price_array, "hashprice_usd_per_ph_day": inputs.hashprice_usd_per_ph_day,
@@ -143,7 +171,10 @@ def assemble(site: Site, times: pd.DatetimeIndex, price: np.ndarray, power: np.n
         demand_gpus = (np.stack([g.demand_fraction(pd.DatetimeIndex(times)) * g.spot_gpus for g in site.gpu], axis=1)
                        if site.gpu else np.zeros((n, 0)))
     hp = np.broadcast_to(np.asarray(hashprice_usd_per_ph_day, dtype=float), (n,))
-    mining_rev = sum((power[:, j] * f.value_usd_per_mwh(hp) for j, f in enumerate(site.mining)), np.zeros(n)) * dt_hours
+    # value_usd_per_mwh is elementwise arithmetic: hashprices per interval give values per interval (site.py
+    # annotates its argument float)
+    mining_rev = sum((power[:, j] * f.value_usd_per_mwh(hp)  # type: ignore[arg-type]
+                      for j, f in enumerate(site.mining)), np.zeros(n)) * dt_hours
     ai_rev = np.zeros(n)
     spot_mw = np.zeros((n, len(site.gpu)))
     served = np.zeros((n, len(site.gpu)))
@@ -154,7 +185,8 @@ def assemble(site: Site, times: pd.DatetimeIndex, price: np.ndarray, power: np.n
                    np.zeros(n))
         served[:, j] = np.clip(np.minimum(demand_gpus[:, j], g.spot_throughput_gpus(spot_mw[:, j]) - work), 0.0, None)
         delivered = 1.0 - short / g.committed_mw if g.committed_mw > 0 else 1.0
-        ai_rev += (g.committed_revenue_usd_per_hour * delivered + g.spot_price_usd_per_gpu_hour * served[:, j]) * dt_hours
+        ai_rev += ((g.committed_revenue_usd_per_hour * delivered + g.spot_price_usd_per_gpu_hour * served[:, j])
+                   * dt_hours)
     job_value = job_gpus @ np.array([job.value_usd_per_gpu_hour for job in site.jobs]) * dt_hours if site.jobs \
         else np.zeros(n)
     ai_rev = ai_rev + job_value

@@ -5,18 +5,20 @@ from __future__ import annotations
 import functools
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-
 import pyomo.environ as pyo
 from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
 from pyomo.contrib.solver.solvers.highs import Highs
 
 from optimizer.errors import InputError
+
+if TYPE_CHECKING:
+    from optimizer.model import ParamValues
 
 #: HiGHS options that are ours to set through :class:`SolverOptions`; anything else must be a real HiGHS option.
 _OWN = {"time_limit", "mip_rel_gap", "threads", "random_seed"}
@@ -133,7 +135,7 @@ class HighsSolver:
         self._x: np.ndarray | None = None
         self._pushed = {"rows": None, "cols": None}
 
-    def solve(self, values: Mapping[object, object]) -> SolveReport:
+    def solve(self, values: ParamValues) -> SolveReport:
         """Push the parameter values (``{Param component: values}``, see :func:`optimizer.model.param_values`) and
         run HiGHS."""
         import highspy
@@ -203,7 +205,7 @@ class PyomoSolver:
         self._highs = Highs()
         self._highs.set_instance(model)
 
-    def solve(self, values: Mapping[object, object] | None = None) -> SolveReport:
+    def solve(self, values: ParamValues | None = None) -> SolveReport:
         from optimizer import model as model_pkg
 
         if values:
@@ -244,9 +246,21 @@ class PyomoSolver:
         return np.array([np.nan if v.value is None else float(v.value) for v in var.values()]).reshape(_shape(var))
 
 
+class Solver(Protocol):
+    """A solver bound to one built model: :class:`HighsSolver`, :class:`PyomoSolver`, or a test's fake."""
+
+    def solve(self, values: ParamValues) -> SolveReport:
+        """Push the parameter values and solve."""
+        ...
+
+    def values(self, var: Any) -> np.ndarray:
+        """The solution of a Var component (untyped in Pyomo) as an array of its index shape."""
+        ...
+
+
 #: Makes the solver of a built model: ``factory(model, options) -> solver`` with ``solve(values) -> SolveReport``
 #: and ``values(var) -> array``. The default is :class:`HighsSolver`; tests inject fakes.
-SolverFactory = Callable[[pyo.ConcreteModel, SolverOptions], Any]
+SolverFactory = Callable[[pyo.ConcreteModel, SolverOptions], Solver]
 
 
 #: Threads of HiGHS's process-wide scheduler, fixed by its first run: a solve asking for another number resets it

@@ -331,7 +331,7 @@ def _validate_points(raw: Any, source: str | None, field_name: str) -> tuple[tup
     if isinstance(raw, (str, bytes)) or not isinstance(raw, (Sequence, np.ndarray)) or len(raw) == 0:
         raise InputError(f"expected a list of [power_fraction, throughput_fraction] pairs, got {raw!r}",
                          source=source, field=field_name)
-    points = []
+    points: list[tuple[float, float]] = []
     for i, p in enumerate(raw):
         where = f"{field_name}[{i}]"
         if isinstance(p, (str, bytes)) or not isinstance(p, (Sequence, np.ndarray)) or len(p) != 2:
@@ -492,7 +492,7 @@ def zeus_medians(gpu: str, basis: str = "measured") -> pd.DataFrame:
                          "configurations": (~np.isnan(v[:, ok])).sum(axis=0), "workloads": n_work[ok]})
 
 
-def concave_minorant(xs: Sequence[float], ys: Sequence[float]) -> list[tuple[float, float]]:
+def concave_minorant(xs: Sequence[float] | np.ndarray, ys: Sequence[float] | np.ndarray) -> list[tuple[float, float]]:
     """Points made non-decreasing and concave by lowering only, keeping the last (full-power) point.
 
     First each point is lowered to at most the point on its right (non-decreasing); then, from the right, a
@@ -548,7 +548,7 @@ def lower_envelope(curves: Iterable[PowerCapCurve], name: str, description: str 
                         if lo < x < 1.0:
                             xs.add(float(x))
     grid = np.unique(np.round(np.array(sorted(xs)), 12))
-    ys = np.min([c.throughput(grid) for c in curves], axis=0)
+    ys = np.min([np.asarray(c.throughput(grid)) for c in curves], axis=0)
     return PowerCapCurve(tuple(concave_minorant(grid, ys)), name=name, description=description)
 
 
@@ -801,9 +801,9 @@ def _job(row: _Row, clusters: dict[str, int | None]) -> Job:
     if not clusters:
         raise row.fail("cluster", "the site has no GPU cluster to run jobs on")
     gpus = row.integer("gpus")
-    limits = [clusters[cluster]] if cluster else [next(iter(clusters.values()))]   # no cluster: the first one
-    if all(n is not None for n in limits) and gpus > max(limits):          # type: ignore[type-var]
-        raise row.fail("gpus", f"{gpus} GPUs exceed the {max(limits)} uncommitted GPUs of "   # type: ignore[type-var]
+    limit = clusters[cluster] if cluster else next(iter(clusters.values()))   # no cluster: the first one
+    if limit is not None and gpus > limit:
+        raise row.fail("gpus", f"{gpus} GPUs exceed the {limit} uncommitted GPUs of "
                                f"{'cluster ' + repr(cluster) if cluster else 'any cluster'}")
     release, deadline = row.timestamp("release"), row.timestamp("deadline")
     if deadline <= release:

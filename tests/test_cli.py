@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import fcntl
 import json
-import re
 import os
+import re
 import stat
 from pathlib import Path
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from zoneinfo import ZoneInfo
 import os
 import warnings
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd

@@ -16,19 +16,19 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from support import FakeSolver, FakeSolverFactory, full_power, units_off
 from typer.testing import CliRunner
 
 import optimizer
-from optimizer import solve
+from optimizer import model, solve
 from optimizer.backtest import Market, Settings, run
 from optimizer.cli import app
-from optimizer.errors import NoSolutionError
+from optimizer.errors import InternalError, NoSolutionError
 from optimizer.inputs import Inputs
 from optimizer.model.commitment import intervals
 from optimizer.planner import Planner
 from optimizer.scheduling import horizon_prices, verify
 from optimizer.site import FourCP
-from support import FakeSolver, FakeSolverFactory, full_power, units_off
 
 DAY = dt.date(2022, 7, 20)
 HASHPRICE = 60.0
@@ -97,6 +97,21 @@ def test_a_solver_that_raises_is_dropped_reported_and_replaced(site, prices):
     refused = FakeSolverFactory(error_on_create=MemoryError())
     with pytest.raises(MemoryError):                 # running out of memory is not a solver failure to paper over
         Planner(site, solver_factory=refused).plan(inputs, fallback=True)
+
+
+def test_a_solver_that_cannot_be_made_leaves_no_solution_to_read(site, prices):
+    """A solver factory that raises: the solve is reported as an error with no solver, and reading a solution from
+    it is a named internal error (a caller that reads values without checking the report), not an AttributeError."""
+    planner = Planner(site, solver_factory=FakeSolverFactory(error_on_create=RuntimeError("cannot load")))
+    inputs = Inputs(prices, HASHPRICE)
+    structure = planner.structure(inputs)
+    solved = planner.cache.solve(structure, lambda: model.build(site, structure),
+                                 lambda m: model.param_values(m, site, inputs))
+    assert solved.report.status == "error" and solved.solver is None
+    assert solved.report.termination == "RuntimeError: cannot load"
+    with pytest.raises(InternalError, match=r"the solve failed \(RuntimeError: cannot load\)"):
+        solved.values(solved.model.mining["s19j-pro"].mw)
+    assert planner.plan(inputs, fallback=True).status == "fallback"     # the planner checks the report first
 
 
 def test_cli_writes_the_fallback_and_exits_5_when_the_solver_gives_nothing(tmp_path, monkeypatch, site):

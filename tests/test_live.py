@@ -137,8 +137,8 @@ def test_update_fetches_local_days_and_appends_idempotently(tmp_path):
     store = live.Store(tmp_path / "store")
     ercot = FakeErcot()
     (a,) = _update(store, "rt", D(2024, 7, 15), D(2024, 7, 15), "HB_WEST", ercot)
-    assert ercot.calls[0][1:] == (pd.Timestamp("2024-07-15").tz_localize(TZ), pd.Timestamp("2024-07-16").tz_localize(TZ),
-                                  "REAL_TIME_15_MIN", ("HB_WEST",))
+    assert ercot.calls[0][1:] == (pd.Timestamp("2024-07-15").tz_localize(TZ),
+                                  pd.Timestamp("2024-07-16").tz_localize(TZ), "REAL_TIME_15_MIN", ("HB_WEST",))
     assert (a.rows, a.new, a.replaced) == (96, 96, 0) and [Path(f).name for f in a.files] == ["2024-07.parquet"]
     before = (tmp_path / "store" / "rt" / "2024-07.parquet").read_bytes()
     (b,) = _update(store, "rt", D(2024, 7, 15), D(2024, 7, 15), "HB_WEST")

@@ -20,7 +20,9 @@ import typer
 from typer.testing import CliRunner
 
 import optimizer
-from optimizer import data, forecast, fourcp, market as mk, operating as op, results, workloads
+from optimizer import data, forecast, fourcp, results, workloads
+from optimizer import market as mk
+from optimizer import operating as op
 from optimizer.backtest import Settings, run
 from optimizer.backtest.engine import Market
 from optimizer.check import CheckInputs

@@ -145,5 +145,6 @@ def test_4cp_charge_curtails_the_likely_peak_hours_of_a_real_summer_day(default_
         curtailed = ds["power_mw"].sel(asset=f.name).to_numpy() < 0.01 * f.capacity_mw   # off or warm standby
         assert (curtailed[prob * 25_000 > margin * 1.05]).all(), f.name
         assert (~curtailed[prob * 25_000 < margin * 0.95]).all(), f.name
-    plain = optimizer.schedule(dataclasses.replace(default_site, fourcp=optimizer.site.FourCP()), flat, day="2023-08-10")
+    plain = optimizer.schedule(dataclasses.replace(default_site, fourcp=optimizer.site.FourCP()), flat,
+                               day="2023-08-10")
     assert float(plain["mining_mw"].min()) == pytest.approx(120.0)

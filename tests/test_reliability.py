@@ -25,8 +25,8 @@ from optimizer.cli import app
 from optimizer.errors import InfeasibleError, NoSolutionError
 from optimizer.fallback import strike_schedule
 from optimizer.inputs import Inputs
-from optimizer.scheduling import DayRequest, check_inputs, day_inputs
 from optimizer.results import output_lock
+from optimizer.scheduling import DayRequest, check_inputs, day_inputs
 
 runner = CliRunner()
 DAY = "2022-07-20"
@@ -143,7 +143,8 @@ def test_output_carries_its_provenance(tmp_path):
     assert _cli("--day", DAY, "--prices", str(prices), "--out", str(csv_out)).exit_code == 0
     assert not csv_out.read_text().startswith("#")                  # a plain CSV any tool opens as is
     meta = json.loads(optimizer.results.sidecar_path(csv_out).read_text())["provenance"]
-    assert len(meta["site_sha256"]) == 64 and meta["inputs"]["prices"]["sha256"] == optimizer.results.file_sha256(prices)
+    assert len(meta["site_sha256"]) == 64
+    assert meta["inputs"]["prices"]["sha256"] == optimizer.results.file_sha256(prices)
 
 
 def test_price_beyond_the_market_cap_warns_but_runs(tmp_path):

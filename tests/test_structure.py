@@ -7,8 +7,8 @@ import pytest
 from support import fleet, hourly, make_site
 
 from optimizer import model
-from optimizer.model import commitment
 from optimizer.inputs import Inputs
+from optimizer.model import commitment
 from optimizer.state import UnitState
 
 

@@ -34,8 +34,8 @@ def dask_cluster():
     procs = [subprocess.Popen([sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port", str(port),
                                "--no-dashboard"], **quiet)]
     for _ in range(2):
-        procs.append(subprocess.Popen([sys.executable, "-m", "dask", "worker", addr, "--nthreads", "1", "--nworkers", "1",
-                                       "--no-dashboard", "--host", "127.0.0.1"], **quiet))
+        procs.append(subprocess.Popen([sys.executable, "-m", "dask", "worker", addr, "--nthreads", "1",
+                                       "--nworkers", "1", "--no-dashboard", "--host", "127.0.0.1"], **quiet))
     from dask.distributed import Client
 
     deadline = time.monotonic() + 60

@@ -34,10 +34,8 @@ Exit 2: bad input, with a message naming the file, field and value.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
-import math
 import re
 import warnings
 from pathlib import Path

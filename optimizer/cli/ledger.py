@@ -20,7 +20,8 @@ from optimizer.errors import CurtailError
 def ledger(
     ledger: Annotated[Path, typer.Option(help="The ledger (SQLite) curtail schedule / operate record in.")] = Path(
         "curtail-ledger.sqlite"),
-    month: Annotated[str | None, typer.Option(help="Local month, YYYY-MM. Default: the latest month with a run.")] = None,
+    month: Annotated[str | None,
+                     typer.Option(help="Local month, YYYY-MM. Default: the latest month with a run.")] = None,
     site: Annotated[Path | None, typer.Option(help="Site model (TOML). Default: the embedded west-texas-200.")] = None,
     store: Annotated[Path | None, typer.Option(help="Store with real-time prices and system load (curtail data "
                                                "update). Default: $CURTAIL_STORE, else ~/.local/share/curtail/market."
@@ -52,8 +53,8 @@ def ledger(
     if json_out:
         typer.echo(json.dumps(asdict(report), indent=1, default=str))
         return
-    typer.echo(format_report(report, settled, source if len(prices) else f"none (no real-time prices for "
-                                                                          f"{site_obj.settlement_point} in {market.root})"))
+    typer.echo(format_report(report, settled, source if len(prices) else
+                             f"none (no real-time prices for {site_obj.settlement_point} in {market.root})"))
 
 
 def _latest_month(book, path: Path, site: str) -> str:

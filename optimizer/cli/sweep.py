@@ -16,7 +16,8 @@ def sweep(
     sites: Annotated[str | None, typer.Option(help="Comma-separated site models. Default: the embedded site.")] = None,
     hashprices: Annotated[str, typer.Option(help="Comma-separated USD/PH/day levels; 'actual' for the shipped "
                                             "daily series.")] = "actual",
-    periods: Annotated[str, typer.Option(help="Comma-separated years (2022) or ranges (2022-07-01:2022-07-07).")] = "2022",
+    periods: Annotated[str, typer.Option(help="Comma-separated years (2022) or ranges "
+                                         "(2022-07-01:2022-07-07).")] = "2022",
     forecasts: Annotated[str, typer.Option(help="Comma-separated forecast methods.")] = "auto",
     policies: Annotated[str, typer.Option(help="Comma-separated policies.")] = ",".join(POLICIES),
     scheduler: Annotated[str | None, typer.Option(help="Existing Dask scheduler, tcp://HOST:PORT. Default: a "
@@ -26,7 +27,8 @@ def sweep(
     out: Annotated[Path | None, typer.Option(help="Write the Dataset: .nc or .zarr.")] = None,
 ) -> None:
     """Run every combination of sites x hashprice levels x periods x forecast methods as a backtest."""
-    from optimizer import data, sweep as sw
+    from optimizer import data
+    from optimizer import sweep as sw
 
     try:
         site_paths = [Path(p) for p in sites.split(",")] if sites else [data.default_site_path()]
@@ -44,8 +46,10 @@ def sweep(
         typer.echo(f"curtail sweep: error: {exc}", err=True)
         raise typer.Exit(exc.exit_code) from None
     table = ds["profit_usd"].to_pandas()
-    table.index = [f"{s} | {h} | {p} | {f}" for s, h, p, f in zip(ds["site"].values, ds["hashprice_usd_per_ph_day"].values,
-                                                                 ds["period"].values, ds["forecast"].values, strict=True)]
+    table.index = [f"{s} | {h} | {p} | {f}" for s, h, p, f in zip(ds["site"].values,
+                                                                 ds["hashprice_usd_per_ph_day"].values,
+                                                                 ds["period"].values, ds["forecast"].values,
+                                                                 strict=True)]
     typer.echo("profit, USD (site | hashprice | period | forecast)")
     typer.echo(table.to_string(float_format=lambda x: f"{x:,.0f}"))
     typer.echo(f"\n{ds.sizes['scenario']} scenarios on {ds.attrs['scheduler']} ({ds.attrs['workers']} workers): "

@@ -17,8 +17,9 @@ USD. The mathematics is in ``docs/formulation.md``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any, Protocol, TypeAlias
 
 import numpy as np
 import pyomo.environ as pyo
@@ -33,15 +34,37 @@ PARTS = (mining, jobs, gpu, reserves, grid)
 #: Penalty of one unit of slack in an elastic (diagnostic) model, USD per MW (or per unit of a hold).
 SLACK_PENALTY_USD = 1e6
 
-#: Parameter values: ``ComponentMap({Param component: values})`` (array in the component's index order, or a
-#: scalar). Pyomo components are not hashable, hence the ComponentMap.
-ParamValues = ComponentMap
+
+class IndexedComponent(Protocol):
+    """What curtail uses of a Pyomo ``Param`` or ``Var`` component (Pyomo ships no type information): its name,
+    whether it is indexed, and its index set (whose ``subsets()`` give the shape)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def is_indexed(self) -> bool: ...
+
+    def index_set(self) -> Any: ...
+
+
+class ParamComponent(IndexedComponent, Protocol):
+    """A mutable Pyomo ``Param`` component: its ``ParamData`` in index order (each with ``set_value``), and
+    ``set_value`` of a scalar one."""
+
+    def values(self) -> Iterable[Any]: ...
+
+    def set_value(self, value: float) -> None: ...
+
+
+#: Parameter values: ``{Param component: values}`` (array in the component's index order, or a scalar), built as
+#: a ``ComponentMap``: Pyomo components are not hashable.
+ParamValues: TypeAlias = Mapping[ParamComponent, object]
 #: Reads a solved Var component as an array of its index shape.
 Values = Callable[[pyo.Var], np.ndarray]
 
-__all__ = ["PARTS", "Inputs", "ParamValues", "SLACK_PENALTY_USD", "Structure", "Values", "apply", "build",
-           "build_scenarios", "param_values", "populate", "read", "scenario_param_values", "set_data",
-           "slack_values"]
+__all__ = ["PARTS", "IndexedComponent", "Inputs", "ParamComponent", "ParamValues", "SLACK_PENALTY_USD",
+           "Structure", "Values", "apply", "build", "build_scenarios", "param_values", "populate", "read",
+           "scenario_param_values", "set_data", "slack_values"]
 
 
 @dataclass(frozen=True)
@@ -92,7 +115,7 @@ def param_values(b: pyo.Block, site: Site, inputs: Inputs) -> ParamValues:
     return out
 
 
-def apply(values: Mapping[object, object]) -> None:
+def apply(values: ParamValues) -> None:
     """Push parameter values into the Pyomo model (for export, diagnosis and the reference solver)."""
     for comp, v in values.items():
         if comp.is_indexed():

@@ -46,7 +46,8 @@ def profit(m: pyo.Block, site: Site, t: int):
     """Contract cost, market settlement and expected 4CP charge in interval t (USD; negative: a cost)."""
     contract = site.contract.block_mw * site.contract.price_usd_per_mwh
     market = m.price[t] * m.grid_mw[t] if site.contract.market_exposed else 0.0
-    fourcp = m.peak_weight[t] * m.load_mw[t] * site.fourcp.usd_per_mw_peak if site.fourcp.charge_usd_per_kw_year else 0.0
+    fourcp = (m.peak_weight[t] * m.load_mw[t] * site.fourcp.usd_per_mw_peak if site.fourcp.charge_usd_per_kw_year
+              else 0.0)
     return -(contract + market + fourcp) * m.dt_hours
 
 
