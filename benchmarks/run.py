@@ -396,7 +396,7 @@ def bench_sweep(quick: bool) -> None:
         print(f"  {workers} worker(s): wall {times[workers]:.1f} s = start-up (cluster, warm-up) {start.min():.1f} s "
               f"+ scenarios {warm[workers]:.1f} s (busy {busy.sum():.1f} s; workers end at "
               f"{', '.join(f'{e:.1f}' for e in sorted(ends.values()))} s) + close "
-              f"{times[workers] - max(ends.values()):.1f} s")
+              f"{times[workers] - max(ends.values()):.1f} s; CPU {cpu.sum():.1f} s")
     FIGURES["sweep"] = times[1] / times[2]
     print(f"  CPU seconds per worker (2 workers): {', '.join(f'{v:.1f}' for v in sorted(per.values()))}; on two free "
           f"cores the sweep would end when the busier worker's CPU work does: estimated speed-up "
@@ -410,7 +410,7 @@ BENCHES = {"start": bench_start, "schedule": bench_schedule, "rolling": bench_ro
            "mpc": bench_mpc, "year": bench_year, "lp": bench_lp, "sweep": bench_sweep}
 
 
-def _table() -> None:
+def _table(quick: bool) -> None:
     f = FIGURES
 
     def get(key: str, fmt: str) -> str:
@@ -429,6 +429,8 @@ def _table() -> None:
         ("PyomoSolver / HighsSolver wall per solve (30 days)", get("pyomo_ratio", "{:.2f}"), "-"),
         ("first 4CP call of a process (reported apart)", get("fourcp_first_s", "{:.2f} s"), "-"),
     ]
+    if quick:
+        print("\n(--quick: small sizes, so these are not the target's figures; run without --quick for them)")
     print("\n| what | measured | target |\n|---|---|---|")
     for what, measured, target in rows:
         print(f"| {what} | {measured} | {target} |")
@@ -460,7 +462,7 @@ def main() -> None:
     for name in BENCHES:
         if name in chosen:
             BENCHES[name](args.quick)
-    _table()
+    _table(args.quick)
     print(f"\n{time.perf_counter() - t0:.0f} s in all; {_load()}")
 
 
