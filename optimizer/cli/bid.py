@@ -48,6 +48,9 @@ def bid(
                                              "<out>.meta.json. Without it the curves are printed.")] = None,
 ) -> None:
     """Day-ahead energy bid curves for one operating day: monotone, at most --segments pairs per hour."""
+    import warnings
+
+    from optimizer import data
     from optimizer.bid import BidJob, BidSettings, run_job
     from optimizer.solve import SolverOptions
 
@@ -58,7 +61,11 @@ def bid(
                      scenario_count_given=scenario_count is not None, weights=_weights(weights), da_prices=da_prices,
                      hashprice=hashprice, initial_state=initial_state, emergency=emergency,
                      options=SolverOptions(time_limit_seconds=time_limit, mip_rel_gap=mip_gap), out=out)
-        result = run_job(job)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", data.PriceWarning)
+            result = run_job(job)
+        for w in caught:
+            typer.echo(f"curtail bid: warning: {w.message}", err=True)
     except CurtailError as exc:
         typer.echo(f"curtail bid: error: {exc}", err=True)
         raise typer.Exit(exc.exit_code) from None
