@@ -339,8 +339,8 @@ def price_scenarios(history: MarketHistory, decision: pd.Timestamp, horizon: pd.
     values = np.round(np.clip(values, mk.PRICE_FLOOR_USD_PER_MWH, cap - 1.0), PRICE_DECIMALS)
     for k in range(1, s.scenarios):
         values[:, k] = np.maximum(values[:, k], values[:, k - 1] + PRICE_STEP_USD_PER_MWH)
-    frame = pd.DataFrame(np.round(values, PRICE_DECIMALS), index=pd.DatetimeIndex(horizon).tz_convert("UTC").rename(None),
-                         columns=[f"q{lv:.4g}" for lv in levels])
+    index = pd.DatetimeIndex(horizon).tz_convert("UTC").rename(None)
+    frame = pd.DataFrame(np.round(values, PRICE_DECIMALS), index=index, columns=[f"q{lv:.4g}" for lv in levels])
     frame.attrs["source"] = (f"day-ahead prices published by {pd.Timestamp(decision).isoformat()}: median of the last "
                              f"{s.lag_days} days per local hour + error quantiles over {s.window_days} days")
     return frame

@@ -22,7 +22,8 @@ from typer.testing import CliRunner
 
 import optimizer
 from optimizer import bid as bids
-from optimizer import check, data, market as mk, results
+from optimizer import check, data, results
+from optimizer import market as mk
 from optimizer.cli import app
 from optimizer.cli import bid as bid_cmd
 from optimizer.errors import InputError
@@ -110,7 +111,8 @@ def test_the_csv_reads_back_and_bad_files_are_refused(tmp_path):
     meta = json.loads(results.sidecar_path(path).read_text())
     assert meta["csv_sha256"] == results.file_sha256(path)
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    for row, col, value, message in [(0, "hour_ending", "25", "not an hour"), (5, "repeated_hour_flag", "Y", "not an hour"),
+    for row, col, value, message in [(0, "hour_ending", "25", "not an hour"),
+                                     (5, "repeated_hour_flag", "Y", "not an hour"),
                                      (0, "mw_2", "10", "rise with the price"), (0, "price_1", "abc", "not a number")]:
         bad = frame.copy()
         bad.loc[row, col] = value
@@ -211,7 +213,8 @@ def test_real_days_bid_monotone_curves_within_the_limit(default_site, tmp_path, 
     assert (c.price_usd_per_mwh[np.arange(len(hours)), c.used - 1] == cap).all()
     block, limit = default_site.contract.block_mw, default_site.grid.import_limit_mw
     assert (np.nanmax(c.mw) <= limit - block + 1e-6) and (np.nanmin(c.mw) >= default_site.committed_mw - block - 0.05)
-    back = bids.read_bids(bids.write_bids(c, tmp_path / "b.csv", segments=settings.segments), segments=settings.segments)
+    written = bids.write_bids(c, tmp_path / "b.csv", segments=settings.segments)
+    back = bids.read_bids(written, segments=settings.segments)
     assert np.array_equal(np.nan_to_num(back.mw[:, : c.mw.shape[1]], nan=-1), np.nan_to_num(c.mw, nan=-1))
 
 

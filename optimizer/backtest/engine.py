@@ -786,8 +786,9 @@ def _da_prices(env: _Env, d: _Day) -> np.ndarray:
     got = np.full(len(d.hours), np.nan) if da is None else da.reindex(d.hours).to_numpy()
     if np.isnan(got).any():
         hour = d.hours[np.isnan(got)][0]
-        raise InputError(f"no day-ahead price for {hour.isoformat()} (operating day {d.day}): the {'/'.join(DA_POLICIES)}"
-                         " policies settle at day-ahead prices (shipped for 2021-2024; else --da-prices)",
+        raise InputError(f"no day-ahead price for {hour.isoformat()} (operating day {d.day}): the "
+                         f"{'/'.join(DA_POLICIES)} policies settle at day-ahead prices (shipped for 2021-2024; else "
+                         "--da-prices)",
                          field="da_prices")
     return got
 

@@ -254,7 +254,8 @@ def settlement_table(result: Result) -> pd.DataFrame | None:
     per = result.summary["policies"]
     if not any("da_cost_usd" in v for v in per.values()):
         return None
-    return pd.DataFrame([{"policy": p, "da_cost_usd": v["da_cost_usd"], "rt_deviation_cost_usd": v["rt_deviation_cost_usd"],
+    return pd.DataFrame([{"policy": p, "da_cost_usd": v["da_cost_usd"],
+                          "rt_deviation_cost_usd": v["rt_deviation_cost_usd"],
                           "market_total_usd": v["da_cost_usd"] + v["rt_deviation_cost_usd"],
                           "da_settlement_usd": v["da_settlement_usd"], "profit_usd": v["profit_usd"]}
                          for p, v in per.items()]).set_index("policy")
@@ -270,9 +271,9 @@ def _settlement_html(result: Result) -> str:
               "da_settlement_usd": "DA position vs all-RT", "profit_usd": "profit"}
     fmt = {"float_format": lambda x: f"{x / 1e3:,.0f}", "border": 0}
     return ("<h2>DA vs RT settlement (thousands of USD)</h2>" + t.rename(columns=labels).to_html(**fmt)
-            + "<p>Market settlement of the grid position (load minus the fixed-price block; the block's cost is the same "
-              "for every policy): the award at the day-ahead price plus the deviation from it at the real-time price. "
-              "A policy without a day-ahead award settles all in real time. Per month (UTC), what the day-ahead "
+            + "<p>Market settlement of the grid position (load minus the fixed-price block; the block's cost is the "
+              "same for every policy): the award at the day-ahead price plus the deviation from it at the real-time "
+              "price. A policy without a day-ahead award settles all in real time. Per month (UTC), what the day-ahead "
               "position added to settling all in real time (a cost; negative: a gain):</p>"
             + monthly.to_html(**fmt))
 

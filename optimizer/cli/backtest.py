@@ -37,7 +37,8 @@ def backtest(
     hysteresis: Annotated[float, typer.Option(help="Strike rule hysteresis, USD/MWh.")] = 0.0,
     hold_hours: Annotated[float, typer.Option(help="Strike rule minimum hold, hours.")] = 0.0,
     policies: Annotated[str, typer.Option(help="Comma-separated subset of: " + ", ".join(POLICIES + OPTIONAL_POLICIES)
-                                          + " (stochastic+strike is not run by default).")] = ",".join(POLICIES),
+                                          + " (stochastic+strike, bid and bid-strike are not run by default; "
+                                          "bid: docs/bidding.md).")] = ",".join(POLICIES),
     cvar_weight: Annotated[float, typer.Option(help="stochastic+strike: weight of the 90% CVaR of profit against "
                                                "expected profit, 0..1.")] = 0.0,
     time_limit: Annotated[float, typer.Option(help="Solver time limit per solve, seconds.")] = 60.0,
