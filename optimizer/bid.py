@@ -249,7 +249,8 @@ def _reduce(p: np.ndarray, q: np.ndarray, w: np.ndarray, k: int) -> tuple[np.nda
     return p[np.array(ends) - 1], qs, ws
 
 
-def build_curves(hours: pd.DatetimeIndex, point_prices: np.ndarray, point_mw: np.ndarray, weights: Sequence[float],
+def build_curves(hours: pd.DatetimeIndex, point_prices: np.ndarray, point_mw: np.ndarray,
+                 weights: Sequence[float] | np.ndarray,
                  segments: int, timezone: str = mk.TIMEZONE) -> Curves:
     """Curves from scenario points: ``point_prices`` and ``point_mw`` of shape (hour, scenario), one weight per
     scenario; at most ``segments`` segments per hour, the last at the hour's offer cap."""
@@ -387,7 +388,7 @@ class Bidder:
         self.options = options or solve.SolverOptions()
         self.cache = ModelCache(self.options, solver_factory)
 
-    def solve(self, inputs: Inputs, scenario_prices: pd.DataFrame, weights: Sequence[float], n_bid: int,
+    def solve(self, inputs: Inputs, scenario_prices: pd.DataFrame, weights: Sequence[float] | np.ndarray, n_bid: int,
               *, datasets: bool = False) -> BidSolution:
         """Solve over the horizon of ``inputs`` (its prices are ignored; ``scenario_prices`` has one column per
         scenario on the same hours); the first ``n_bid`` hours are the delivery day."""
@@ -412,6 +413,7 @@ class Bidder:
                                   "(schedule the day with one scenario's prices for a diagnosis)")
         if not report.usable(self.options.accept_gap):
             raise NoSolutionError(f"HiGHS returned no usable bidding solution ({report.status}, {report.termination})")
+        assert solved.solver is not None            # a usable report comes from a solver
         m, values = solved.model, solved.solver.values
         arrays = [results.plan_arrays(m.scen[j], site, inp, values) for j, inp in zip(m.S, per, strict=True)]
         load = np.stack([a["power"].sum(axis=1) for a in arrays], axis=1)          # (hour, scenario)
@@ -678,9 +680,9 @@ def read_bids(path: str | Path, timezone: str = mk.TIMEZONE, segments: int | Non
     price = np.stack([values[f"price_{i}"] for i in range(1, n + 1)], axis=1)
     mw = np.stack([values[f"mw_{i}"] for i in range(1, n + 1)], axis=1)
     curves = Curves(hours, price, mw, timezone)
-    bad = curves.problems(segments)
-    if bad:
-        raise InputError(f"not a valid bid: {bad[0]}", source=src)
+    problems = curves.problems(segments)
+    if problems:
+        raise InputError(f"not a valid bid: {problems[0]}", source=src)
     return curves
 
 

@@ -226,7 +226,7 @@ class _Env:
         self._intraday = None
         self._controller = None
         self._bidder = None
-        self.mpc_memo = None                                 # (day and start state, mpc's day and end state)
+        self.mpc_memo: tuple | None = None                   # (day and start state, mpc's day and end state)
 
     @property
     def bidder(self):
@@ -882,7 +882,8 @@ def _verify(site: Site, policy: str, ds: xr.Dataset, days: list[_Day], outs: lis
                                         for r in ancillary.clearing_priced(site)},
         deployments=tuple(dict.fromkeys(e for d in days for e in d.deployments)),
         demand_gpus={g.name: cat([d.demand[:, c] for d in days]) for c, g in enumerate(site.gpu)},
-        job_penalty="settle", **({} if da is None else {"da_award_mw": da[0][policy], "da_prices_usd_per_mwh": da[1]}))
+        job_penalty="settle", da_award_mw=None if da is None else da[0][policy],
+        da_prices_usd_per_mwh=None if da is None else da[1])
     frame = results.to_frame(ds)
     if da is not None:
         from optimizer.bid import da_frame_columns
