@@ -1,8 +1,9 @@
 """What day-ahead bidding is worth: the ``bid`` policy against no day-ahead participation (``mpc``) and the strike
 rule as a bid (``bid-strike``), per local calendar year, on the shipped ERCOT data (default site, HB_WEST).
 
-    python benchmarks/bid_value.py                       # 2022, 2023, 2024 (about 10 minutes a year on one core)
+    python benchmarks/bid_value.py                       # 2022, 2023, 2024 (measured 539-605 s a year, shared 2 cores)
     python benchmarks/bid_value.py --years 2023 --months 7,8 --site models/north-texas-mining.toml
+    python benchmarks/bid_value.py --quick               # one week, naive forecast, nothing appended (CI smoke run)
 
 Each year is one ``optimizer.backtest.run`` with policies mpc, bid, bid-strike (every day's real-time trajectory is
 the same for the three: the award changes no real-time decision, see docs/bidding.md), so the differences are the
@@ -83,7 +84,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--months", default="", help="comma-separated months to sample (default: whole years)")
     ap.add_argument("--site", default=None)
     ap.add_argument("--forecast", default="auto", help="the mpc's D-1 forecast (default auto: gbm)")
+    ap.add_argument("--quick", action="store_true", help="one week of 2022, naive forecast; nothing appended")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.years, args.forecast = "2022", "naive"
     site = optimizer.load_site(args.site or optimizer.default_site_path())
     market = Market.shipped(site.settlement_point)
     settings = Settings(policies=POLICIES, forecast_method=args.forecast)
@@ -91,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     seen = _instrument()
     rows = []
     for year in (int(y) for y in args.years.split(",")):
-        for first, last in _days(year, months):
+        for first, last in ([(dt.date(2022, 7, 18), dt.date(2022, 7, 24))] if args.quick else _days(year, months)):
             before = dict(seen)
             t0 = time.perf_counter()
             r = run(site, first, last, market, settings)
@@ -113,8 +117,9 @@ def main(argv: list[str] | None = None) -> None:
                              "command": "python benchmarks/bid_value.py " + " ".join(sys.argv[1:] if argv is None
                                                                                     else argv)})
             frame = pd.DataFrame(rows[-len(POLICIES):])
-            OUT.parent.mkdir(exist_ok=True)
-            frame.to_csv(OUT, mode="a", header=not OUT.exists(), index=False)
+            if not args.quick:
+                OUT.parent.mkdir(exist_ok=True)
+                frame.to_csv(OUT, mode="a", header=not OUT.exists(), index=False)
             _print(frame)
     print("\nall rows:")
     _print(pd.DataFrame(rows))
