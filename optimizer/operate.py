@@ -18,7 +18,9 @@ price alone:
 
 - ``value_j``: the unit's revenue per MWh: a fleet's mining value at the hashprice the plan used; a GPU cluster's
   spot price x the GPUs one MW powers at its most efficient cap (while there is demand to serve);
-- ``fourcp_t = peak probability_t x the charge of one MW in a monthly peak``: the expected 4CP charge per MWh;
+- ``fourcp_t = peak probability_t x the charge of one MW in a monthly peak``: the expected 4CP charge per MWh,
+  raised in the intervals a ramp-limited unit needs to ramp down to the plan's power of a later risky interval
+  the plan curtails it in (:func:`ramp_ahead_fourcp`);
 - ``premium`` (commitment) where the plan runs the unit: stopping now locks it off for its minimum off time and,
   if the plan runs it after that, costs a restart, so ``+ (restart cost + the margin the plan expected in the
   locked-off hours) / (MW x real-time interval)``; where the plan has it stopped: starting now commits it to its
@@ -267,10 +269,12 @@ def strike_table(site: Site, plan_mw: np.ndarray, plan_on: np.ndarray, forecast:
     ``rows`` intervals only (a rolling policy needs the first). ``lock_weight``: the weight of the margins the plan
     expects over a lock-out or forced-on window (1: as expected; 0: the restart cost alone)."""
     n, k = plan_mw.shape
-    base = values[None, :] - fourcp_usd_per_mwh[:, None]
+    units = [f.commitment for f in site.mining] + [g.commitment for g in site.gpu]
+    fourcp = ramp_ahead_fourcp(fourcp_usd_per_mwh, plan_mw, useful, np.array([c.ramp_mw_per_hour for c in units]),
+                               plan_dt_hours)
+    base = values[None, :] - fourcp
     margin = base - forecast[:, None]                     # per MWh, as the plan expected it
     stop, start = base.copy(), base.copy()
-    units = [f.commitment for f in site.mining] + [g.commitment for g in site.gpu]
     starts = np.arange(n) * plan_dt_hours
     for j, c in enumerate(units):
         if not (is_switched(c, plan_dt_hours) or is_switched(c, rt_dt_hours)):
@@ -296,6 +300,27 @@ def strike_table(site: Site, plan_mw: np.ndarray, plan_on: np.ndarray, forecast:
                 start[t, j] -= (restart + lock_weight * (w * np.maximum(-margin[:, j], 0.0)).sum() * mw_start) / (
                     mw_start * rt_dt_hours)
     return Strikes(stop, start, base)
+
+
+def ramp_ahead_fourcp(fourcp_usd_per_mwh: np.ndarray, plan_mw: np.ndarray, useful: np.ndarray,
+                      ramp_mw_per_hour: np.ndarray, plan_dt_hours: float) -> np.ndarray:
+    """(plan interval, unit) expected 4CP charge per MWh the strikes use: the interval's own, raised to that of a
+    later 4CP-risky interval t' in which the plan curtails the unit (below its useful power) when the unit's ramp
+    needs this interval to get down to the plan's power by the start of t' (from its useful power, at its ramp:
+    ``(useful - plan) / ramp`` hours before t'). An hourly plan moves a unit a whole hour's ramp between two
+    hours, which a 15-minute walk cannot do at once; without this a price-led walk runs the unit up to the peak
+    hour and pays part of the charge while it ramps down in it."""
+    n, k = plan_mw.shape
+    out = np.broadcast_to(np.asarray(fourcp_usd_per_mwh, dtype=float)[:, None], (n, k)).copy()
+    for t2 in np.flatnonzero(np.asarray(fourcp_usd_per_mwh) > 0):
+        for j in range(k):
+            drop = useful[t2, j] - plan_mw[t2, j]
+            if drop <= 1e-6 or not np.isfinite(ramp_mw_per_hour[j]) or ramp_mw_per_hour[j] <= 0:
+                continue
+            lead = int(np.ceil(drop / ramp_mw_per_hour[j] / plan_dt_hours - 1e-9))    # intervals before t2
+            lo = max(t2 - lead, 0)
+            out[lo:t2, j] = np.maximum(out[lo:t2, j], fourcp_usd_per_mwh[t2])
+    return out
 
 
 def _window(starts: np.ndarray, a: float, b: float, plan_dt: float) -> np.ndarray:
