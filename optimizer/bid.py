@@ -475,13 +475,14 @@ class Bid:
 def bid_day(site: Site, day: dt.date, *, settings: BidSettings | None = None, da_history: pd.Series | None = None,
             scenarios: pd.DataFrame | None = None, weights: Sequence[float] | None = None,
             hashprice: float | None = None, initial_state=None, events=None, decision_time: pd.Timestamp | None = None,
-            options: SolverOptions | None = None, verify: bool = True) -> Bid:
+            options: SolverOptions | None = None, verify: bool = True, history=None) -> Bid:
     """Bid curves for operating day ``day``. Price scenarios: ``scenarios`` (hourly, one column per scenario, covering
     the day and lookahead; ``weights`` default equal), else generated from ``da_history`` (default: the shipped
     day-ahead prices of the site's settlement point) as known at the decision time. ``decision_time``: default the
     bid deadline (10:00 local on D-1); a later one is refused (the market has closed). Hashprice, initial state,
-    emergency events and 4CP come in as for ``schedule`` (:func:`optimizer.scheduling.day_inputs`). With
-    ``verify``, every scenario's schedule passes the independent checker first."""
+    emergency events and 4CP come in as for ``schedule`` (:func:`optimizer.scheduling.day_inputs`; ``history``: the
+    system load and load forecast the 4CP chances are estimated from, default the shipped). With ``verify``, every
+    scenario's schedule passes the independent checker first."""
     from optimizer import scheduling
     from optimizer.forecast import MarketHistory
 
@@ -505,7 +506,7 @@ def bid_day(site: Site, day: dt.date, *, settings: BidSettings | None = None, da
         w = np.full(frame.shape[1], 1.0 / frame.shape[1]) if weights is None else np.asarray(weights, dtype=float)
         source = str(scenarios.attrs.get("source", "scenarios given"))
     req = scheduling.DayRequest(day, frame.iloc[:, 0], hashprice, s.lookahead_hours, initial_state,
-                                tuple(events or ()), None, decision)
+                                tuple(events or ()), None, decision, history)
     inputs, sources = scheduling.day_inputs(site, req)
     n_bid = len(mk.operating_hours(day, site.timezone))
     bidder = Bidder(site, options)
@@ -744,6 +745,9 @@ class BidJob:
     emergency: Path | None = None
     options: SolverOptions | None = None
     out: Path | None = None
+    load: Path | None = None                  # 4CP: hourly system load, merged over the shipped (as schedule --load)
+    load_forecast: Path | None = None         # 4CP: day-ahead system load forecast (as schedule --load-forecast)
+    peaks: None = None                        # the 4CP reader's third input: a bid settles nothing
 
     def refuse_unhonoured(self) -> None:
         """Options that cannot be honoured together are refused, never ignored."""
@@ -764,7 +768,7 @@ def run_job(job: BidJob) -> Bid:
 
     from optimizer import data, results
     from optimizer.events import read_events
-    from optimizer.nightly import created_at, parse_day
+    from optimizer.nightly import created_at, fourcp_inputs, parse_day
     from optimizer.site import load_site
     from optimizer.state import read_state_file
     from optimizer.stochastic import read_scenarios_file
@@ -781,14 +785,16 @@ def run_job(job: BidJob) -> Bid:
     if scenarios is not None:
         scenarios.attrs["source"] = str(job.scenarios)
     history = data.read_price_file(job.da_prices) if job.da_prices else None
+    _, load_history = fourcp_inputs(job, site)                 # the 4CP reader of curtail schedule
     with results.output_lock(job.out) if job.out is not None else nullcontext():
         b = bid_day(site, the_day, settings=job.settings, da_history=history, scenarios=scenarios,
                     weights=job.weights, hashprice=job.hashprice, initial_state=state, events=events,
-                    decision_time=now, options=job.options)
+                    decision_time=now, options=job.options, history=load_history)
         b.summary["created_at"] = created_at()
         b.summary["inputs"] = {name: {"path": str(p), "sha256": results.file_sha256(p)} for name, p in (
             ("site", Path(site.source)), ("scenarios", job.scenarios), ("da_prices", job.da_prices),
-            ("initial_state", job.initial_state), ("emergency", job.emergency)) if p is not None and Path(p).is_file()}
+            ("initial_state", job.initial_state), ("emergency", job.emergency), ("load", job.load),
+            ("load_forecast", job.load_forecast)) if p is not None and Path(p).is_file()}
         if job.out is not None:
             write_bids(b.curves, job.out, segments=job.settings.segments, provenance=b.summary)
     return b

@@ -140,7 +140,7 @@ def _solve_and_write(job: NightlyJob, site, the_day: dt.date, decision: pd.Times
     state = (read_state_file(job.initial_state, site, market.operating_hours(the_day, site.timezone)[0])
              if job.initial_state else None)
     events = read_events(job.emergency, site) if job.emergency else None
-    user, history = _fourcp_inputs(job, site)
+    user, history = fourcp_inputs(job, site)
     common = {"day": the_day, "hashprice": job.hashprice, "lookahead_hours": job.lookahead_hours,
               "initial_state": state, "options": job.options, "allow_sla_breach": job.allow_sla_breach,
               "events": events, "decision_time": decision, "history": history, "job_progress": progress}
@@ -212,8 +212,9 @@ def _write_scenarios(ds: xr.Dataset, out: Path) -> None:
             long.to_csv(tmp, index=False, float_format="%.6f")
 
 
-def _fourcp_inputs(job: NightlyJob, site) -> tuple[fourcp.UserData | None, MarketHistory | None]:
-    """The user's 4CP files, read and validated (exit 2 on a bad one, before anything is solved), and, when they
+def fourcp_inputs(job, site) -> tuple[fourcp.UserData | None, MarketHistory | None]:
+    """The user's 4CP files (``job.load``, ``job.load_forecast``, ``job.peaks``: a NightlyJob or a BidJob), read
+    and validated (exit 2 on a bad one, before anything is solved), and, when they
     hold load or a load forecast, the history the 4CP chances are estimated from: theirs merged over the shipped
     data. Refused for a site without 4CP, where they would be ignored."""
     if job.load is None and job.load_forecast is None and job.peaks is None:

@@ -330,6 +330,17 @@ def files(tmp_path_factory) -> dict[str, Path]:
     out["state"].write_text(json.dumps({"s21-pro": {"on": False, "power_mw": 0.0, "hours_in_state": 0.25},
                                         "s19j-pro": {"on": False, "power_mw": 0.0, "hours_in_state": 0.25}}))
     out["emergency"].write_text("start,end,max_load_mw\n2022-07-20T08:00:00Z,2022-07-20T10:00:00Z,60\n")
+    # 4CP inputs: July 2022's system load so far 20% lower (D more likely to set the month's peak), and a day-ahead
+    # load forecast of D published on D-1 at 06:00 CDT, 30% above D's actual load (a record day)
+    load = data.ercot_load()
+    july = load[(load.index >= "2022-07-01T05:00Z") & (load.index < "2022-07-20T05:00Z")]
+    out["load"] = d / "load.csv"
+    pd.DataFrame({"timestamp": july.index.strftime("%Y-%m-%dT%H:%M:%SZ"), "load_mw": july.to_numpy() * 0.8}).to_csv(
+        out["load"], index=False)
+    day = load.reindex(hours)
+    out["load_forecast"] = d / "load_forecast.csv"
+    pd.DataFrame({"timestamp": hours.strftime("%Y-%m-%dT%H:%M:%SZ"), "load_forecast_mw": day.to_numpy() * 1.3,
+                  "published": "2022-07-19T11:00:00Z"}).to_csv(out["load_forecast"], index=False)
     return out
 
 
@@ -361,6 +372,8 @@ def _table(f: dict[str, Path]) -> list[tuple[str, list, object]]:
         ("initial_state", ["--initial-state", f["state"]], "differs"),
         ("emergency", ["--emergency", f["emergency"]],
          lambda c, o, fr: c == 0 and fr.loc[3:4, [x for x in fr.columns if x.startswith("mw_")]].max().max() <= -120),
+        ("load", ["--load", f["load"]], "differs"),
+        ("load_forecast", ["--load-forecast", f["load_forecast"]], "differs"),
         ("lookahead_hours", ["--lookahead-hours", "24"], lambda c, o, fr: c == 0 and "lookahead 24 h" in o),
         ("time_limit", ["--time-limit", "0.0001"], lambda c, o, fr: c == 4 and fr is None),
         ("mip_gap", ["--mip-gap", "0.5"], lambda c, o, fr: c == 0 and "mip gap option 0.5" in o),

@@ -41,6 +41,11 @@ def bid(
     emergency: Annotated[Path | None, typer.Option(help="Emergency curtailment events known in advance (CSV: start, "
                                                    "end, max_load_mw or shed_mw): hard limits in every scenario.")]
     = None,
+    load: Annotated[Path | None, typer.Option(help="4CP: hourly ERCOT system load (CSV/Parquet: timestamp, "
+                                              "load_mw), over the shipped 2020-2024 load. Format: docs/fourcp.md.")]
+    = None,
+    load_forecast: Annotated[Path | None, typer.Option(help="4CP: ERCOT day-ahead system load forecast (CSV/Parquet: "
+                                                       "timestamp, load_forecast_mw, optional published).")] = None,
     lookahead_hours: Annotated[int, typer.Option(help="Hours after the day the model sees (not bid).")] = 24,
     time_limit: Annotated[float, typer.Option(help="Solver time limit, seconds.")] = 60.0,
     mip_gap: Annotated[float, typer.Option(help="Relative MIP gap at which the solver may stop.")] = 1e-6,
@@ -60,7 +65,8 @@ def bid(
         job = BidJob(site=site, day=day, settings=settings, scenarios=scenarios,
                      scenario_count_given=scenario_count is not None, weights=_weights(weights), da_prices=da_prices,
                      hashprice=hashprice, initial_state=initial_state, emergency=emergency,
-                     options=SolverOptions(time_limit_seconds=time_limit, mip_rel_gap=mip_gap), out=out)
+                     options=SolverOptions(time_limit_seconds=time_limit, mip_rel_gap=mip_gap), out=out, load=load,
+                     load_forecast=load_forecast)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", data.PriceWarning)
             result = run_job(job)
