@@ -68,8 +68,7 @@ if TYPE_CHECKING:
     from optimizer.site import Site
     from optimizer.solve import SolverOptions
 
-#: Local time on D-1 at which ERCOT's day-ahead market stops taking bids and offers for operating day D.
-BID_DEADLINE_LOCAL = dt.time(10, 0)
+BID_DEADLINE_LOCAL = mk.DA_BID_DEADLINE_LOCAL          # the market's rule lives in optimizer.market
 #: Decimals of the written curves: MW to 0.1 MW, prices to the cent.
 MW_DECIMALS, PRICE_DECIMALS = 1, 2
 #: Smallest gap between two scenarios' prices in one hour (USD/MWh): keeps every pair ordered.

@@ -23,6 +23,9 @@ DEFAULT_DECISION_HOUR_LOCAL = 10
 #: Local time on D-1 at which ERCOT publishes the day-ahead market results (energy and ancillary-service prices)
 #: for operating day D.
 DA_PUBLICATION_LOCAL = dt.time(13, 30)
+#: Local time on D-1 at which ERCOT's day-ahead market stops taking bids and offers for operating day D (Nodal
+#: Protocols 4.1.1, not re-read for this release).
+DA_BID_DEADLINE_LOCAL = dt.time(10, 0)
 #: Earliest whole local hour on D-1 at which the day-ahead prices of D are known.
 DA_DECISION_HOUR_LOCAL = 14
 #: ASSUMPTION: local time on D-1 from which ERCOT's day-ahead system load forecast for day D is known (the shipped
