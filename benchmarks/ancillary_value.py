@@ -183,7 +183,8 @@ def markdown(t: pd.DataFrame) -> str:
     if t.empty:
         return "(no rows)"
     fmt = "{:,.2f}" if "MAE latest day" in t.columns else "{:,.0f}"
-    cells = [[fmt.format(v) if isinstance(v, float) else str(v) for v in row] for row in t.itertuples(index=False)]
+    cells = [[fmt.format(v + 0.0 if abs(v) >= 0.005 else 0.0) if isinstance(v, float) else str(v) for v in row]
+             for row in t.itertuples(index=False)]
     lines = ["| " + " | ".join(map(str, t.columns)) + " |", "|" + "---|" * len(t.columns)]
     return "\n".join(lines + ["| " + " | ".join(c) + " |" for c in cells])
 
@@ -192,8 +193,9 @@ def table(rows: pd.DataFrame, years: list[int], forecast: str, months: str) -> p
     """Per year, service, deployment rule and policy: capacity revenue, energy given up, net, all in USD, against the
     baseline's profit over the same days."""
     months = "" if pd.isna(months) else str(months)
-    rows = rows[(rows["forecast"] == forecast) & (rows["months"].fillna("").astype(str) == months)
-                & rows["year"].isin(years)]
+    sampled = rows["months"].astype(object).where(rows["months"].notna(), "").astype(str)
+    rows = rows[(rows["forecast"] == forecast) & (sampled == months) & rows["year"].isin(years)]
+    rows = rows.drop_duplicates(["year", "service", "deployments", "policy"])   # a rerun with --mpc repeats schedule
     out = []
     for _, r in rows.iterrows():
         if r["service"] == "baseline":
