@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -432,13 +432,6 @@ def describe_deployments(rule: str | None, events: Sequence, source: str | None 
         return "none (no deployment assumed)"
     return (f"{len(events)} assumed event(s), rule {rule}: each service once a week, for its deployment duration, "
             "in the week's cheapest real-time hours")
-
-
-def services_of(site: Site) -> Iterable[Service]:
-    for r in site.reserves:
-        s = SERVICES.get(r.name)
-        if s is not None:
-            yield s
 
 
 # ----------------------------------------------------------------------------------------------------------------
