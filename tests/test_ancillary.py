@@ -73,7 +73,8 @@ def test_eligibility_table_is_the_documented_one_and_the_checker_keeps_its_own_c
 def test_site_flags_and_reserve_tables_are_validated_with_named_errors():
     base = {"name": "s", "timezone": TZ, "settlement_point": "HB_WEST", "grid": {"import_limit_mw": 50.0},
             "mining": [{"name": "f", "capacity_mw": 10.0, "efficiency_j_per_th": 20.0}]}
-    site = optimizer.site_from_dict(base | {"reserve": [{"name": "nspin"}, {"name": "rrs", "price_usd_per_mw_hour": 7}]})
+    reserves = [{"name": "nspin"}, {"name": "rrs", "price_usd_per_mw_hour": 7}]
+    site = optimizer.site_from_dict(base | {"reserve": reserves})
     assert site.mining[0].reserve_resource == "clr"                           # the default
     nspin, rrs = site.reserves
     assert (nspin.clearing_prices, nspin.response_minutes) == (True, 30.0)   # no price: hourly; the rule's response
@@ -128,7 +129,8 @@ def test_a_clearing_priced_service_without_a_price_is_a_named_error_never_a_zero
     site = _site(services="ecrs")
     with pytest.raises(InputError) as exc:                     # ECRS did not exist before 2023-06-10
         optimizer.schedule(site, day="2022-07-20")
-    assert exc.value.field == "ecrs" and "2023-06-10" in str(exc.value) and "2022-07-20T05:00:00+00:00" in str(exc.value)
+    message = str(exc.value)
+    assert exc.value.field == "ecrs" and "2023-06-10" in message and "2022-07-20T05:00:00+00:00" in message
     with pytest.raises(InputError, match="none were given"):   # the library with no prices for it
         scheduling.optimize(site, inputs(hourly([30.0] * 2)))
 
@@ -154,7 +156,8 @@ def test_as_price_files_are_validated_naming_file_row_field_value(tmp_path, rows
 
 
 def test_a_price_file_is_read_as_given(tmp_path):
-    path = _write(tmp_path / "as.csv", [("2022-07-20T00:00:00-05:00", "RRS", 3.5), ("2022-07-20T05:00:00Z", "nspin", 2)])
+    path = _write(tmp_path / "as.csv", [("2022-07-20T00:00:00-05:00", "RRS", 3.5),
+                                        ("2022-07-20T05:00:00Z", "nspin", 2)])
     t = ancillary.read_as_price_file(path)
     assert list(t.columns) == ["nspin", "rrs"] and t.loc[pd.Timestamp("2022-07-20T05:00Z"), "rrs"] == 3.5
 
@@ -184,7 +187,8 @@ def test_plan_prices_take_the_published_hours_and_a_median_of_7_days_for_the_res
     at_two = pd.Timestamp("2023-08-15 14:00", tz=TZ)                              # 08-16 published at 13:30
     got2 = AsPrices.shipped().plan_prices(site, horizon, at_two)["rrs"]
     np.testing.assert_array_equal(got2[:24], raw["rrs"].reindex(horizon[:24]).to_numpy())
-    hist2 = local[(local.index >= pd.Timestamp("2023-08-10", tz=TZ)) & (local.index < pd.Timestamp("2023-08-17", tz=TZ))]
+    hist2 = local[(local.index >= pd.Timestamp("2023-08-10", tz=TZ))
+                  & (local.index < pd.Timestamp("2023-08-17", tz=TZ))]
     np.testing.assert_allclose(got2[24:], hist2.groupby(hist2.index.hour).median().to_numpy())
 
 
@@ -289,7 +293,8 @@ def solved():
 
 
 def _violations(site, frame, inp, **over):
-    ins = dataclasses.replace(scheduling.check_inputs(site, inp), **over) if over else scheduling.check_inputs(site, inp)
+    ins = scheduling.check_inputs(site, inp)
+    ins = dataclasses.replace(ins, **over) if over else ins
     return [(v.rule, v.asset, v.row) for v in check.check_schedule(site, frame, ins)]
 
 
@@ -360,10 +365,12 @@ def test_weekly_cheapest_deploys_each_service_once_a_week_in_its_cheapest_window
         k = {"rrs": 1, "nspin": 4, "ecrs": 2}[e.service]
         assert e.end - e.start == pd.Timedelta(hours=k)
         assert e.start.tz_convert(TZ).date() == (e.end - pd.Timedelta(hours=1)).tz_convert(TZ).date()
-        week = [d for d in pd.date_range(start, end).date if d.isocalendar()[1] == e.start.tz_convert(TZ).isocalendar()[1]]
+        iso_week = e.start.tz_convert(TZ).isocalendar()[1]
+        week = [d for d in pd.date_range(start, end).date if d.isocalendar()[1] == iso_week]
         best = min(hourly_rt.reindex(optimizer.market.operating_hours(d, TZ)).rolling(k).mean().dropna().min()
                    for d in week)                             # brute force, by hand
-        assert hourly_rt.reindex(pd.date_range(e.start, e.end, freq="h", inclusive="left")).mean() == pytest.approx(best)
+        window = pd.date_range(e.start, e.end, freq="h", inclusive="left")
+        assert hourly_rt.reindex(window).mean() == pytest.approx(best)
     assert ancillary.assumed_deployments(site, market.actual, start, end, "none") == ()
 
 
@@ -431,7 +438,8 @@ def test_schedule_cli_uses_clearing_prices_says_so_and_refuses_ignored_prices(tm
     path = _write(tmp_path / "as.csv", [(t.strftime("%Y-%m-%dT%H:%M:%SZ"), svc, 50.0)
                                         for t in pd.date_range("2023-07-20T05:00Z", periods=48, freq="h")
                                         for svc in ("rrs", "nspin")])
-    r2 = runner.invoke(app, ["schedule", "--day", "2023-07-20", "--reserve", "rrs,nspin", "--as-prices", path, "--json"])
+    r2 = runner.invoke(app, ["schedule", "--day", "2023-07-20", "--reserve", "rrs,nspin", "--as-prices", path,
+                             "--json"])
     assert r2.exit_code == 0, r2.output
     s2 = json.loads(r2.stdout)
     assert str(path) in s2["reserve_price_source"] and s2["reserve_revenue_usd"] != s["reserve_revenue_usd"]
@@ -448,7 +456,8 @@ def test_backtest_cli_deployments_both_ways_and_the_report_panel(tmp_path):
     assert r.exit_code == 0, r.output
     assert "assumed event(s), rule weekly-cheapest" in r.output
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["deployment_events"] == 1 and summary["policies"]["schedule"]["reserve_revenue_by_service_usd"]["rrs"] > 0
+    by_service = summary["policies"]["schedule"]["reserve_revenue_by_service_usd"]
+    assert summary["deployment_events"] == 1 and by_service["rrs"] > 0
     assert "Ancillary services: capacity revenue by service" in (out / "report.html").read_text()
     none = runner.invoke(app, [*args, "--deployment-rule", "none", "--out", tmp_path / "bt0"])
     assert none.exit_code == 0 and "none (no deployment assumed)" in none.output
