@@ -87,6 +87,7 @@ class CheckInputs:
     reserve_deployed_mw: Any = None         # MW deployed per row; default 0 (or, with deployments, their sum)
     deployments: Any = ()                   # deployment events (start, end exclusive, service), UTC: the deployed MW
     #                                         of each row is re-derived from them and the table's offers
+    deployed_given: bool = field(default=False, init=False, repr=False)   # reserve_deployed_mw given (set on creation)
     allow_sla_breach: bool = False          # committed GPU load may fall short (the SLA credit is then due)
     sla_shortfall_before_mwh: Mapping[str, float] = field(default_factory=dict)    # MWh per cluster, see above
     interval_hours: float | None = None     # 1 or 0.25; default the spacing of the timestamps (1 for one row)
@@ -293,7 +294,7 @@ def check_schedule(site: Site, frame: pd.DataFrame, inputs: CheckInputs) -> list
     _known(ins.initial_state, units, "initial_state")
     _known(ins.sla_shortfall_before_mwh, {g.name for g in site.gpu}, "sla_shortfall_before_mwh")
     _known(ins.reserve_prices_usd_per_mw_hour, services, "reserve_prices_usd_per_mw_hour")
-    _known({s for _, _, s in ins.deployments}, services, "deployments")
+    _known(dict.fromkeys(s for _, _, s in ins.deployments), services, "deployments")
     unpriced = [r.name for r in site.reserves if r.clearing_prices and r.name not in ins.reserve_prices_usd_per_mw_hour]
     if unpriced:
         raise InputError(f"service(s) {', '.join(unpriced)} are paid hourly clearing prices: give their prices per "

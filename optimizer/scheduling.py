@@ -187,7 +187,8 @@ def schedule(site: Site | str | Path, prices: pd.Series | None = None, *, day: d
     ``sla_shortfall_before_mwh``: committed MWh missed earlier in the SLA month per cluster (the credit tiers count
     from there; default none: "100% so far"). ``as_prices``: hourly capacity prices of the services paid ERCOT's
     clearing prices (:class:`optimizer.ancillary.AsPrices`; default: the shipped ERCOT MCPCs of the horizon's hours;
-    refused for a site without such a service). ``decision_time``: when the schedule is made (default 10:00 local on the day before; the CLI
+    refused for a site without such a service).
+    ``decision_time``: when the schedule is made (default 10:00 local on the day before; the CLI
     passes "now" for today/tomorrow). With SLA breach allowed, the written day's SLA credit counts the day's own
     shortfall (the lookahead's shortfall shaped the plan but is not owed by this schedule).
 

@@ -54,8 +54,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from optimizer import data, forecast, market as mk, operate, results
-from optimizer import ancillary
+from optimizer import ancillary, data, forecast, market as mk, operate, results
 from optimizer.bid import BidSettings
 from optimizer.errors import InputError, NoSolutionError
 from optimizer.events import Event, load_caps
@@ -219,8 +218,7 @@ class _Env:
         # award of its D-1 plan (_award)
         self.rt_site = dataclasses.replace(self.plan_site, reserves=())
         self.mpc_planner = Planner(self.rt_site, settings.solver)
-        self.as_prices = (market.as_prices or ancillary.AsPrices.shipped()) if ancillary.clearing_priced(site) \
-            else market.as_prices
+        self.as_prices = market.as_prices or ancillary.AsPrices.shipped()      # used only by clearing-priced services
         self.perfect_planner = Planner(self.plan_site, settings.solver)
         self._scenario_planner = None
         self._intraday = None

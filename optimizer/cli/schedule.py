@@ -66,8 +66,9 @@ def schedule(
     as_prices: Annotated[Path | None, typer.Option(help="Hourly ancillary-service clearing prices (CSV/Parquet: "
                                                    "timestamp, service, price_usd_per_mw_hour) for the services paid "
                                                    "them. Default: shipped ERCOT day-ahead MCPC 2022-2024.")] = None,
-    reserve: Annotated[str | None, typer.Option(help="Ancillary services offered, replacing the site's \\[\\[reserve]]: "
-                                                "NAME[:USD_PER_MW_HOUR[:RESPONSE_MINUTES]], comma-separated; no "
+    reserve: Annotated[str | None, typer.Option(help="Ancillary services offered, replacing the site's "
+                                                "\\[\\[reserve]]: NAME[:USD_PER_MW_HOUR[:RESPONSE_MINUTES]], "
+                                                "comma-separated; no "
                                                 "price: hourly clearing prices (e.g. rrs,nspin or ecrs:9.6).")] = None,
 ) -> None:
     """Solve one operating day and write its hourly schedule."""
