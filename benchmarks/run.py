@@ -296,13 +296,11 @@ def bench_mpc(quick: bool) -> None:
           f"ratio {wall / s['solver_seconds']:.2f} (target <= 1.5); {s['policies']['mpc']['fallbacks']} fallbacks")
 
 
-def _year_child(hours: int, recursion_limit: int | None) -> None:
+def _year_child(hours: int) -> None:
     import optimizer
     from optimizer.inputs import Inputs
     from optimizer.planner import Planner
 
-    if recursion_limit:
-        sys.setrecursionlimit(recursion_limit)
     site = optimizer.load_site(optimizer.default_site_path())
     prices = optimizer.ercot_prices("HB_WEST", "rt")["2022-01-01 06:00":].iloc[:hours]
     t0 = time.perf_counter()
@@ -317,24 +315,13 @@ def _year_child(hours: int, recursion_limit: int | None) -> None:
 
 def bench_year(quick: bool) -> None:
     hours = 720 if quick else 8760
-    failed = None
-    for limit in (None, 100_000):
-        cmd = [sys.executable, __file__, "--year-child", str(hours)] + (["--recursion-limit", str(limit)] if limit
-                                                                       else [])
-        run = subprocess.run(cmd, capture_output=True, text=True)
-        if run.returncode == 0:
-            break
-        failed = run.stderr.strip().splitlines()[-1]
-        if "RecursionError" not in failed:
-            raise RuntimeError(f"the {hours}-hour solve failed: {failed}")
-        # the matrix form recurses once per term of the objective's constant: more than Python's 1,000 frames for
-        # a year; measured again in a fresh process with a higher limit, and said so
+    run = subprocess.run([sys.executable, __file__, "--year-child", str(hours)], capture_output=True, text=True)
+    if run.returncode != 0:
+        raise RuntimeError(f"the {hours}-hour solve failed: {run.stderr.strip().splitlines()[-1]}")
     r = json.loads(run.stdout.strip().splitlines()[-1])
     FIGURES["year_mb"], FIGURES["year_s"] = r["peak_mb"], r["wall_s"]
     print(f"\n[year] one {r['hours']}-hour solve of the default site in a child process (HB_WEST real-time 2022, "
           f"hashprice 75, no 4CP probabilities) ({_load()})")
-    if failed:
-        print(f"  FAILS as shipped: {failed}\n  figures below from a fresh process with sys.setrecursionlimit(100000)")
     print(f"  wall {r['wall_s']:.1f} s: build {r['build_s']:.1f} s, matrix form {r['translate_s']:.1f} s, HiGHS "
           f"{r['highs_s']:.1f} s, read {r['read_s']:.2f} s; status {r['status']}, gap {r['gap']:.2g}")
     print(f"  peak memory (max RSS of the process, imports included) {r['peak_mb']:.0f} MB (target < 1024 MB)")
@@ -441,11 +428,10 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", help="comma-separated subset of: " + ", ".join(BENCHES))
     ap.add_argument("--year-child", type=int, help=argparse.SUPPRESS)
-    ap.add_argument("--recursion-limit", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--fourcp-child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.year_child:
-        _year_child(args.year_child, args.recursion_limit)
+        _year_child(args.year_child)
         return
     if args.fourcp_child:
         _fourcp_child()

@@ -54,6 +54,9 @@ class _Affine:
         return not self.idx
 
 
+_SUMS = (ne.NPV_SumExpression, ne.SumExpression, ne.LinearExpression)
+
+
 def _add(a: _Affine, b: _Affine) -> _Affine:
     return _Affine(a.const + b.const, a.idx + b.idx, a.coef + b.coef)
 
@@ -221,11 +224,21 @@ class Compiled:
             return _Affine(float(pyo.value(e)))
         t = type(e)
         args = e.args
-        if t in (ne.NPV_SumExpression, ne.SumExpression, ne.LinearExpression):
-            out = _Affine(0.0)
-            for a in args:
-                out = _add(out, self._affine(a))
-            return out
+        if t in _SUMS:
+            # nested sums (a year's objective constant is a chain of 8,760) walked with a stack, not recursion,
+            # and merged once (pairwise merging would copy the terms quadratically)
+            const, idx, coef = 0.0, [], []
+            stack = list(args)
+            while stack:
+                a = stack.pop()
+                if type(a) in _SUMS:
+                    stack.extend(a.args)
+                    continue
+                part = self._affine(a)
+                const += part.const
+                idx.extend(part.idx)
+                coef.extend(part.coef)
+            return _Affine(const, tuple(idx), tuple(coef))
         if t in (ne.NPV_NegationExpression, ne.NegationExpression):
             return self._affine(args[0]).scaled(-1.0)
         if t in (ne.NPV_ProductExpression, ne.ProductExpression, ne.MonomialTermExpression):

@@ -72,3 +72,25 @@ def test_set_data_loads_prices_hashprice_and_state_without_rebuilding(default_si
     assert _count(m, pyo.Constraint) == n_before
     with pytest.raises(ValueError, match="3-interval model"):
         model.set_data(m, default_site, Inputs(hourly([1.0]), 50.0, state))
+
+
+def test_a_long_horizon_compiles_without_deep_recursion(default_site):
+    # the objective's constant (contract cost, committed revenue... of every interval) is a chain of sums as long as
+    # the horizon; walking it by recursion failed beyond Python's 1,000 frames (a year's solve raised
+    # RecursionError). 1,500 hours compile, and the constant equals Pyomo's own evaluation of it.
+    import sys
+
+    import numpy as np
+    from pyomo.repn.standard_repn import generate_standard_repn
+
+    from optimizer.compiled import Compiled
+
+    n = 1500
+    assert n > sys.getrecursionlimit()
+    inputs = Inputs(hourly(np.full(n, 40.0)), 60.0)
+    m = model.build(default_site, model.Structure.of(default_site, inputs))
+    model.set_data(m, default_site, inputs)
+    compiled = Compiled(m)
+    offset = compiled.offset(compiled.param_vector(model.param_values(m, default_site, inputs)))
+    objective = next(iter(m.component_data_objects(pyo.Objective, active=True)))
+    assert offset == pytest.approx(generate_standard_repn(objective.expr, compute_values=True).constant, rel=1e-12)
