@@ -655,7 +655,8 @@ def operate_step(site: Site, state: OperateState, prices: pd.Series, now: pd.Tim
     state for the next call. ``prices``: 15-minute real-time prices (rows after ``now`` are ignored, with an
     :class:`OperateWarning`); ``da_prices``: hourly day-ahead prices (applied from their publication time);
     ``plan``: the operating day's plan. ``planner``: reuse a planner across calls (a long-running ``--watch``
-    loop); default a new one. Raises ``InputError`` (bad input), ``InfeasibleError``, ``NoSolutionError``."""
+    loop; built for the site without its ``[[reserve]]`` services, which re-plans do not sell); default a new one.
+    Raises ``InputError`` (bad input), ``InfeasibleError``, ``NoSolutionError``."""
     options = options or OperateOptions()
     now = check_now(now)
     prices_source = prices_source or str(prices.attrs.get("source", "<prices>"))
@@ -677,7 +678,10 @@ def operate_step(site: Site, state: OperateState, prices: pd.Series, now: pd.Tim
         site, now, state, lambda: IntradayForecaster(known, _padded(hourly, now), da_prices, site.timezone))
     forecaster = IntradayForecaster(known, _padded(hourly, now), da_prices, site.timezone, params=params)
     rt = options.realtime
-    ctl = Controller(site, planner or Planner(site, options.solver), forecaster, rt)
+    # re-plans sell no ancillary capacity (no real-time AS market before RTC+B; the day-ahead award is the nightly
+    # plan's), as the backtest's mpc: the same decisions, and no clearing prices needed in real time
+    rt_site = dataclasses.replace(site, reserves=())
+    ctl = Controller(rt_site, planner or Planner(rt_site, options.solver), forecaster, rt)
     fallback, sources = fallback_forecast(site, plan, hourly, da_prices, now, rt.horizon_hours)
     peak = peak_source(site, plan, now)
     stored = state.plan

@@ -475,3 +475,24 @@ def test_state_file_round_trip_and_validation(default_site, chain):
     other = dataclasses.replace(site, name="elsewhere")
     with pytest.raises(InputError, match="state is for site 'west-texas-200'"):
         op.operate_step(other, state, pd.Series(dtype=float), pd.Timestamp("2023-08-17T15:00:00Z"))
+
+
+def test_a_site_paid_clearing_prices_for_reserves_operates_like_one_without(tmp_path):
+    # re-plans sell no ancillary capacity (as the backtest's mpc): a site whose [[reserve]] is paid ERCOT's hourly
+    # clearing prices needs none in real time, and decides exactly as the same site without the service
+    base = Path(optimizer.default_site_path()).read_text()
+    plain, with_reserve = tmp_path / "plain.toml", tmp_path / "reserve.toml"
+    plain.write_text(base)
+    with_reserve.write_text(base + '\n[[reserve]]\nname = "ecrs"\n')
+    ex = Path(__file__).parent.parent / "examples" / "operate"
+    units = []
+    for site in (plain, with_reserve):
+        state = tmp_path / f"{site.stem}-state.json"
+        state.write_text((ex / "state.json").read_text())
+        out = tmp_path / f"{site.stem}-setpoints.json"
+        r = CliRunner().invoke(_app(), ["operate", "--site", str(site), "--state", str(state), "--prices",
+                                        str(ex / "prices.csv"), "--da-prices", str(ex / "da.csv"), "--now",
+                                        "2023-08-17T05:00:00Z", "--out", str(out)])
+        assert r.exit_code == 0, r.output
+        units.append(json.loads(out.read_text())["units"])
+    assert units[0] == units[1]
