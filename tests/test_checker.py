@@ -1199,3 +1199,30 @@ late_penalty_usd_per_gpu_hour = 0.85
     r = _cli("--site", site_file, "--schedule", jobs_day["schedule"], "--prices", jobs_day["price_file"],
              "--jobs", jobs_day["jobs_file"])
     assert r.exit_code == 2 and "'batch-infer-0725' are also in the site file" in r.stderr
+
+
+def test_cli_verifies_reserve_revenue_at_the_clearing_prices(real_day, tmp_path):
+    """A site selling RRS at ERCOT's hourly clearing prices: verified at the shipped MCPC by default; at doubled
+    prices (--as-prices) every hour with an offer is an accounting violation; --as-prices for a site without a
+    clearing-priced service is refused."""
+    from optimizer import ancillary
+
+    site_file = tmp_path / "rrs.toml"
+    site_file.write_text(Path(optimizer.default_site_path()).read_text() + '\n[[reserve]]\nname = "rrs"\n')
+    site = optimizer.load_site(site_file)
+    ds = optimizer.schedule(site, real_day["prices"], day=DAY, hashprice=real_day["hashprice"],
+                            peak_probability=_zero_weight(real_day["prices"].index))
+    path = tmp_path / "rrs.csv"
+    optimizer.write(ds, path)
+    assert float(ds["reserve_revenue_usd"].sum()) > 0
+    assert _cli("--site", site_file, "--schedule", path, "--prices", real_day["price_file"]).exit_code == 0
+    rrs = ancillary.AsPrices.shipped().series("rrs")
+    rrs = rrs[(rrs.index >= real_day["prices"].index[0]) & (rrs.index <= real_day["prices"].index[-1])]
+    doubled = tmp_path / "as.csv"
+    pd.DataFrame({"timestamp": rrs.index.strftime("%Y-%m-%dT%H:%M:%SZ"), "service": "rrs",
+                  "price_usd_per_mw_hour": rrs.to_numpy() * 2}).to_csv(doubled, index=False)
+    r = _cli("--site", site_file, "--schedule", path, "--prices", real_day["price_file"], "--as-prices", doubled)
+    offered = int((ds["reserve_revenue_usd"].to_numpy()[:24] > 0).sum())
+    assert r.exit_code == 1 and r.stdout.count(" reserve_revenue_usd accounting by ") == offered > 0
+    refused = _cli(*_base(real_day), "--as-prices", doubled)
+    assert refused.exit_code == 2 and "--as-prices" in refused.stderr

@@ -26,7 +26,10 @@ Everything the limits and money depend on comes from files, read with the reader
   ``plan`` (default; the late GPU-hours the plan expects, booked in the first row, assuming every GPU of the job
   after the schedule until its deadline) or ``settle`` (the GPU-hours missing at a deadline inside the schedule,
   in the deadline's row);
-- no SLA shortfall earlier in the month, site reserve prices, nothing deployed.
+- ancillary capacity prices: a ``[[reserve]]`` with ``price_usd_per_mw_hour`` at that constant; one paid ERCOT's
+  hourly clearing prices at ``--as-prices`` (the schema of ``curtail schedule --as-prices``), default the shipped
+  ERCOT day-ahead MCPC (2022-2024; an hour without a price is bad input);
+- no SLA shortfall earlier in the month, nothing deployed.
 
 Exit 0: valid. Exit 1: violations, one line each on stdout (interval, unit, rule, by how much, detail).
 Exit 2: bad input, with a message naming the file, field and value.
@@ -79,6 +82,10 @@ def check(
     job_penalty: Annotated[str, typer.Option(help="How late-job penalties are booked: plan (expected late "
                                              "GPU-hours, first row) or settle (missing at the deadline, its "
                                              "row).")] = "plan",
+    as_prices: Annotated[Path | None, typer.Option(help="Hourly ancillary-service clearing prices (CSV/Parquet: "
+                                                   "timestamp, service, price_usd_per_mw_hour) for the services "
+                                                   "paid them. Default: shipped ERCOT day-ahead MCPC 2022-2024.")]
+    = None,
 ) -> None:
     """Verify a schedule: every limit and money column recomputed from the site and the inputs."""
     from optimizer import data
@@ -92,7 +99,7 @@ def check(
             the_site = _with_jobs(load_site(site), jobs)
             frame = read_schedule(schedule)
             inputs = _inputs(the_site, frame, schedule, prices, hashprice, initial_state, emergency, peaks,
-                             allow_sla_breach, job_progress, job_penalty)
+                             allow_sla_breach, job_progress, job_penalty, as_prices)
         for w in caught:
             typer.echo(f"curtail check: warning: {w.message}", err=True)
         violations = check_schedule(the_site, frame, inputs)
@@ -110,7 +117,8 @@ def check(
 
 def _inputs(site: Site, frame: pd.DataFrame, schedule: Path, prices: Path, hashprice: float | None,
             initial_state: Path | None, emergency: Path | None, peaks: Path | None,
-            allow_sla_breach: bool, job_progress: Path | None = None, job_penalty: str = "plan") -> CheckInputs:
+            allow_sla_breach: bool, job_progress: Path | None = None, job_penalty: str = "plan",
+            as_prices: Path | None = None) -> CheckInputs:
     import numpy as np
     import pandas as pd
 
@@ -140,13 +148,22 @@ def _inputs(site: Site, frame: pd.DataFrame, schedule: Path, prices: Path, hashp
     elif site.fourcp.curtail_above_probability < 1.0:
         typer.echo("curtail check: note: no --peaks: the site's 4CP curtailment rule is not checked", err=True)
     events = read_events(emergency, site) if emergency is not None else None
+    from optimizer import ancillary
+
+    if as_prices is not None and not ancillary.clearing_priced(site):
+        raise InputError(f"site {site.name!r} has no service paid clearing prices (every [[reserve]] sets "
+                         "price_usd_per_mw_hour, or there is none)", field="--as-prices")
+    reserve_prices = ((ancillary.AsPrices.read(as_prices) if as_prices is not None
+                       else ancillary.AsPrices.shipped()).actual(site, times)
+                      if ancillary.clearing_priced(site) else {})
     return CheckInputs(
         timestamps=times, prices_usd_per_mwh=price.reindex(times),
         hashprice_usd_per_ph_day=hashprice if hashprice is not None else _hashprices(times, site.timezone),
         initial_state=_read_state(initial_state) if initial_state is not None else {},
         emergency_cap_mw=load_caps(site, events, times, dt_hours) if events else None,
         peak_weight=weight, allow_sla_breach=allow_sla_breach, interval_hours=dt_hours,
-        job_done_before=done, job_running_before=running, job_penalty=job_penalty)
+        job_done_before=done, job_running_before=running, job_penalty=job_penalty,
+        reserve_prices_usd_per_mw_hour=reserve_prices)
 
 
 def _with_jobs(site: Site, path: Path | None) -> Site:
