@@ -82,15 +82,15 @@ class CheckInputs:
     peak_weight: Any = None                 # 4CP weight: the plan's peak probability, or 1 in actual peak hours; 0
     peak_probability: Any = None            # what the 4CP curtailment threshold is compared with; default peak_weight
     #                                         (a backtest curtails on the plan's probability, settles on the peaks)
-    reserve_prices_usd_per_mw_hour: Mapping[str, Any] | None = None        # per service; default the site's constant
-    #                                         price (a service paid hourly clearing prices must be given)
+    reserve_prices_usd_per_mw_hour: Mapping[str, Any] = field(default_factory=dict)   # per service; default the site's
+    #                                         constant price (a service paid hourly clearing prices must be given)
     reserve_deployed_mw: Any = None         # MW deployed per row; default 0 (or, with deployments, their sum)
     deployments: Any = ()                   # deployment events (start, end exclusive, service), UTC: the deployed MW
     #                                         of each row is re-derived from them and the table's offers
     deployed_given: bool = field(default=False, init=False, repr=False)   # reserve_deployed_mw given (set on creation)
     allow_sla_breach: bool = False          # committed GPU load may fall short (the SLA credit is then due)
     sla_shortfall_before_mwh: Mapping[str, float] = field(default_factory=dict)    # MWh per cluster, see above
-    interval_hours: float | None = None     # 1 or 0.25; default the spacing of the timestamps (1 for one row)
+    interval_hours: float = 0.0             # 1 or 0.25; 0 (default): the spacing of the timestamps (1 for one row)
     demand_gpus: Mapping[str, Any] | None = None    # inference demand per cluster per row, GPUs (an input, like
     #                                                 prices); None: each cluster's profile at the timestamps
     job_done_before: Mapping[str, float] = field(default_factory=dict)   # GPU-hours done per job before the table
@@ -286,10 +286,10 @@ def check_schedule(site: Site, frame: pd.DataFrame, inputs: CheckInputs) -> list
     stamps = ins.timestamps.strftime("%Y-%m-%dT%H:%M:%SZ")
     out: list[Violation] = []
 
-    def add(rule: str, asset: str, t: int, amount: float, detail: str) -> None:
+    def add(rule: str, asset: str, t: int | np.integer, amount: float, detail: str) -> None:
         out.append(Violation(rule, asset, int(t), float(amount), detail, stamps[t] if t >= 0 else ""))
 
-    units = {u.name: u for u in (*site.mining, *site.gpu)}
+    units = {f.name: f for f in site.mining} | {g.name: g for g in site.gpu}
     services = {r.name: r for r in site.reserves}
     _known(ins.initial_state, units, "initial_state")
     _known(ins.sla_shortfall_before_mwh, {g.name for g in site.gpu}, "sla_shortfall_before_mwh")
@@ -524,7 +524,7 @@ def _reserves(add: Callable, site: Site, num: dict[str, np.ndarray], power: dict
     response time (the site's, at most the rule's) and within the load it consumes (except while deployed); their
     revenue at the prices given."""
     n = len(deployed_mw)
-    units = {u.name: u for u in (*site.mining, *site.gpu)}
+    units = {f.name: f for f in site.mining} | {g.name: g for g in site.gpu}
     total = {name: np.zeros(n) for name in units}
     revenue = np.zeros(n)
     for r in site.reserves:
@@ -560,7 +560,7 @@ def _deployed(add: Callable, site: Site, ins: CheckInputs, num: dict[str, np.nda
         return ins.reserve_deployed_mw
     n = len(ins.timestamps)
     start, end = ins.timestamps, ins.timestamps + pd.Timedelta(hours=dt)
-    units = [u.name for u in (*site.mining, *site.gpu)]
+    units = [f.name for f in site.mining] + [g.name for g in site.gpu]
     out = np.zeros(n)
     for t0, t1, s in ins.deployments:
         hit = np.asarray((start < t1) & (end > t0))

@@ -800,6 +800,7 @@ class UnitSetpoint:
     stop_strike_usd_per_mwh: float
     start_strike_usd_per_mwh: float
     marginal_strike_usd_per_mwh: float
+    fourcp_usd_per_mwh: float
     run_mw: float
     run_on: bool
     curtail_mw: float
@@ -814,6 +815,7 @@ class UnitSetpoint:
                 "strike_usd_per_mwh": self.strike_usd_per_mwh, "strike_applies": self.strike_applies,
                 "strikes_usd_per_mwh": {"stop": self.stop_strike_usd_per_mwh, "start": self.start_strike_usd_per_mwh,
                                         "marginal": self.marginal_strike_usd_per_mwh},
+                "expected_fourcp_usd_per_mwh": self.fourcp_usd_per_mwh,
                 "if_price_below_strike": {"mw": self.run_mw, "on": self.run_on},
                 "if_price_at_or_above_strike": {"mw": self.curtail_mw, "on": self.curtail_on},
                 "expected_at_forecast": self.expected, "committed_mw": self.committed_mw, "why": list(self.why)}
@@ -929,23 +931,27 @@ def _unit_setpoint(c: _Context, k: int, name: str, applies: str, strike: float, 
     site, s, u = c.site, c.pending.step, c.units
     n_mining = len(site.mining)
     committed = float(s.committed_mw[0, k - n_mining]) if k >= n_mining else 0.0
-    why = _why(c, k, name, applies, strike, below, above, lo, hi, c4, committed)
+    value = float(operate.values_usd_per_mwh(site, c.plan.inputs.hashprice_usd_per_ph_day)[k])
+    unit_c4 = value - float(s.strikes.marginal[0, k])     # this interval's, or a later risky one's (ramp-ahead)
+    why = _why(c, k, name, applies, strike, below, above, lo, hi, value, c4, unit_c4, committed)
     expected = "run" if c.forecast < strike else "curtail"
     return UnitSetpoint(name, "mining" if k < n_mining else "gpu", float(u.p[k]) + committed, bool(u.on[k]),
                         (float(lo) + committed, float(hi) + committed), strike, applies, float(s.strikes.stop[0, k]),
-                        float(s.strikes.start[0, k]), float(s.strikes.marginal[0, k]), below.mw[name],
+                        float(s.strikes.start[0, k]), float(s.strikes.marginal[0, k]), unit_c4, below.mw[name],
                         below.on[name], above.mw[name], above.on[name], expected, committed, tuple(why))
 
 
 def _why(c: _Context, k: int, name: str, applies: str, strike: float, below: PriceBand, above: PriceBand,
-         lo: float, hi: float, c4: float, committed: float) -> list[str]:
+         lo: float, hi: float, value: float, c4: float, unit_c4: float, committed: float) -> list[str]:
     """The reasons behind a unit's setpoints, in words, from the numbers that made them."""
     site, s, u = c.site, c.pending.step, c.units
     n_mining = len(site.mining)
-    value = float(operate.values_usd_per_mwh(site, c.plan.inputs.hashprice_usd_per_ph_day)[k])
     what = (f"mining value {value:.2f} USD/MWh at a hashprice of {c.plan.inputs.hashprice_usd_per_ph_day:.2f} "
             "USD/PH/day" if k < n_mining else f"spot GPU value {value:.2f} USD/MWh")
-    out = [f"strike {strike:.2f} USD/MWh ({applies}): {what}, less the expected 4CP charge {c4:.2f} USD/MWh"
+    charge = (f"the expected 4CP charge {c4:.2f} USD/MWh" if unit_c4 <= c4 + 1e-6 else
+              f"the expected 4CP charge {unit_c4:.2f} USD/MWh of a later risky interval the plan ramps it down "
+              f"for (this interval's: {c4:.2f})")
+    out = [f"strike {strike:.2f} USD/MWh ({applies}): {what}, less {charge}"
            + _premium(u, k, applies, strike - float(s.strikes.marginal[0, k]))]
     out.append(f"price forecast for this hour {c.forecast:.2f} USD/MWh (intraday, made now; last real-time price "
                f"{c.last_price:.2f} USD/MWh): expected to " + ("run" if c.forecast < strike else "curtail"))

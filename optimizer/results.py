@@ -171,9 +171,7 @@ def assemble(site: Site, times: pd.DatetimeIndex, price: np.ndarray, power: np.n
         demand_gpus = (np.stack([g.demand_fraction(pd.DatetimeIndex(times)) * g.spot_gpus for g in site.gpu], axis=1)
                        if site.gpu else np.zeros((n, 0)))
     hp = np.broadcast_to(np.asarray(hashprice_usd_per_ph_day, dtype=float), (n,))
-    # value_usd_per_mwh is elementwise arithmetic: hashprices per interval give values per interval (site.py
-    # annotates its argument float)
-    mining_rev = sum((power[:, j] * f.value_usd_per_mwh(hp)  # type: ignore[arg-type]
+    mining_rev = sum((power[:, j] * f.value_usd_per_mwh(hp)
                       for j, f in enumerate(site.mining)), np.zeros(n)) * dt_hours
     ai_rev = np.zeros(n)
     spot_mw = np.zeros((n, len(site.gpu)))

@@ -129,8 +129,9 @@ class MiningFleet(Switchable):
         """PH/s delivered per MW of site power: 1 MW -> 1e6 W / (1 + overhead) / (J/TH) TH/s."""
         return 1e3 / (self.efficiency_j_per_th * (1.0 + self.cooling_overhead_fraction))
 
-    def value_usd_per_mwh(self, hashprice_usd_per_ph_day: float) -> float:
-        """Mining revenue of one MWh at this hashprice, after pool fees (USD/MWh)."""
+    def value_usd_per_mwh(self, hashprice_usd_per_ph_day: float | np.ndarray) -> float | np.ndarray:
+        """Mining revenue of one MWh at this hashprice, after pool fees (USD/MWh); elementwise for an array of
+        hashprices (one per interval)."""
         return hashprice_usd_per_ph_day / 24.0 * self.hashrate_ph_per_mw() * (1.0 - self.pool_fee_fraction)
 
 
@@ -373,7 +374,7 @@ def site_from_dict(raw: dict[str, Any], *, source: str = "<memory>") -> Site:
     jobs = (jobs_from_records(v.array(top, "job"), source, {g.name: g.spot_gpus for g in gpus}, where="job")
             if top.get("job") else ())
 
-    names = [a.name for a in (*mining, *gpus)]
+    names = [f.name for f in mining] + [g.name for g in gpus]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise InputError(f"asset names must be unique; repeated: {', '.join(dup)}", source=source, field="name")

@@ -213,7 +213,14 @@ def test_strikes_and_reasons_by_hand(default_site, chain):
         c4 = sp.peak_probability * per_mw_peak
         assert sp.expected_fourcp_usd_per_mwh == pytest.approx(c4, rel=1e-12)
         for f, u in zip(site.mining, sp.units, strict=False):
-            assert u.marginal_strike_usd_per_mwh == pytest.approx(f.value_usd_per_mwh(hp) - c4, rel=1e-12)
+            # the interval's own expected charge, or (ramp-ahead) a larger one of a later risky interval the plan
+            # ramps the fleet down for, which the reasons then name
+            assert u.marginal_strike_usd_per_mwh == pytest.approx(f.value_usd_per_mwh(hp) - u.fourcp_usd_per_mwh,
+                                                                  rel=1e-12)
+            assert u.fourcp_usd_per_mwh >= c4 - 1e-9
+            carried = u.fourcp_usd_per_mwh > c4 + 1e-6
+            assert carried == ("of a later risky interval the plan ramps it down for" in u.why[0]), u.why[0]
+            assert u.fourcp_usd_per_mwh <= max(s.peak_probability for s in setpoints) * per_mw_peak + 1e-9
     # an August afternoon carries some 4CP risk (the D-1 estimate: at most ~5 USD/MWh that day), the night none
     assert max(sp.expected_fourcp_usd_per_mwh for sp in setpoints) > 1.0
     assert setpoints[0].expected_fourcp_usd_per_mwh < 1e-6

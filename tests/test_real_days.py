@@ -136,7 +136,7 @@ def test_4cp_charge_curtails_the_likely_peak_hours_of_a_real_summer_day(default_
     flat = pd.Series(30.0, index=idx)
     ds = optimizer.schedule(site, flat, day="2023-08-10")
     s = optimizer.summary(ds)
-    assert s["fourcp_source"].startswith("estimated from ERCOT load known at 2023-08-09T15:00")
+    assert s["fourcp_source"].startswith("estimated from shipped ERCOT load known at 2023-08-09T15:00")
     prob = ds["peak_weight"].to_numpy()
     assert _local_hours(ds)[int(np.argmax(prob))].hour in (15, 16, 17, 18)
     hp = s["hashprice_usd_per_ph_day"]

@@ -1,6 +1,6 @@
 """The strike table by hand (optimizer.operate.strike_table): value less the expected 4CP charge, the 4CP charge
-carried back over the hours a ramp-limited unit needs to get down to the plan's power of a risky hour, and a
-15-minute walk that then holds the plan's curtailment in that hour."""
+carried back over the hours in which the plan ramps a ramp-limited unit down for a risky hour, and a 15-minute
+walk that then holds the plan's curtailment in that hour."""
 
 from __future__ import annotations
 
@@ -37,20 +37,22 @@ def test_a_strike_is_the_value_less_the_expected_4cp_charge():
     assert s.stop[:, 0] == pytest.approx(s.marginal[:, 0]) and s.start[:, 0] == pytest.approx(s.marginal[:, 0])
 
 
-def test_the_4cp_charge_reaches_back_over_the_hours_the_ramp_needs():
-    # 20 MW/h: from 80 MW to the plan's 0 in the risky hour 5 takes 4 h, so hours 1-4 carry hour 5's charge;
-    # at 40 MW/h 2 h (hours 3-4); to a plan of 40 MW at 20 MW/h also 2 h; an unlimited ramp none.
+def test_the_4cp_charge_reaches_back_over_the_plans_ramp_down():
+    # the plan curtails the fleet to 0 in the risky hour 5 and ramps it down ahead at 20 MW/h (60, 40, 20, 0 in
+    # hours 1-4): hours 1-4 carry hour 5's charge, hour 0 (full power) does not. At 40 MW/h the ramp needs 2 h:
+    # hours 3-4 only, though the plan is lower earlier. A plan at full power until the risky hour (its hourly
+    # ramp allows the drop in one step) carries nothing; an unlimited ramp neither.
     fourcp = np.zeros(7)
     fourcp[5] = 0.05 * CHARGE
     value = 100.0 / 15.0 * 1000.0 / 24.0
-    for ramp, plan5, carried in ((20.0, 0.0, [1, 2, 3, 4]), (40.0, 0.0, [3, 4]), (20.0, 40.0, [3, 4]),
-                                 (None, 0.0, [])):
-        plan = [80.0, 80.0, 80.0, 80.0, 80.0, plan5, 80.0]
+    ramp_down = [80.0, 60.0, 40.0, 20.0, 0.0, 0.0, 80.0]
+    for ramp, plan, carried in ((20.0, ramp_down, [1, 2, 3, 4]), (40.0, ramp_down, [3, 4]),
+                                (20.0, [80.0] * 5 + [0.0, 80.0], []), (None, ramp_down, [])):
         s = _table(_site(ramp), plan, fourcp)
         want = np.full(7, value)
         want[5] -= 1250.0
         want[carried] -= 1250.0
-        assert s.marginal[:, 0] == pytest.approx(want), (ramp, plan5)
+        assert s.marginal[:, 0] == pytest.approx(want), (ramp, plan)
     # the plan runs the unit at full power in the risky hour: nothing to reach, nothing carried back
     s = _table(_site(20.0), [80.0] * 7, fourcp)
     assert s.marginal[[0, 1, 2, 3, 4, 6], 0] == pytest.approx(np.full(6, value))
