@@ -48,7 +48,7 @@ def table(rows: list[dict]) -> list[str]:
     out = ["| year | policy | charge (no plan) M$ | charge (plan) M$ | avoided M$ | given up M$ | 4CP value M$ | "
            "capture |", "|---|---|---|---|---|---|---|---|"]
     for year in sorted({k[0] for k in by}):
-        def value(p: str) -> tuple[float, float, float]:
+        def value(p: str, year: int = year) -> tuple[float, float, float]:
             a, b = by[(year, "no-plan", p)], by[(year, "plan", p)]
             avoided = float(a["fourcp_charge_usd"]) - float(b["fourcp_charge_usd"])
             given = ((float(a["profit_usd"]) + float(a["fourcp_charge_usd"]))

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import warnings
 from importlib import resources
 from pathlib import Path
-
-import warnings
 
 import numpy as np
 import pandas as pd

@@ -31,11 +31,11 @@ import xarray as xr
 from optimizer import data, fourcp, market, results, scheduling
 from optimizer.errors import FALLBACK_EXIT_CODE, CurtailError, InputError
 from optimizer.events import read_events
-from optimizer.workloads import read_job_progress, with_jobs_file
 from optimizer.scheduling import DEFAULT_DAY, schedule, schedule_scenarios
 from optimizer.site import load_site
 from optimizer.solve import SolverOptions
 from optimizer.state import read_state_file
+from optimizer.workloads import read_job_progress, with_jobs_file
 
 if TYPE_CHECKING:
     from optimizer.forecast import MarketHistory

@@ -59,15 +59,15 @@ def horizon_prices(site: Site, day: dt.date, prices: pd.Series | None, lookahead
     if prices is not None:
         name = source or prices.attrs.get("source", "prices given")
         return PriceInput(_cover(prices, full, name), name, lookahead_hours)
-    for market, label in (("da", "ERCOT day-ahead"), ("rt", "ERCOT real-time")):
+    for which, label in (("da", "ERCOT day-ahead"), ("rt", "ERCOT real-time")):
         try:
-            s = data.ercot_prices(site.settlement_point, market)
+            s = data.ercot_prices(site.settlement_point, which)
         except InputError:
             continue
         if s.index.isin(hours).sum() < len(hours):
             continue
         n = int(s.reindex(full).notna().cumprod().sum())        # leading hours covered without a gap
-        if n < len(full) and market == "da" and s.index[-1] >= full[-1]:
+        if n < len(full) and which == "da" and s.index[-1] >= full[-1]:
             continue                                             # a gap inside day-ahead: try real-time
         la = max(n - len(hours), 0)
         note = "" if la == lookahead_hours else f", lookahead cut to {la} h where the shipped data ends"
@@ -321,7 +321,7 @@ def schedule_scenarios(site: Site | str | Path, scenario_prices: pd.DataFrame, w
                                                                                  cvar_weight=cvar_weight, alpha=alpha)
     head = inputs.head(len(hours))
     per = []
-    for j, name in enumerate(ds["scenario"].values):
+    for j in range(ds.sizes["scenario"]):
         one = results.resettle_day(ds.isel(scenario=j).drop_vars(["scenario", "weight"]), site,
                                    head.replace(prices=frame.iloc[: len(hours), j]))
         verify(site, one, head.replace(prices=frame.iloc[: len(hours), j]), allow_sla_breach=allow_sla_breach)

@@ -54,15 +54,23 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from optimizer import ancillary, data, forecast, market as mk, operate, results
+from optimizer import ancillary, data, forecast, operate, results
+from optimizer import market as mk
 from optimizer.bid import BidSettings
 from optimizer.errors import InputError, NoSolutionError
 from optimizer.events import Event, load_caps
 from optimizer.inputs import Inputs
 from optimizer.market import operating_hours
 from optimizer.planner import Plan, Planner
-from optimizer.realtime import (Controller, RealtimeSettings, allocate_jobs, cluster_jobs, keep_rigid_jobs, split,
-                                strike_table)
+from optimizer.realtime import (
+    Controller,
+    RealtimeSettings,
+    allocate_jobs,
+    cluster_jobs,
+    keep_rigid_jobs,
+    split,
+    strike_table,
+)
 from optimizer.site import Site
 from optimizer.solve import SolverOptions
 from optimizer.state import UnitState, resolve

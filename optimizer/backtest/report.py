@@ -347,7 +347,8 @@ th{background:#f4f4f4;font-weight:600} table.facts th{text-align:left;width:35%}
 img{max-width:100%;height:auto;display:block} p{max-width:100%}"""
 
 _LABELS = {"profit_usd": "profit", "mining_revenue_usd": "mining", "ai_revenue_usd": "AI",
-           "power_credits_usd": "power credits", "energy_cost_usd": "energy bought", "restart_cost_usd": "restart costs",
+           "power_credits_usd": "power credits", "energy_cost_usd": "energy bought",
+           "restart_cost_usd": "restart costs",
            "fourcp_charge_usd": "4CP charge", "mined_mwh": "mined MWh", "sold_back_mwh": "sold back MWh",
            "curtailment_hours": "curtailed hours", "restarts": "restarts", "reserve_revenue_usd": "reserve capacity"}
 

@@ -79,8 +79,8 @@ def backtest(
     """Walk forward day by day, operate at real-time resolution, settle at actual prices, compare policies."""
     from optimizer import data
     from optimizer.backtest import Settings, report
-    from optimizer.realtime import RealtimeSettings
     from optimizer.events import read_events
+    from optimizer.realtime import RealtimeSettings
     from optimizer.site import load_site
     from optimizer.solve import SolverOptions
 
@@ -128,8 +128,8 @@ def backtest(
     capture = "n/a" if s["value_capture"] is None else f"{s['value_capture']:.3f}"
     typer.echo(f"\nvalue capture {capture} ({s['policy']}); perfect {s['perfect_foresight_profit_usd'] or 0:,.0f} USD, "
                f"always-on {s['always_on_profit_usd'] or 0:,.0f} USD; {s['days']} days, forecast "
-               f"{s['forecast_method']} (MAE {s['forecast_mae_usd_per_mwh']:.1f} USD/MWh); wall {s['wall_seconds']:.1f} s, "
-               f"HiGHS {s['solver_seconds']:.1f} s")
+               f"{s['forecast_method']} (MAE {s['forecast_mae_usd_per_mwh']:.1f} USD/MWh); "
+               f"wall {s['wall_seconds']:.1f} s, HiGHS {s['solver_seconds']:.1f} s")
     if reserves_note:
         typer.echo(f"reserves: {reserves_note}")
     if out is not None:

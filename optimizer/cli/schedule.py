@@ -46,7 +46,8 @@ def schedule(
                                                    "scenario): a two-stage schedule, commitments shared. Output "
                                                    ".nc, or .csv with a scenario column.")] = None,
     weights: Annotated[str | None, typer.Option(help="Scenario weights, comma-separated (default equal).")] = None,
-    cvar_weight: Annotated[float | None, typer.Option(help="With --scenarios: weight of the profit's CVaR (0..1).")] = None,
+    cvar_weight: Annotated[float | None,
+                           typer.Option(help="With --scenarios: weight of the profit's CVaR (0..1).")] = None,
     load: Annotated[Path | None, typer.Option(help="4CP: hourly ERCOT system load (CSV/Parquet: timestamp, load_mw), "
                                               "over the shipped 2020-2024 load. Format: docs/fourcp.md.")] = None,
     load_forecast: Annotated[Path | None, typer.Option(help="4CP: ERCOT day-ahead system load forecast (CSV/Parquet: "
@@ -165,10 +166,10 @@ def format_summary(s: dict, out: Path | None, ledger: Path | None = None) -> str
         ("", ""),
         ("status", f"{s['status']}, gap {gap}, objective {objective}"),
         ("times", f"build {s['build_seconds']:.3f} s, translate {s['translate_seconds']:.3f} s, "
-                  f"solve {s['solve_seconds']:.3f} s (HiGHS {s['highs_seconds']:.3f} s), read {s['read_seconds']:.3f} s, "
-                  f"total {s['total_seconds']:.3f} s"),
+                  f"solve {s['solve_seconds']:.3f} s (HiGHS {s['highs_seconds']:.3f} s), "
+                  f"read {s['read_seconds']:.3f} s, total {s['total_seconds']:.3f} s"),
         *[("emergency event", f"{e['start']} .. {e['end']}: cap {e['max_load_mw']:.1f} MW, highest load "
-                                 f"{e['highest_load_mw'] if e['highest_load_mw'] is None else round(e['highest_load_mw'], 3)} MW")
+                                 f"{_highest_load(e['highest_load_mw'])} MW")
           for e in s.get("emergency_events", [])],
         ("written", _written(out)),
         *([("ledger", str(ledger))] if ledger is not None else []),
@@ -182,6 +183,11 @@ def _usd(x: float) -> str:
 
 def _mwh(x: float) -> str:
     return f"{_unsigned_zero(x, 1):>14,.1f} MWh"
+
+
+def _highest_load(mw: float | None) -> str:
+    """An emergency event's highest load to 3 decimals, ``None`` when the schedule has no hour inside the event."""
+    return str(mw if mw is None else round(mw, 3))
 
 
 def _unsigned_zero(x: float, decimals: int) -> float:
