@@ -393,8 +393,31 @@ def bench_sweep(quick: bool) -> None:
           f"as for a Pool kept across sweeps) {warm[1] / warm[2]:.2f} ({_load()})")
 
 
+def bench_studies(quick: bool) -> None:
+    """The study scripts behind docs/backtest.md's tables (policies, 4CP value, AI flexibility, bidding) are long
+    runs on their own; --quick runs each once on a few days into a scratch folder so that they cannot rot."""
+    if not quick:
+        print("\nstudies: run on their own (docs/backtest.md names each command); skipped here")
+        return
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = [["policies.py", "--quick", "--sites", "west-texas-200", "--years", "2024", "--fourcp", "on",
+                 "--out", f"{tmp}/policies.csv"],
+                ["flexibility.py", "--quick", "--years", "2024", "--variants", "all", "--out", f"{tmp}/flex.csv"],
+                ["bid_value.py", "--quick"]]
+        for args in runs:
+            t0 = time.perf_counter()
+            done = subprocess.run([sys.executable, str(HERE / args[0]), *args[1:]], capture_output=True, text=True)
+            if done.returncode != 0:
+                raise SystemExit(f"benchmarks/{args[0]} --quick failed (exit {done.returncode}):\n{done.stderr}")
+            print(f"\nstudy {args[0]} --quick: ok in {time.perf_counter() - t0:.0f} s")
+
+
 BENCHES = {"start": bench_start, "schedule": bench_schedule, "rolling": bench_rolling, "backtest": bench_backtest,
-           "mpc": bench_mpc, "year": bench_year, "lp": bench_lp, "sweep": bench_sweep}
+           "mpc": bench_mpc, "year": bench_year, "lp": bench_lp, "sweep": bench_sweep,
+           "studies": bench_studies}
 
 
 def _table(quick: bool) -> None:
