@@ -348,22 +348,7 @@ def test_readme_tables_name_only_real_options(command):
     assert not _readme_table_options(command) - real
 
 
-# README.md is not this test's to edit: the test is an expected failure (strict) while the README's tables lack
-# options, and the reason lists what they lack now; once a table is complete the unexpected pass fails, and the
-# marker goes. At the time of writing: schedule lacks --load, --load-forecast, --peaks; backtest has no table.
-
-
-def _gap(command: str) -> str:
-    try:
-        missing = _missing(command)
-    except AssertionError as exc:                      # no such section: the test itself fails on it
-        return str(exc)
-    return (f"README's `curtail {command}` option table lacks {len(missing)} option(s): {', '.join(missing)}"
-            if missing else f"README names every option of `curtail {command}`: remove this xfail marker")
-
-
-@pytest.mark.parametrize("command", [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=_gap(c)))
-                                     for c in ("schedule", "backtest")])
+@pytest.mark.parametrize("command", ["schedule", "backtest"])
 def test_readme_tables_name_every_option(command):
     missing = _missing(command)
     assert not missing, f"README's `curtail {command}` option table lacks: {', '.join(missing)}"
