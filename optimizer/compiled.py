@@ -227,7 +227,9 @@ class Compiled:
         if t in _SUMS:
             # nested sums (a year's objective constant is a chain of 8,760) walked with a stack, not recursion,
             # and merged once (pairwise merging would copy the terms quadratically)
-            const, idx, coef = 0.0, [], []
+            const = 0.0
+            idx: list[int] = []
+            coef: list[float] = []
             stack = list(args)
             while stack:
                 a = stack.pop()

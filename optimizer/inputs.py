@@ -11,7 +11,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -47,6 +48,8 @@ class Inputs:
     demand_fraction: Mapping[str, np.ndarray] | None = None
     job_progress: Mapping[str, JobProgress] | None = None
     sla_shortfall_before_mwh: Mapping[str, float] | None = None
+    # derived views per site (demand, active jobs), computed once; not an argument, a fresh one for every copy
+    _memo: dict[tuple[str, int], Any] = field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         from optimizer.data import interval_hours
@@ -89,7 +92,6 @@ class Inputs:
             if not (np.isfinite(v) and v >= 0):
                 raise InputError(f"SLA shortfall before of {cluster!r} must be >= 0 MWh, got {v!r}",
                                  field="sla_shortfall_before_mwh")
-        object.__setattr__(self, "_memo", {})
 
     # -- derived views ---------------------------------------------------------------------------------------------
 
@@ -169,7 +171,8 @@ class Inputs:
             self._memo[key] = tuple(out)
         return self._memo[key]
 
-    def replace(self, **changes: object) -> Inputs:
+    def replace(self, **changes: Any) -> Inputs:
+        """A copy with the given fields changed (validated again, as any new Inputs)."""
         return dataclasses.replace(self, **changes)
 
     def head(self, n: int) -> Inputs:

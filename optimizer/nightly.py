@@ -22,7 +22,7 @@ import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -38,7 +38,11 @@ from optimizer.state import read_state_file
 from optimizer.workloads import read_job_progress, with_jobs_file
 
 if TYPE_CHECKING:
+    from optimizer.ancillary import AsPrices
+    from optimizer.events import Event
     from optimizer.forecast import MarketHistory
+    from optimizer.state import UnitState
+    from optimizer.workloads import JobProgress
 
 
 @dataclass(frozen=True)
@@ -125,7 +129,7 @@ def run_day(job: NightlyJob) -> tuple[dict, xr.Dataset]:
             ds = _solve_and_write(job, site, the_day, decision, progress)
         except CurtailError as exc:
             if job.ledger is not None:
-                _record_failure(job, site, the_day, exc)
+                _record_failure(job, job.ledger, site, the_day, exc)
             raise
         if job.ledger is not None:
             from optimizer import ledger
@@ -135,15 +139,33 @@ def run_day(job: NightlyJob) -> tuple[dict, xr.Dataset]:
     return results.summary(ds), ds
 
 
+class _DayOptions(TypedDict, total=False):
+    """The keyword arguments :func:`schedule` and :func:`schedule_scenarios` both take, as a nightly job gives
+    them (``as_prices`` and ``sla_shortfall_before_mwh`` only when there are some)."""
+
+    day: dt.date
+    hashprice: float | None
+    lookahead_hours: int
+    initial_state: dict[str, UnitState] | None
+    options: SolverOptions
+    allow_sla_breach: bool
+    events: list[Event] | None
+    decision_time: pd.Timestamp | None
+    history: MarketHistory | None
+    job_progress: dict[str, JobProgress] | None
+    as_prices: AsPrices
+    sla_shortfall_before_mwh: dict[str, float]
+
+
 def _solve_and_write(job: NightlyJob, site, the_day: dt.date, decision: pd.Timestamp | None,
-                     progress: dict | None) -> xr.Dataset:
+                     progress: dict[str, JobProgress] | None) -> xr.Dataset:
     state = (read_state_file(job.initial_state, site, market.operating_hours(the_day, site.timezone)[0])
              if job.initial_state else None)
     events = read_events(job.emergency, site) if job.emergency else None
     user, history = fourcp_inputs(job, site)
-    common = {"day": the_day, "hashprice": job.hashprice, "lookahead_hours": job.lookahead_hours,
-              "initial_state": state, "options": job.options, "allow_sla_breach": job.allow_sla_breach,
-              "events": events, "decision_time": decision, "history": history, "job_progress": progress}
+    common: _DayOptions = {"day": the_day, "hashprice": job.hashprice, "lookahead_hours": job.lookahead_hours,
+                           "initial_state": state, "options": job.options, "allow_sla_breach": job.allow_sla_breach,
+                           "events": events, "decision_time": decision, "history": history, "job_progress": progress}
     if job.as_prices is not None:
         from optimizer.ancillary import AsPrices
 
@@ -185,7 +207,7 @@ def _sla_before(job: NightlyJob, site, day: dt.date) -> dict[str, float]:
     return ledger.sla_shortfall_before(job.ledger, site, day)
 
 
-def _record_failure(job: NightlyJob, site, the_day: dt.date, exc: CurtailError) -> None:
+def _record_failure(job: NightlyJob, ledger_path: Path, site, the_day: dt.date, exc: CurtailError) -> None:
     """Record a failed run in the ledger; a ledger that cannot take it is reported as a warning (the run's own
     error is the one raised)."""
     from optimizer import ledger
@@ -195,7 +217,7 @@ def _record_failure(job: NightlyJob, site, the_day: dt.date, exc: CurtailError) 
     except OSError:
         inputs = {"site": {"path": site.source, "sha256": site.sha256}}
     try:
-        ledger.record_failure(job.ledger, kind="schedule", site=site, error=exc, exit_code=exc.exit_code,
+        ledger.record_failure(ledger_path, kind="schedule", site=site, error=exc, exit_code=exc.exit_code,
                               day=the_day.isoformat(), inputs=inputs)
     except CurtailError as again:
         warnings.warn(f"the failed run could not be recorded in the ledger: {again}", ledger.LedgerWarning,

@@ -51,7 +51,7 @@ class ScenarioPlanner:
     def highs_seconds(self) -> float:
         return self.cache.highs_seconds
 
-    def solve(self, inputs: Inputs, scenario_prices: pd.DataFrame, weights: Sequence[float], *,
+    def solve(self, inputs: Inputs, scenario_prices: pd.DataFrame, weights: Sequence[float] | np.ndarray, *,
               cvar_weight: float = 0.0, alpha: float = 0.9) -> xr.Dataset:
         """Solve; ``inputs`` holds everything shared by the scenarios (its prices are ignored),
         ``scenario_prices`` one column per scenario (USD/MWh) on the horizon's intervals."""
@@ -74,11 +74,11 @@ class ScenarioPlanner:
             raise InfeasibleError("the two-stage model is infeasible: some scenario cannot meet the hard limits "
                                   "with commitments shared across scenarios (solve one scenario alone for a "
                                   "diagnosis)")
-        if not report.usable(self.options.accept_gap):
+        if not report.usable(self.options.accept_gap) or report.objective_usd is None:
             raise NoSolutionError(f"HiGHS returned no usable two-stage solution ({report.status}, "
                                   f"{report.termination})")
         m = solved.model
-        per = [results.read(m.scen[j], site, inp, solved.solver.values) for j, inp in zip(m.S, per_scenario,
+        per = [results.read(m.scen[j], site, inp, solved.values) for j, inp in zip(m.S, per_scenario,
                                                                                           strict=True)]
         ds = xr.concat(per, dim="scenario", combine_attrs="drop")
         ds = ds.assign_coords(scenario=list(scenario_prices.columns), weight=("scenario", w))

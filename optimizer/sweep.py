@@ -210,8 +210,9 @@ def sweep(scenarios: Sequence[Scenario], *, scheduler: str | None = None, worker
 def to_dataset(scenarios: Sequence[Scenario], outs: Sequence[dict], policies: Sequence[str]) -> xr.Dataset:
     """Results as a Dataset: dims ``scenario`` (coords site, hashprice, period, forecast) and ``policy``."""
     n = len(scenarios)
-    data = {m: (("scenario", "policy"), np.array([[o["metrics"][p][m] for p in policies] for o in outs]))
-            for m in METRICS}
+    data: dict[str, tuple[tuple[str, ...], np.ndarray]] = {
+        m: (("scenario", "policy"), np.array([[o["metrics"][p][m] for p in policies] for o in outs]))
+        for m in METRICS}
     for k in ("value_capture", "wall_seconds", "solver_seconds", "forecast_mae_usd_per_mwh", "days"):
         data[k] = (("scenario",), np.array([o[k] for o in outs]))
     data["best_policy"] = (("scenario",), np.array([o["best_policy"] for o in outs]))

@@ -17,6 +17,7 @@ from optimizer import forecast
 from optimizer.backtest import Market, Settings, run
 from optimizer.check import CheckInputs
 from optimizer.cli import app
+from optimizer.errors import InputError
 from optimizer.site import FourCP
 
 D = dt.date
@@ -182,6 +183,16 @@ def test_given_hourly_prices_set_the_simulation_resolution(default_site, market,
     hourly = Market(market.history, rt, market.hashprice, market.peak_hours)
     r = run(default_site, D(2022, 7, 20), D(2022, 7, 20), hourly, Settings(forecast_method="naive"))
     assert r.summary["interval_hours"] == 1.0 and r.intervals.sizes["time"] == 24
+
+
+def test_a_market_without_a_hashprice_series_needs_a_constant_hashprice(default_site, market):
+    no_series = Market(market.history, market.actual, None, market.peak_hours)
+    with pytest.raises(InputError, match="give --hashprice .* or a hashprice file") as err:
+        run(default_site, D(2022, 7, 20), D(2022, 7, 20), no_series, Settings(forecast_method="naive"))
+    assert err.value.field == "hashprice"
+    r = run(default_site, D(2022, 7, 20), D(2022, 7, 20), no_series,
+            Settings(forecast_method="naive", hashprice_usd_per_ph_day=50.0))
+    assert r.days["hashprice_known"].tolist() == [50.0] and r.days["hashprice_actual"].tolist() == [50.0]
 
 
 def test_cli_backtest_writes_the_report(tmp_path):

@@ -49,6 +49,7 @@ import datetime as dt
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -75,6 +76,11 @@ from optimizer.site import Site
 from optimizer.solve import SolverOptions
 from optimizer.state import UnitState, resolve
 from optimizer.workloads import JobProgress
+
+if TYPE_CHECKING:
+    from optimizer.bid import Bidder
+    from optimizer.intraday import IntradayForecaster
+    from optimizer.stochastic import ScenarioPlanner
 
 #: Forecast quantiles that make the scenarios of ``stochastic+strike``.
 QUANTILES = (0.1, 0.5, 0.9)
@@ -228,14 +234,14 @@ class _Env:
         self.mpc_planner = Planner(self.rt_site, settings.solver)
         self.as_prices = market.as_prices or ancillary.AsPrices.shipped()      # used only by clearing-priced services
         self.perfect_planner = Planner(self.plan_site, settings.solver)
-        self._scenario_planner = None
-        self._intraday = None
-        self._controller = None
-        self._bidder = None
+        self._scenario_planner: ScenarioPlanner | None = None
+        self._intraday: IntradayForecaster | None = None
+        self._controller: Controller | None = None
+        self._bidder: Bidder | None = None
         self.mpc_memo: tuple | None = None                   # (day and start state, mpc's day and end state)
 
     @property
-    def bidder(self):
+    def bidder(self) -> Bidder:
         if self._bidder is None:
             from optimizer.bid import Bidder
 
@@ -243,7 +249,7 @@ class _Env:
         return self._bidder
 
     @property
-    def scenario_planner(self):
+    def scenario_planner(self) -> ScenarioPlanner:
         if self._scenario_planner is None:
             from optimizer.stochastic import ScenarioPlanner
 
@@ -251,7 +257,7 @@ class _Env:
         return self._scenario_planner
 
     @property
-    def intraday(self):
+    def intraday(self) -> IntradayForecaster:
         if self._intraday is None:
             from optimizer.intraday import IntradayForecaster
 
@@ -453,6 +459,10 @@ def _hashprices(market: Market, settings: Settings, day: dt.date, decision: pd.T
     if settings.hashprice_usd_per_ph_day is not None:
         return (settings.hashprice_usd_per_ph_day,) * 2
     s = market.hashprice
+    if s is None:
+        raise InputError(f"no hashprice for {day}: no daily hashprice series and no constant hashprice; give "
+                         "--hashprice (a constant USD/PH/day) or a hashprice file (in Python: "
+                         "Settings.hashprice_usd_per_ph_day or Market.hashprice)", field="hashprice")
     if pd.Timestamp(day) not in s.index:
         raise InputError(f"no daily hashprice for {day}; give a constant hashprice", field="hashprice")
     known, _ = data.hashprice_known_at(decision, s, day=day)
@@ -943,7 +953,8 @@ def _summary(site: Site, ds: xr.Dataset, days: pd.DataFrame, settings: Settings,
     }
     if "perfect" in profits and "always-on" in profits and profits["perfect"] != profits["always-on"]:
         span = profits["perfect"] - profits["always-on"]
-        out["value_capture_by_policy"] = {p: (v - profits["always-on"]) / span for p, v in candidates.items()}
+        by_policy = {p: (v - profits["always-on"]) / span for p, v in candidates.items()}
+        out["value_capture_by_policy"] = by_policy
         if default:
-            out["value_capture"] = out["value_capture_by_policy"][default]
+            out["value_capture"] = by_policy[default]
     return out

@@ -16,10 +16,12 @@ hours between the decision and the hour).
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -60,8 +62,7 @@ def write(result: Result, out_dir: str | Path, week_start: str | None = None,
         figures = {"week": _week(result, week_start), "cumulative": _cumulative(result), "monthly": _monthly(result),
                    "fourcp": _fourcp_figure(result), "forecast_error": _forecast_error_figure(result)}
         for name, fig in figures.items():
-            _atomic(paths[name], lambda tmp, fig=fig: fig.savefig(tmp, dpi=100, bbox_inches="tight", format="png"),
-                    progress)
+            _atomic(paths[name], functools.partial(_save_png, fig), progress)
         page = _html(result, {k: paths[k] for k in figures})
         _atomic(paths["report"], lambda tmp: Path(tmp).write_text(page), progress)
     except OSError as exc:
@@ -70,6 +71,11 @@ def write(result: Result, out_dir: str | Path, week_start: str | None = None,
         for fig in figures.values():
             plt.close(fig)
     return paths
+
+
+def _save_png(fig: Any, path: str) -> None:
+    """Write a matplotlib figure (imported lazily, so typed Any) as a PNG."""
+    fig.savefig(path, dpi=100, bbox_inches="tight", format="png")
 
 
 def _atomic(path: Path, write_to: Callable[[str], object], progress: Callable[[str], None] | None) -> None:

@@ -225,10 +225,13 @@ def _market(settlement_point: str, prices: Path | None, da_prices: Path | None, 
     from optimizer.backtest import Market
     from optimizer.forecast import MarketHistory
 
-    shipped = MarketHistory.shipped(settlement_point) if prices is None or da_prices is None else None
-    rt = data.read_price_file(prices) if prices else data.ercot_prices(settlement_point, "rt", "15min")
-    rt_hourly = rt.groupby(rt.index.floor("h")).mean() if prices else shipped.rt
-    da = data.read_price_file(da_prices) if da_prices else (shipped.da if shipped else None)
+    if prices:
+        rt = data.read_price_file(prices)
+        rt_hourly = rt.groupby(rt.index.floor("h")).mean()
+    else:
+        rt = data.ercot_prices(settlement_point, "rt", "15min")
+        rt_hourly = data.ercot_prices(settlement_point, "rt")          # the shipped history's hourly prices
+    da = data.read_price_file(da_prices) if da_prices else MarketHistory.shipped(settlement_point).da
     history = MarketHistory(rt=rt_hourly, da=da, load_forecast=data.ercot_load_forecast(), load=data.ercot_load())
     hp = data.hashprice_series()
     if hashprice is not None and _constant(hashprice) is None:
