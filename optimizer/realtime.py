@@ -16,7 +16,8 @@ production, so both decide the same way:
 
 The strikes' commitment premium counts the restart cost only (``lock_weight = 0``): weighting in the plan's
 expected margins over lock-out and forced-on windows (``lock_weight = 1``) lost against it on the months it was
-compared on (July 2023, May 2022; see docs/backtest.md), so the constant is in-sample for 2022-2023.
+compared on (July 2023, May 2022; the comparison's figures were not kept), so the constant is in sample for
+2022-2023.
 """
 
 from __future__ import annotations

@@ -85,6 +85,11 @@ def test_sweep_on_a_real_dask_cluster_equals_the_serial_run(dask_cluster):
     mined = distributed["mined_mwh"].sel(policy="perfect").to_numpy()
     assert mined[1] > mined[0]
     assert list(distributed["hashprice_usd_per_ph_day"].values) == [45.0, 90.0]
+    # the best policy is the most profitable one run, perfect foresight (the yardstick) aside
+    for i in range(2):
+        profit = distributed["profit_usd"].isel(scenario=i).drop_sel(policy="perfect")
+        best = str(profit["policy"].values[int(np.argmax(profit.to_numpy()))])
+        assert str(distributed["best_policy"].values[i]) == best
 
 
 def test_sweep_writes_netcdf_and_the_cli_prints_a_table(tmp_path, dask_cluster):
