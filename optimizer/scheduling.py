@@ -19,6 +19,7 @@ import pandas as pd
 import xarray as xr
 
 from optimizer import data, market, results, solve
+from optimizer.defaults import DEFAULT_DAY
 from optimizer.errors import InputError
 from optimizer.events import Event, load_caps
 from optimizer.inputs import Inputs
@@ -32,8 +33,6 @@ if TYPE_CHECKING:
     from optimizer.ancillary import AsPrices
     from optimizer.forecast import MarketHistory
 
-#: Default operating day of ``curtail schedule`` with no ``--day``: a real summer day with day-ahead prices.
-DEFAULT_DAY = dt.date(2022, 7, 20)
 
 
 @dataclass(frozen=True)

@@ -214,18 +214,23 @@ def test_backtest_carries_each_day_end_state_into_the_next_plan(site, market, mo
 HEAVY = ("dask", "dask.array", "scipy", "scipy.stats", "sklearn", "matplotlib", "netCDF4", "h5netcdf", "distributed")
 
 
-def _imported_after(code: str) -> set[str]:
+def _imported_after(code: str, modules: tuple[str, ...] = HEAVY) -> set[str]:
     import subprocess
     import sys
 
-    probe = f"{code}\nimport sys\nprint(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
+    probe = f"{code}\nimport sys\nprint('LOADED:' + ' '.join(m for m in {modules!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout
-    return set(out.split())
+    return set(out.rsplit("LOADED:", 1)[1].split())
 
 
 def test_import_optimizer_and_the_cli_load_no_heavy_module():
     assert _imported_after("import optimizer") == set()
     assert _imported_after("import optimizer.cli") == set()
+    # curtail --help builds every command's help (policy names, default day) without the data stack either
+    core = ("pandas", "pyomo", "xarray", "numpy", "highspy")
+    help_probe = ("import sys\nfrom optimizer.cli import main\nsys.argv = ['curtail', '--help']\n"
+                  "try:\n    main()\nexcept SystemExit:\n    pass\n")
+    assert _imported_after(help_probe, core) == set()
     # a whole schedule, read back into a dataset and checked: still no Dask, SciPy, scikit-learn or plotting
     assert _imported_after("import optimizer\nds = optimizer.schedule(optimizer.default_site_path())\n"
                            "assert ds.attrs['status'] == 'optimal'") == set()

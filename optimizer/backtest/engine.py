@@ -57,6 +57,7 @@ import xarray as xr
 
 from optimizer import ancillary, data, forecast, operate, results
 from optimizer import market as mk
+from optimizer.backtest.names import DA_POLICIES, OPTIONAL_POLICIES, POLICIES
 from optimizer.bid import BidSettings
 from optimizer.errors import InputError, NoSolutionError
 from optimizer.events import Event, load_caps
@@ -85,12 +86,6 @@ if TYPE_CHECKING:
 #: Forecast quantiles that make the scenarios of ``stochastic+strike``.
 QUANTILES = (0.1, 0.5, 0.9)
 
-POLICIES = ("mpc", "schedule", "schedule+strike", "strike", "always-on", "perfect")
-#: Also available, not run by default (it fits three quantile models): the two-stage plan over the forecaster's
-#: 10/50/90% quantile scenarios, operated with its median scenario's strike table.
-OPTIONAL_POLICIES = ("stochastic+strike", "bid", "bid-strike")
-#: Policies that buy (or sell) in the day-ahead market and settle the deviation in real time.
-DA_POLICIES = ("bid", "bid-strike")
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from optimizer.backtest.engine import OPTIONAL_POLICIES, POLICIES
+from optimizer.backtest.names import OPTIONAL_POLICIES, POLICIES
 from optimizer.errors import CurtailError, InputError
 
 if TYPE_CHECKING:

@@ -14,8 +14,8 @@ from typing import Annotated
 
 import typer
 
+from optimizer.defaults import DEFAULT_DAY
 from optimizer.errors import FALLBACK_EXIT_CODE, CurtailError, InputError
-from optimizer.scheduling import DEFAULT_DAY
 
 
 def schedule(

@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from optimizer.backtest import POLICIES
-from optimizer.backtest.engine import OPTIONAL_POLICIES
+from optimizer.backtest.names import OPTIONAL_POLICIES, POLICIES
 from optimizer.errors import CurtailError, InputError
 
 
