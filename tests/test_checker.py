@@ -1226,3 +1226,390 @@ def test_cli_verifies_reserve_revenue_at_the_clearing_prices(real_day, tmp_path)
     assert r.exit_code == 1 and r.stdout.count(" reserve_revenue_usd accounting by ") == offered > 0
     refused = _cli(*_base(real_day), "--as-prices", doubled)
     assert refused.exit_code == 2 and "--as-prices" in refused.stderr
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 5. Truths that surviving mutants of check.py showed untested (docs/mutation.md: each test below fails on the
+#    mutants named in its docstring)
+
+
+def _hand_da_table(block_mw: float, award: list[float], da: list[float], rt_deviation: list[float],
+                   da_settlement: list[float]) -> pd.DataFrame:
+    """The hand table on a site without sell-back (block 0 or 11 MW at 30 USD/MWh, as in
+    test_hand_schedule_without_sellback) holding a day-ahead award, with the two-settlement columns given."""
+    t = _hand_table()
+    contract = {0.0: ([900.0, 1320.0, -66.0], 0.0), 11.0: ([0.0, 0.0, 0.0], 330.0)}
+    energy, block_cost = contract[block_mw]
+    t["grid_mw"] = t["load_mw"] - block_mw
+    t["sellback_mw"], t["sellback_credit_usd"] = 0.0, 0.0
+    t["energy_cost_usd"], t["contract_cost_usd"] = energy, block_cost
+    t["da_award_mw"], t["da_price_usd_per_mwh"] = award, da
+    t["da_cost_usd"] = [a * p for a, p in zip(award, da, strict=True)]
+    t["rt_deviation_cost_usd"], t["da_settlement_usd"] = rt_deviation, da_settlement
+    t["profit_usd"] = (t["mining_revenue_usd"] + t["ai_revenue_usd"] - t["energy_cost_usd"] - block_cost
+                       + t["reserve_revenue_usd"] - t["da_settlement_usd"])
+    return t
+
+
+def test_only_a_position_settled_at_the_market_holds_a_day_ahead_award():
+    """Without sell-back and without a block every MWh is bought at the market: an award of 0.5 MW at 50 USD/MWh
+    settles. Real-time deviation (load - 0.5) x price: 8.5 x 100 = 850, 10.5 x 120 = 1260, 6.1 x -10 = -61 USD;
+    what the award adds, 0.5 x (50 - price): -25, -35, 30 USD. A take-or-pay block at the 11 MW import limit (no
+    sell-back) has no market position: the same award is bad input, an award of 0 MW in every row is none at all.
+    Kills _two_settlement mutants 5, 6, 8-19 (the block test, the award test, the error's message and field) and
+    check_schedule 673 and 684 (the rule of a tampered award)."""
+    site = _site(contract={"block_mw": 0.0, "price_usd_per_mwh": 30.0, "sellback": False})
+    award, da = [0.5] * 3, [50.0] * 3
+    t = _hand_da_table(0.0, award, da, [850.0, 1260.0, -61.0], [-25.0, -35.0, 30.0])
+    inputs = _hand_inputs(da_award_mw=award, da_prices_usd_per_mwh=da)
+    assert check_schedule(site, t, inputs) == []
+    tampered = _set(da_award_mw=(1, 0.6))(t.copy())              # the award is the inputs', not the table's
+    assert _found(site, tampered, inputs, "inputs") == [("inputs", "da_award_mw", 1, 0.1)]
+    take_or_pay = _site(contract={"block_mw": 11.0, "price_usd_per_mwh": 30.0, "sellback": False})
+    with pytest.raises(optimizer.InputError, match="da_award_mw: the site's position is not settled at the market"):
+        check_schedule(take_or_pay, t, inputs)
+    zero = _hand_da_table(11.0, [0.0] * 3, da, [-200.0, 0.0, 44.0], [0.0] * 3)    # grid -2, 0, -4.4 MW
+    assert check_schedule(take_or_pay, zero, _hand_inputs(da_award_mw=0.0, da_prices_usd_per_mwh=da)) == []
+
+
+def test_power_outside_a_units_range_is_named_by_kind_and_size():
+    """A fleet at -0.5 MW is a capacity violation by 0.5 MW (not the SLA floor, which is a cluster's); a cluster
+    whose flexible power is 0.45 MW of its 0.4 MW (ai 1.05 MW, committed 0.6) is a capacity violation by 0.05 MW;
+    at -0.1 MW flexible (ai 0.5 MW) it is below its SLA floor by 0.1 MW. Kills _unit mutants 23 and 25."""
+    t = _hand_table()
+    t.loc[2, ["mining_mw__f", "mining_mw"]] = -0.5
+    assert _found(_site(), t, _hand_inputs(), "capacity") == [("capacity", "f", 2, 0.5)]
+    assert _found(_site(), t, _hand_inputs(), "sla_floor") == []
+    g = _gpu_table()
+    g.loc[3, ["ai_mw__g", "ai_mw", "load_mw", "grid_mw"]] = 1.05
+    g.loc[0, ["ai_mw__g", "ai_mw", "load_mw", "grid_mw"]] = 0.5
+    found = _found(_gpu_site(), g, _gpu_inputs())
+    assert [v for v in found if v[0] in ("capacity", "sla_floor")] == [("sla_floor", "g", 0, 0.1),
+                                                                        ("capacity", "g", 3, 0.05)]
+
+
+def test_a_unit_below_its_minimum_load_is_short_by_the_difference():
+    """f at 2 MW in hour 2, its floor 0.3 x 10 = 3 MW: short by 1 MW (and 10 -> 2 MW steps 8 > 4 MW/h).
+    Kills _unit mutant 66 (the amount floor + power)."""
+    t = _hand_table()
+    t.loc[2, ["mining_mw__f", "mining_mw"]] = 2.0
+    assert _found(_site(), t, _hand_inputs(), "min_load") == [("min_load", "f", 2, 1.0)]
+    assert _found(_site(), t, _hand_inputs(), "ramp") == [("ramp", "f", 2, 4.0)]
+
+
+def _one_cluster_hour(committed_gpus: int, ai_revenue_usd: float, served_gpus: float) -> tuple:
+    """One hour at 100 USD/MWh of a site with only cluster g (1000 GPUs x 1 kW at 2 USD/GPU-h committed or spot,
+    flat demand at 0.5 of the spot GPUs), all of it powered: 1 MW bought (100 USD), no block."""
+    site = _site(contract={}, mining=[], reserve=[],
+                 gpu=[{"name": "g", "gpus": 1000, "kw_per_gpu": 1.0, "committed_gpus": committed_gpus,
+                       "committed_price_usd_per_gpu_hour": 2.0, "spot_price_usd_per_gpu_hour": 2.0,
+                       "spot_utilization": 0.5}])
+    zero = [0.0]
+    t = pd.DataFrame({
+        "timestamp": ["2022-07-20T05:00:00Z"], "price_usd_per_mwh": [100.0], "mining_mw": zero, "ai_mw": [1.0],
+        "load_mw": [1.0], "grid_mw": [1.0], "sellback_mw": zero, "max_load_mw": [11.0], "peak_weight": zero,
+        "mining_revenue_usd": zero, "ai_revenue_usd": [ai_revenue_usd], "energy_cost_usd": [100.0],
+        "sellback_credit_usd": zero, "contract_cost_usd": zero, "restart_cost_usd": zero, "sla_credit_usd": zero,
+        "fourcp_charge_usd": zero, "reserve_revenue_usd": zero, "job_penalty_usd": zero,
+        "profit_usd": [ai_revenue_usd - 100.0], "ai_mw__g": [1.0], "sla_shortfall_mw__g": zero,
+        "committed_mw__g": [committed_gpus / 1000.0], "served_gpus__g": [served_gpus]})
+    return site, t, CheckInputs(_times(1), 100.0, 100.0)
+
+
+def test_a_cluster_without_committed_gpus_earns_spot_revenue_only():
+    """No GPU committed, flat demand at 0.5: 500 of the 1000 powered spot GPUs serve, 500 x 2 = 1000 USD. No
+    committed power: nothing to deliver, no division by it. Kills _delivered mutants 2 and 8 (0/0 committed MW)."""
+    assert check_schedule(*_one_cluster_hour(0, 1000.0, 500.0)) == []
+
+
+def test_a_violation_without_a_timestamp_names_its_row_or_the_table():
+    """Kills Violation.__str__ mutants 9, 12 and 13 (row 0 is a row, not the table)."""
+    assert str(check.Violation("ramp", "f", 0, 1.5, "x")) == "row 0 f ramp by 1.5: x"
+    assert str(check.Violation("columns", "c", -1, math.nan, "y")) == "table c columns: y"
+
+
+def test_a_cluster_all_committed_has_no_spot_throughput_to_divide_by():
+    """Every GPU committed: 1 MW committed earns 1000 x 2 = 2000 USD, no spot GPU serves anything. Its spot
+    throughput curve is the single point (0 MW, 0 GPUs): no GPUs per MW to scale a tolerance by. Kills _gpus
+    mutants 285 and 289 (0/0 MW)."""
+    assert check_schedule(*_one_cluster_hour(1000, 2000.0, 0.0)) == []
+
+
+@pytest.mark.parametrize(("resource", "service", "line"), [
+    ("ufr", "regup", "(f is a 'ufr' Load Resource; regup may be sold by clr)"),
+    ("clr", "r0", "(f is a 'clr' Load Resource; r0 may be sold by no load)"),     # a name ERCOT does not have
+])
+def test_an_offer_the_units_load_resource_kind_may_not_sell_is_caught(resource, service, line):
+    """The hand table's 3 MW offer of hour 0, of a service f may not sell (an under-frequency relay load may sell
+    RRS and ECRS only; nobody sells a service ERCOT does not have): outside [0, 0] by 3 MW. Kills _reserves
+    mutants 14, 37-49 (the seller rules' lookups and the reason given)."""
+    site = _site(mining=[{"name": "f", "capacity_mw": 10.0, "efficiency_j_per_th": 24.0, "ramp_mw_per_hour": 4.0,
+                          "min_load_fraction": 0.3, "min_on_hours": 2, "min_off_hours": 2, "restart_cost_usd": 20.0,
+                          "reserve_resource": resource}],
+                 reserve=[{"name": service, "price_usd_per_mw_hour": 5.0, "response_minutes": 5.0}])
+    t = _hand_table().rename(columns={"reserve_mw__ecrs__f": f"reserve_mw__{service}__f",
+                                      "reserve_price__ecrs": f"reserve_price__{service}"})
+    assert [str(v) for v in check_schedule(site, t, _hand_inputs())] == [
+        f"2022-07-20T05:00:00Z f reserve by 3: {service} offer 3.0000 MW outside [0, 0.0000] {line}"]
+
+
+def test_a_negative_offer_is_outside_by_its_size():
+    """f offers -0.5 MW of ECRS in hour 1: outside [0, 10] by 0.5 MW. Kills _reserves mutant 72."""
+    t = _hand_table()
+    t.loc[1, "reserve_mw__ecrs__f"] = -0.5
+    assert _found(_site(), t, _hand_inputs(), "reserve") == [("reserve", "f", 1, 0.5)]
+
+
+@pytest.mark.parametrize(("rigid_gpu_hours", "rigid_gpus", "expected"), [
+    # 50 GPU-h done in a 1 h run, 0.5 GPU-h still to do: the run stopped short of its 2 h minimum, by 1 h
+    (50.5, [50.0, 0.0, 0.0, 0.0], [("job", "rigid", 1, 1.0)]),
+    # 50 + 49.5 = 99.5 of 100: 49.5 GPUs in hour 1 are not the job's last, partial interval: all 50 or none
+    (100.0, [50.0, 49.5, 0.0, 0.0], [("job", "rigid", 1, 0.5)]),
+    # 50 + 25 = 75 of 75: the 25 GPUs of hour 1 finish the job (a last, partial interval is fine)
+    (75.0, [50.0, 25.0, 0.0, 0.0], []),
+])
+def test_a_rigid_jobs_last_interval_by_hand(rigid_gpu_hours, rigid_gpus, expected):
+    """Kills _gpus mutants 66, 71 and 150 (what counts as finished: within 1e-6 GPU-h, not 1)."""
+    t = _gpu_table()
+    t["job_gpus__rigid"] = rigid_gpus
+    assert _found(_gpu_site(rigid={"gpu_hours": rigid_gpu_hours}), t, _gpu_inputs(), "job") == expected
+
+
+def test_half_a_gpu_hour_left_and_not_done_is_charged():
+    """flex needs 150.5 GPU-h and 150 were done before the table, which gives it none: 0.5 late x 3 USD = 1.5 USD,
+    planned in row 0. Without flex's work hour 1 serves 320 - 50 = 270 GPUs (not 170): AI revenue 1200 + 540 + 75;
+    hour 2 loses flex's 50 USD of value. Kills _gpus mutant 203 (a job with less than 1 GPU-h left owing
+    nothing)."""
+    t = _gpu_table()
+    t["job_gpus__flex"] = 0.0
+    t.loc[1, ["served_gpus__g", "ai_revenue_usd"]] = [270.0, 1815.0]
+    t.loc[2, "ai_revenue_usd"] = 1400.0
+    t.loc[0, "job_penalty_usd"] = 1.5
+    t["profit_usd"] = t["ai_revenue_usd"] - t["energy_cost_usd"] - t["job_penalty_usd"]
+    inputs = _gpu_inputs(job_done_before={"flex": 150.0})
+    assert check_schedule(_gpu_site({"gpu_hours": 150.5}), t, inputs) == []
+
+
+def test_a_deadline_at_the_end_of_the_first_row_is_settled_there():
+    """flex due at 06:00 (the end of row 0) with nothing done by then: all 150 GPU-h missing, 450 USD settled in
+    row 0 (its later work earns its value but is late). Kills _gpus mutant 234."""
+    t = _gpu_table()
+    t.loc[0, "job_penalty_usd"] = 450.0
+    t.loc[0, "profit_usd"] -= 450.0
+    site = _gpu_site({"release": "2022-07-20T05:00:00Z", "deadline": "2022-07-20T06:00:00Z"})
+    assert check_schedule(site, t, _gpu_inputs(job_penalty="settle")) == []
+
+
+def test_served_inference_is_zero_where_jobs_take_all_the_throughput():
+    """Hour 1 with 0.1 MW of spot power gives 106.667 GPUs and the jobs take 150: none is left for inference, so
+    the 170 GPUs written are 170 too many (not 170 + 43.333). Kills _gpus mutant 314."""
+    t = _gpu_table()
+    t.loc[1, ["ai_mw__g", "ai_mw", "load_mw", "grid_mw"]] = 0.625
+    assert _found(_gpu_site(), t, _gpu_inputs(), "balance") == [("balance", "served_gpus__g", 1, 170.0)]
+
+
+def test_quarter_hour_job_work_and_value_scale_by_the_interval():
+    """Two 15-minute intervals from 06:00 at 40 USD/MWh, cluster g at full power (1 MW: 0.6 committed, 0.4 spot
+    giving 400 GPUs), flex on 100 GPUs (25 GPU-h and 25 USD each), 200 GPUs of inference wanted and served.
+    Per interval: 600 x 2 x 0.25 = 300 committed + 200 x 2 x 0.25 = 100 spot + 25 job value = 425 USD, energy
+    1 MW x 40 x 0.25 = 10 USD. flex's 50 GPU-h are within its 150; 100 GPUs from 06:30 to its 08:00 deadline can
+    do the other 100: no penalty. Kills _gpus mutants 18 and 165 (value and work divided by the interval)."""
+    two = [0.0, 0.0]
+    t = pd.DataFrame({
+        "timestamp": ["2022-07-20T06:00:00Z", "2022-07-20T06:15:00Z"], "price_usd_per_mwh": [40.0, 40.0],
+        "mining_mw": two, "ai_mw": [1.0, 1.0], "load_mw": [1.0, 1.0], "grid_mw": [1.0, 1.0], "sellback_mw": two,
+        "max_load_mw": [2.0, 2.0], "peak_weight": two, "mining_revenue_usd": two, "ai_revenue_usd": [425.0, 425.0],
+        "energy_cost_usd": [10.0, 10.0], "sellback_credit_usd": two, "contract_cost_usd": two,
+        "restart_cost_usd": two, "sla_credit_usd": two, "fourcp_charge_usd": two, "reserve_revenue_usd": two,
+        "job_penalty_usd": two, "profit_usd": [415.0, 415.0], "ai_mw__g": [1.0, 1.0], "sla_shortfall_mw__g": two,
+        "committed_mw__g": [0.6, 0.6], "served_gpus__g": [200.0, 200.0], "job_gpus__flex": [100.0, 100.0],
+        "job_gpus__rigid": two})
+    times = pd.date_range("2022-07-20T06:00:00Z", periods=2, freq="15min")
+    inputs = CheckInputs(times, 40.0, 100.0, demand_gpus={"g": [200.0, 200.0]})
+    assert check_schedule(_gpu_site(), t, inputs) == []
+
+
+def test_deployment_events_set_the_deployed_mw_from_the_offers():
+    """f offers 3 MW of ECRS in hour 0 and 1 MW in hour 1 (5 USD). A deployment 05:00-06:00 (a triple) deploys the
+    3 MW of row 0; one 05:30-06:30 (an object with start, end, service) covers rows 0 and 1 whole: 3 and 1 MW.
+    Given as 2 MW in row 0 instead, the caller's figure is off by 1 MW. Kills _deployed mutants 2-5, 15, 21-27,
+    39, 42, _events 6, 9, 11, 14, 30, 31, 35, CheckInputs mutant 116 and check_schedule 478, 481."""
+    from types import SimpleNamespace
+
+    t = _hand_table()
+    t.loc[1, "reserve_mw__ecrs__f"] = 1.0
+    t.loc[1, ["reserve_revenue_usd", "profit_usd"]] += 5.0
+    times = _times(3)
+    t["reserve_deployed_mw"] = [3.0, 0.0, 0.0]
+    assert check_schedule(_site(), t, _hand_inputs(deployments=[(times[0], times[1], "ecrs")])) == []
+    half = SimpleNamespace(start=times[0] + pd.Timedelta(minutes=30), end=times[1] + pd.Timedelta(minutes=30),
+                           service="ecrs")
+    t["reserve_deployed_mw"] = [3.0, 1.0, 0.0]
+    assert check_schedule(_site(), t, _hand_inputs(deployments=[half])) == []
+    t["reserve_deployed_mw"] = [2.0, 1.0, 0.0]
+    given = _hand_inputs(deployments=[half], reserve_deployed_mw=[2.0, 1.0, 0.0])
+    assert [str(v) for v in check_schedule(_site(), t, given)] == [
+        "2022-07-20T05:00:00Z site deployment by 1: deployed 2.0000 MW given, the events and the offers give "
+        "3.0000 MW", "2022-07-20T05:00:00Z reserve_deployed_mw inputs by 1: written 2.000000, recomputed 3.000000"]
+
+
+_T = _times(3)
+
+
+@pytest.mark.parametrize(("over", "field", "message"), [
+    ({"timestamps": _T.tz_localize(None)}, "timestamps", "expected timestamps must be tz-aware and not empty"),
+    ({"timestamps": _T[[0, 1]].append(pd.DatetimeIndex([_T[1] + pd.Timedelta(minutes=30)]))}, "timestamps",
+     "expected timestamps must be evenly 1 h or 15 min apart; got steps [0.5, 1.0] h"),
+    ({"prices_usd_per_mwh": None}, "prices_usd_per_mwh", "required"),
+    ({"prices_usd_per_mwh": [1.0, 2.0]}, "prices_usd_per_mwh", "expected 3 values (one per row), got 2"),
+    ({"prices_usd_per_mwh": [100.0, None, -10.0]}, "prices_usd_per_mwh",          # a missing price: NaN
+     "row 1 (2022-07-20T06:00:00+00:00): np.float64(nan) is not a number in [-inf, inf]"),
+    ({"peak_probability": 1.5}, "peak_probability", "1.5) is not a number in [0, 1]"),     # np.float64(1.5)
+    ({"reserve_prices_usd_per_mw_hour": {"ecrs": -1.0}}, "reserve_prices_usd_per_mw_hour[ecrs]",
+     "row 0 (2022-07-20T05:00:00+00:00): np.float64(-1.0) is not a number in [0, inf]"),
+    ({"demand_gpus": {"g": math.inf}}, "demand_gpus[g]", "inf) is not a number in [0, inf]"),
+    ({"job_penalty": "later"}, "job_penalty", "job_penalty must be 'plan' or 'settle', got 'later'"),
+    ({"da_award_mw": 1.0}, "da_award_mw", "a day-ahead award and its day-ahead prices go together"),
+    ({"job_done_before": {"flex": math.nan}}, "job_done_before", "job 'flex': nan is not a finite number >= 0"),
+    ({"sla_shortfall_before_mwh": {"g": -1.0}}, "sla_shortfall_before_mwh", "expected finite values >= 0 MWh"),
+    ({"deployments": [(_T[0].tz_localize(None), _T[1], "ecrs")]}, "deployments", "must be tz-aware with start < end"),
+    ({"deployments": [(_T[0], _T[0], "ecrs")]}, "deployments", "must be tz-aware with start < end"),
+])
+def test_bad_check_inputs_name_their_field_exactly(over, field, message):
+    """The InputError's field is the input's name (not only somewhere in the message) and the message says what
+    is wrong. Kills the message and field mutants of CheckInputs.__post_init__, _per_row and _events."""
+    with pytest.raises(optimizer.InputError) as err:
+        _hand_inputs(**over)
+    assert err.value.field == field and message in str(err.value)
+
+
+@pytest.mark.parametrize(("site", "over", "field", "message"), [
+    ({}, {"initial_state": {"ghost": optimizer.UnitState()}}, "initial_state", "names unknown to the site: ghost"),
+    ({}, {"deployments": [(_T[0], _T[1], "rrs")]}, "deployments", "names unknown to the site: rrs"),
+    ({"reserve": [{"name": "ecrs"}]}, {}, "reserve_prices_usd_per_mw_hour",
+     "service(s) ecrs are paid hourly clearing prices: give their prices per row"),
+    ({}, {"initial_state": {"f": optimizer.UnitState(True, 8.0, -1.0)}}, "initial_state",
+     "f: initial power 8 MW outside [0, 10] or hours_in_state -1 < 0"),
+])
+def test_inputs_the_site_does_not_match_name_their_field_exactly(site, over, field, message):
+    """Kills check_schedule mutants 38, 58, 63, 68-70 (the field and message of unknown names, unpriced
+    services)."""
+    with pytest.raises(optimizer.InputError) as err:
+        check_schedule(_site(**site), _hand_table(), _hand_inputs(**over))
+    assert err.value.field == field and message in str(err.value)
+
+
+def test_work_done_beyond_a_jobs_need_names_its_field():
+    with pytest.raises(optimizer.InputError) as err:
+        check_schedule(_gpu_site(), _gpu_table(), _gpu_inputs(job_done_before={"flex": 151.0}))
+    assert err.value.field == "job_done_before" and "job 'flex': 151 GPU-hours done exceed the 150 it needs" in \
+        str(err.value)
+
+
+def test_half_an_hour_in_the_initial_state_is_a_state():
+    """f on at 8 MW for 0.5 h before the table (it stays on): nothing to refuse. Kills _initial_mw mutant 16."""
+    inputs = _hand_inputs(initial_state={"f": optimizer.UnitState(on=True, power_mw=8.0, hours_in_state=0.5)})
+    assert check_schedule(_site(), _hand_table(), inputs) == []
+
+
+def test_inputs_on_a_longer_time_index_and_another_zone_are_aligned_to_the_rows():
+    """Timestamps given in Chicago time are the same instants (kept in UTC); reserve prices and demand given as
+    series over six hours are taken at the table's three (or four) hours. Kills CheckInputs mutants 51, 124
+    and 140."""
+    six = _times(6)
+    inputs = _hand_inputs(timestamps=_times(3).tz_convert(TZ),
+                          reserve_prices_usd_per_mw_hour={"ecrs": pd.Series(5.0, index=six)})
+    assert str(inputs.timestamps.tz) == "UTC" and check_schedule(_site(), _hand_table(), inputs) == []
+    demand = pd.Series([*DEMAND, 0.0, 0.0], index=six)
+    assert check_schedule(_gpu_site(), _gpu_table(), _gpu_inputs(demand_gpus={"g": demand})) == []
+
+
+def test_sla_shortfall_outside_zero_to_committed_and_at_a_quarter_hour():
+    """A negative shortfall (-0.1 MW) is below the SLA floor's range by 0.1 MW, breach allowed or not; with breach
+    allowed the whole 0.6 committed MW may fall short. At 15 minutes 0.3 MW short is 0.075 MWh: with 4.3 MWh used
+    before, 4.375 MWh of the month's 438 keeps availability at 0.99001 >= 0.99, in the 10% tier it was already
+    in: no new credit. Kills check_schedule mutants 337, 341 and 529."""
+    t = _hand_table()
+    t.loc[1, "sla_shortfall_mw__g"] = -0.1
+    for allowed in (False, True):
+        assert _found(_site(), t, _hand_inputs(allow_sla_breach=allowed), "sla_floor") == [("sla_floor", "g", 1, 0.1)]
+    t.loc[1, "sla_shortfall_mw__g"] = 0.6
+    assert _found(_site(), t, _hand_inputs(allow_sla_breach=True), "sla_floor") == []
+    # 15 minutes: committed 0.6 - 0.3 short + 0.4 spot = 0.7 MW; half the committed GPU-hours delivered: 600 x 2 x
+    # 0.5 x 0.25 = 150 USD, 200 spot GPUs served 100 USD; 0.7 MW x 100 USD x 0.25 = 17.5 USD bought
+    zero = [0.0]
+    q = pd.DataFrame({
+        "timestamp": ["2022-07-20T05:00:00Z"], "price_usd_per_mwh": [100.0], "mining_mw": zero, "ai_mw": [0.7],
+        "load_mw": [0.7], "grid_mw": [0.7], "sellback_mw": zero, "max_load_mw": [11.0], "peak_weight": zero,
+        "mining_revenue_usd": zero, "ai_revenue_usd": [250.0], "energy_cost_usd": [17.5],
+        "sellback_credit_usd": zero, "contract_cost_usd": zero, "restart_cost_usd": zero, "sla_credit_usd": zero,
+        "fourcp_charge_usd": zero, "reserve_revenue_usd": zero, "job_penalty_usd": zero, "profit_usd": [232.5],
+        "ai_mw__g": [0.7], "sla_shortfall_mw__g": [0.3], "committed_mw__g": [0.6], "served_gpus__g": [200.0]})
+    site = _site(contract={}, mining=[], reserve=[])
+    inputs = CheckInputs(_times(1), 100.0, 100.0, allow_sla_breach=True, sla_shortfall_before_mwh={"g": 4.3},
+                         interval_hours=0.25)
+    assert check_schedule(site, q, inputs) == []
+
+
+def test_each_rule_says_what_and_by_how_much_in_one_line():
+    """The line ``curtail check`` prints for a violation of each rule, worked out on the hand table; a violation
+    of the table as a whole is row -1. Kills the detail-message mutants of check_schedule, _unit, _gpus,
+    _reserves, _timestamps and _compare, and the row mutants _timestamps 56 and _compare 16."""
+    def lines(frame, inputs=None, site=None) -> list[str]:
+        return [str(v) for v in check_schedule(site or _site(), frame, inputs or _hand_inputs())]
+
+    t = _hand_table()
+    assert lines(t.drop(columns="timestamp")) == ["table timestamp columns: missing column 'timestamp'"]
+    assert lines(t.drop(index=2)) == ["table site timestamps by 1: 2 rows written, 3 expected "
+                                      "(2022-07-20T05:00:00Z .. 2022-07-20T07:00:00Z)"]
+    assert [v.row for v in check_schedule(_site(), t.drop(index=2), _hand_inputs())] == [-1]       # the table
+    assert [v.row for v in check_schedule(_site(), t.drop(columns="profit_usd"), _hand_inputs())] == [-1]
+    late = t.copy()
+    late.loc[1, "timestamp"] = "2022-07-20T07:00:00Z"
+    assert lines(late) == ["2022-07-20T06:00:00Z site timestamps by 1: written '2022-07-20T07:00:00Z', expected "
+                           "2022-07-20T06:00:00Z (hours off)"]
+    assert lines(t.drop(columns="profit_usd")) == ["table profit_usd columns: missing column 'profit_usd'"]
+    assert lines(t.assign(ai_mw__ghost=0.0, committed_mw__ghost=0.0)) == [
+        "table ai_mw__ghost columns: names an asset or service the site does not have",
+        "table committed_mw__ghost columns: names an asset or service the site does not have"]
+    (nan,) = lines(_set(profit_usd=(1, None))(t.copy()))       # the value as Python shows it: np.float64(nan)
+    assert nan.startswith("2022-07-20T06:00:00Z profit_usd finite: value ") and nan.endswith(
+        "nan) is not a finite number")
+    short = _set(sla_shortfall_mw__g=(1, 0.2))(t.copy())
+    assert [x for x in lines(short) if " sla_floor " in x] == [
+        "2022-07-20T06:00:00Z g sla_floor by 0.2: shortfall 0.2000 MW (committed 0.6000 MW, breach not allowed)"]
+    negative = _set(sla_shortfall_mw__g=(1, -0.2))(t.copy())
+    assert [x for x in lines(negative, _hand_inputs(allow_sla_breach=True)) if " sla_floor " in x] == [
+        "2022-07-20T06:00:00Z g sla_floor by 0.2: shortfall -0.2000 MW (committed 0.6000 MW, breach allowed)"]
+    offer = _set(reserve_mw__ecrs__f=(1, -0.5))(t.copy())
+    assert [x for x in lines(offer) if " reserve " in x] == [
+        "2022-07-20T06:00:00Z f reserve by 0.5: ecrs offer -0.5000 MW outside [0, 10.0000]"]
+    low = _set(mining_mw__f=(2, -0.5))(t.copy())
+    assert [x for x in lines(low) if " capacity " in x] == [
+        "2022-07-20T07:00:00Z f capacity by 0.5: power -0.5000 MW outside [0, 10.0000]"]
+    over = _gpu_table()
+    over.loc[3, ["ai_mw__g", "ai_mw", "load_mw", "grid_mw"]] = 1.05
+    assert [x for x in lines(over, _gpu_inputs(), _gpu_site()) if " capacity " in x] == [
+        "2022-07-20T08:00:00Z g capacity by 0.05: flexible power 0.4500 MW outside [0, 0.4000]"]
+    rigid = _gpu_table()
+    rigid.loc[1, "job_gpus__rigid"] = 0.0
+    assert [x for x in lines(rigid, _gpu_inputs(), _gpu_site()) if " job " in x] == [
+        "2022-07-20T06:00:00Z rigid job by 1: ran 1 h < its minimum run 2 h"]
+    capped = _site(fourcp={"charge_usd_per_kw_year": 0.0, "curtail_above_probability": 0.5})
+    assert [x for x in lines(t, _hand_inputs(peak_probability=[1.0, 0.0, 0.0]), capped) if "import_limit" in x] == [
+        "2022-07-20T05:00:00Z site import_limit by 8.4: load 9.0000 MW > limit in force 0.6000 MW"]
+    trip = [x for x in lines(_trip_table(), _trip_inputs()) if " min_on " in x]
+    assert trip == ["2022-07-20T05:00:00Z f min_on by 1: on for 1 h < 2 h, ending here"]
+    off = {"f": optimizer.UnitState(on=False, power_mw=0.0, hours_in_state=1)}
+    start = _set(mining_mw__f=(0, 3.0))(t.copy())
+    assert [x for x in lines(start, _hand_inputs(initial_state=off)) if " min_off " in x] == [
+        "2022-07-20T05:00:00Z f min_off by 1: off for 1 h < 2 h, ending here"]
+
+
+def test_timestamps_in_any_iso_8601_form_are_the_same_instants():
+    """Hour 1 written as 01:00 Chicago daylight time (UTC-5) with a space instead of the T: the same instant as
+    06:00Z, so the table is valid. Kills _timestamps mutants 27 (a format guessed from the first row) and 30
+    (mixed offsets not converted to UTC)."""
+    t = _hand_table()
+    t.loc[1, "timestamp"] = "2022-07-20 01:00:00-05:00"
+    assert check_schedule(_site(), t, _hand_inputs()) == []
