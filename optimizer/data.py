@@ -140,17 +140,19 @@ def hashprice_known_at(decision_time: pd.Timestamp, series: pd.Series | None = N
     if t.tz is None:
         raise InputError(f"decision time {t} has no time zone", field="decision_time")
     cutoff = t.tz_convert("UTC").tz_localize(None) - pd.Timedelta(days=1)
-    known = s[s.index <= cutoff]
-    if known.empty:
+    if not s.index.is_monotonic_increasing:
+        s = s.sort_index()
+    pos = int(s.index.searchsorted(cutoff, side="right"))       # values of days up to the cutoff (a backtest asks
+    if pos == 0:                                                 # once per re-plan: no boolean mask of the series)
         raise InputError(f"no hashprice known at {t.isoformat()} (data covers {s.index[0].date()} .. "
                          f"{s.index[-1].date()}); pass --hashprice", field="hashprice")
-    latest = known.index[-1].date()
+    latest = s.index[pos - 1].date()
     ref = day or t.tz_convert("UTC").date()
     if (ref - latest).days > HASHPRICE_STALE_DAYS:
         raise InputError(f"the latest hashprice known at {t.isoformat()} is from {latest}, {(ref - latest).days} "
                          f"days before {ref} (stale beyond {HASHPRICE_STALE_DAYS} days); pass --hashprice",
                          field="hashprice")
-    return float(known.iloc[-1]), latest
+    return float(s.iloc[pos - 1]), latest
 
 
 def interval_hours(index: pd.DatetimeIndex) -> float:

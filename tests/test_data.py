@@ -201,6 +201,14 @@ def test_hashprice_known_at_never_looks_ahead_on_any_day():
         day += dt.timedelta(days=1)
 
 
+def test_hashprice_known_at_reads_a_user_series_in_any_order():
+    """A user's daily series given newest first (or shuffled) is read by date, not by position."""
+    s = pd.Series([70.0, 60.0, 50.0], index=pd.to_datetime(["2025-03-03", "2025-03-02", "2025-03-01"]))
+    t = pd.Timestamp("2025-03-03T15:00Z")                     # 2025-03-02 ended 15 h ago; 03-03 has not ended
+    assert data.hashprice_known_at(t, s) == (60.0, dt.date(2025, 3, 2))
+    assert data.hashprice_known_at(t, s.sample(frac=1.0, random_state=1)) == (60.0, dt.date(2025, 3, 2))
+
+
 def test_stale_hashprice_is_refused():
     t = _ten_am_day_before(dt.date(2025, 1, 7))
     assert data.hashprice_known_at(t, day=dt.date(2025, 1, 7))[1] == dt.date(2024, 12, 31)       # 7 days: used
