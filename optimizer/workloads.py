@@ -198,8 +198,10 @@ def demand_fraction(times: pd.DatetimeIndex, profile: str | pd.Series | Sequence
         return _series_fraction(utc, step, _checked_series(profile, str(profile.attrs.get("source", "<series>"))))
     mu = _mean_utilization(mean_utilization)
     shape = _shape(profile) if isinstance(profile, str) else _user_shape(profile)
-    how = utc.day_of_week.to_numpy() * 24 + utc.hour.to_numpy()
-    return mu * shape[how]
+    # hour of the UTC week (Monday 00:00 = 0) from the hours since the epoch, a Thursday (3 x 24 = 72): the same
+    # as day_of_week * 24 + hour, without pandas' calendar fields (asked at every re-plan)
+    hours = utc.as_unit("ns").asi8 // 3_600_000_000_000
+    return mu * shape[(hours + 72) % 168]
 
 
 def _mean_utilization(value: float | None) -> float:
