@@ -159,7 +159,7 @@ def interval_hours(index: pd.DatetimeIndex) -> float:
     """The uniform spacing of a price index in hours: 1 (hourly) or 0.25 (15-minute)."""
     if len(index) < 2:
         return 1.0
-    seconds = index.tz_convert("UTC").tz_localize(None).values.astype("datetime64[s]").astype(np.int64)
+    seconds = pd.DatetimeIndex(index).as_unit("s").asi8       # epoch seconds (UTC for any time zone)
     steps = np.unique(np.diff(seconds))
     dt_hours = float(steps[0]) / 3600 if len(steps) == 1 else float("nan")
     if len(steps) != 1 or dt_hours not in (1.0, 0.25):
