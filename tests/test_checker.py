@@ -1584,6 +1584,9 @@ def test_each_rule_says_what_and_by_how_much_in_one_line():
     offer = _set(reserve_mw__ecrs__f=(1, -0.5))(t.copy())
     assert [x for x in lines(offer) if " reserve " in x] == [
         "2022-07-20T06:00:00Z f reserve by 0.5: ecrs offer -0.5000 MW outside [0, 10.0000]"]
+    below = _set(mining_mw__f=(2, 2.0))(t.copy())
+    assert [x for x in lines(below) if " min_load " in x] == [
+        "2022-07-20T07:00:00Z f min_load by 1: 2.0000 MW on but below its minimum 3.0000 MW"]
     low = _set(mining_mw__f=(2, -0.5))(t.copy())
     assert [x for x in lines(low) if " capacity " in x] == [
         "2022-07-20T07:00:00Z f capacity by 0.5: power -0.5000 MW outside [0, 10.0000]"]
@@ -1598,8 +1601,9 @@ def test_each_rule_says_what_and_by_how_much_in_one_line():
     capped = _site(fourcp={"charge_usd_per_kw_year": 0.0, "curtail_above_probability": 0.5})
     assert [x for x in lines(t, _hand_inputs(peak_probability=[1.0, 0.0, 0.0]), capped) if "import_limit" in x] == [
         "2022-07-20T05:00:00Z site import_limit by 8.4: load 9.0000 MW > limit in force 0.6000 MW"]
-    trip = [x for x in lines(_trip_table(), _trip_inputs()) if " min_on " in x]
-    assert trip == ["2022-07-20T05:00:00Z f min_on by 1: on for 1 h < 2 h, ending here"]
+    trip = [x for x in lines(_trip_table(), _trip_inputs()) if " min_on " in x or " ramp " in x]
+    assert trip == ["2022-07-20T05:00:00Z f ramp by 4: change -8.0000 MW exceeds 4.0000 MW per 1 h",
+                    "2022-07-20T05:00:00Z f min_on by 1: on for 1 h < 2 h, ending here"]
     off = {"f": optimizer.UnitState(on=False, power_mw=0.0, hours_in_state=1)}
     start = _set(mining_mw__f=(0, 3.0))(t.copy())
     assert [x for x in lines(start, _hand_inputs(initial_state=off)) if " min_off " in x] == [
