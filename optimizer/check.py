@@ -140,7 +140,7 @@ class CheckInputs:
             bad = [k for k, v in done[name].items() if isinstance(v, bool) or not isinstance(
                 v, (int, float, np.integer, np.floating)) or not (math.isfinite(v) and v >= 0)]
             if bad:
-                raise InputError(f"job {bad[0]!r}: {done[name][bad[0]]!r} is not a finite number >= 0 (hours)",
+                raise InputError(f"job {bad[0]!r}: {_show(done[name][bad[0]])} is not a finite number >= 0 (hours)",
                                  field=name)
         done["initial_state"] = dict(self.initial_state or {})
         done["sla_shortfall_before_mwh"] = dict(self.sla_shortfall_before_mwh or {})
@@ -149,6 +149,14 @@ class CheckInputs:
         for name, value in done.items():
             object.__setattr__(self, name, value)
 
+
+
+def _show(value: Any) -> str:
+    """A value as a message shows it: numbers plainly (``1.5``, ``nan``, not ``np.float64(1.5)``), anything else
+    as its repr (a string in quotes)."""
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        return f"{float(value):g}"
+    return repr(value)
 
 def _events(events: Any) -> tuple[tuple[pd.Timestamp, pd.Timestamp, str], ...]:
     """Deployment events as (start, end, service), UTC; each an object with ``start``, ``end``, ``service`` or a
@@ -179,7 +187,7 @@ def _per_row(times: pd.DatetimeIndex, name: str, value: Any, default: float | No
     bad = np.flatnonzero(~ok)
     if len(bad):
         t = int(bad[0])
-        raise InputError(f"row {t} ({times[t].isoformat()}): {out[t]!r} is not a number in [{lo:g}, "
+        raise InputError(f"row {t} ({times[t].isoformat()}): {_show(out[t])} is not a number in [{lo:g}, "
                          f"{'inf' if hi is None else f'{hi:g}'}]", field=name)
     return out
 
@@ -312,7 +320,7 @@ def check_schedule(site: Site, frame: pd.DataFrame, inputs: CheckInputs) -> list
     num = {c: pd.to_numeric(frame[c], errors="coerce").to_numpy(float) for c in frame.columns if c != "timestamp"}
     for c, v in num.items():
         for t in np.flatnonzero(~np.isfinite(v)):
-            add("finite", c, t, math.nan, f"value {frame[c].iloc[t]!r} is not a finite number")
+            add("finite", c, t, math.nan, f"value {_show(frame[c].iloc[t])} is not a finite number")
         num[c] = np.where(np.isfinite(v), v, np.nan)        # reported once; NaN then fails no other comparison
     known = ({f"mining_mw__{f.name}" for f in site.mining}
              | {f"{k}__{g.name}" for g in site.gpu for k in ("ai_mw", "sla_shortfall_mw", "committed_mw")}

@@ -1463,11 +1463,11 @@ _T = _times(3)
     ({"prices_usd_per_mwh": None}, "prices_usd_per_mwh", "required"),
     ({"prices_usd_per_mwh": [1.0, 2.0]}, "prices_usd_per_mwh", "expected 3 values (one per row), got 2"),
     ({"prices_usd_per_mwh": [100.0, None, -10.0]}, "prices_usd_per_mwh",          # a missing price: NaN
-     "row 1 (2022-07-20T06:00:00+00:00): np.float64(nan) is not a number in [-inf, inf]"),
-    ({"peak_probability": 1.5}, "peak_probability", "1.5) is not a number in [0, 1]"),     # np.float64(1.5)
+     "row 1 (2022-07-20T06:00:00+00:00): nan is not a number in [-inf, inf]"),
+    ({"peak_probability": 1.5}, "peak_probability", "): 1.5 is not a number in [0, 1]"),
     ({"reserve_prices_usd_per_mw_hour": {"ecrs": -1.0}}, "reserve_prices_usd_per_mw_hour[ecrs]",
-     "row 0 (2022-07-20T05:00:00+00:00): np.float64(-1.0) is not a number in [0, inf]"),
-    ({"demand_gpus": {"g": math.inf}}, "demand_gpus[g]", "inf) is not a number in [0, inf]"),
+     "row 0 (2022-07-20T05:00:00+00:00): -1 is not a number in [0, inf]"),
+    ({"demand_gpus": {"g": math.inf}}, "demand_gpus[g]", "): inf is not a number in [0, inf]"),
     ({"job_penalty": "later"}, "job_penalty", "job_penalty must be 'plan' or 'settle', got 'later'"),
     ({"da_award_mw": 1.0}, "da_award_mw", "a day-ahead award and its day-ahead prices go together"),
     ({"job_done_before": {"flex": math.nan}}, "job_done_before", "job 'flex': nan is not a finite number >= 0"),
@@ -1572,9 +1572,8 @@ def test_each_rule_says_what_and_by_how_much_in_one_line():
     assert lines(t.assign(ai_mw__ghost=0.0, committed_mw__ghost=0.0)) == [
         "table ai_mw__ghost columns: names an asset or service the site does not have",
         "table committed_mw__ghost columns: names an asset or service the site does not have"]
-    (nan,) = lines(_set(profit_usd=(1, None))(t.copy()))       # the value as Python shows it: np.float64(nan)
-    assert nan.startswith("2022-07-20T06:00:00Z profit_usd finite: value ") and nan.endswith(
-        "nan) is not a finite number")
+    (nan,) = lines(_set(profit_usd=(1, None))(t.copy()))       # a number shown plainly
+    assert nan == "2022-07-20T06:00:00Z profit_usd finite: value nan is not a finite number"
     short = _set(sla_shortfall_mw__g=(1, 0.2))(t.copy())
     assert [x for x in lines(short) if " sla_floor " in x] == [
         "2022-07-20T06:00:00Z g sla_floor by 0.2: shortfall 0.2000 MW (committed 0.6000 MW, breach not allowed)"]
