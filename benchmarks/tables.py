@@ -1,10 +1,11 @@
 """The markdown tables of docs/backtest.md's results, from the CSV files the study scripts append to.
 
-Run: python benchmarks/tables.py [--results benchmarks/results]
+Run: python benchmarks/tables.py [--results benchmarks/results] [--write docs/backtest.md]
 
 Reads ``policies.csv`` (benchmarks/policies.py), ``fourcp_value.csv`` (benchmarks/fourcp_value.py) and
 ``flexibility.csv`` (benchmarks/flexibility.py) where present and prints one table per file; computes nothing
-the scripts did not measure except differences and ratios of their columns. Value capture is
+the scripts did not measure except differences and ratios of their columns. ``--write FILE`` puts each table
+between the markers ``<!-- benchmarks/tables.py: NAME -->`` and ``<!-- end NAME -->`` of FILE instead. Value capture is
 (profit - always-on) / (perfect - always-on) of the same run.
 """
 
@@ -63,21 +64,42 @@ def flexibility_table(frame: pd.DataFrame) -> list[str]:
     return out
 
 
+def tables(results: Path) -> dict[str, list[str]]:
+    out = {}
+    if (path := results / "policies.csv").exists():
+        out["policies"] = policies_table(pd.read_csv(path))
+    if (path := results / "fourcp_value.csv").exists():
+        import fourcp_value
+
+        out["fourcp_value"] = fourcp_value.table(pd.read_csv(path).to_dict("records"))
+    if (path := results / "flexibility.csv").exists():
+        out["flexibility"] = flexibility_table(pd.read_csv(path))
+    return out
+
+
+def write(doc: Path, found: dict[str, list[str]]) -> None:
+    text = doc.read_text()
+    for name, lines in found.items():
+        start, end = f"<!-- benchmarks/tables.py: {name} -->", f"<!-- end {name} -->"
+        if start not in text or end not in text:
+            raise SystemExit(f"{doc}: no markers {start} ... {end}")
+        head, rest = text.split(start, 1)
+        text = head + start + "\n" + "\n".join(lines).rstrip() + "\n" + end + rest.split(end, 1)[1]
+    doc.write_text(text)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--results", type=Path, default=Path(__file__).resolve().parent / "results")
+    ap.add_argument("--write", type=Path, help="a markdown file with the tables' markers")
     args = ap.parse_args()
-    path = args.results / "policies.csv"
-    if path.exists():
-        print("\n".join(policies_table(pd.read_csv(path))), end="\n\n")
-    path = args.results / "fourcp_value.csv"
-    if path.exists():
-        import fourcp_value
-
-        print("\n".join(fourcp_value.table(pd.read_csv(path).to_dict("records"))), end="\n\n")
-    path = args.results / "flexibility.csv"
-    if path.exists():
-        print("\n".join(flexibility_table(pd.read_csv(path))))
+    found = tables(args.results)
+    if args.write:
+        write(args.write, found)
+        print(f"wrote {', '.join(found)} into {args.write}")
+        return
+    for lines in found.values():
+        print("\n".join(lines), end="\n\n")
 
 
 if __name__ == "__main__":
