@@ -20,6 +20,7 @@ index order (:meth:`Compiled.param_vector` assembles it from ``{Param component:
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -64,10 +65,10 @@ def _add(a: _Affine, b: _Affine) -> _Affine:
 class _Sparse:
     """Accumulates entries ``(out, param, coef)`` of an affine map ``out += coef * p[param]``."""
 
-    def __init__(self) -> None:
-        self.out: list[int] = []
-        self.par: list[int] = []
-        self.coef: list[float] = []
+    def __init__(self) -> None:                 # typed arrays: 8 bytes an entry, not a Python object each
+        self.out = array("q")
+        self.par = array("q")
+        self.coef = array("d")
 
     def add(self, out: int, a: _Affine, sign: float = 1.0) -> None:
         for i, c in zip(a.idx, a.coef, strict=True):
@@ -96,7 +97,7 @@ class Compiled:
         self._param_pos: dict[int, int] = {}
         self.param_slices: dict[int, slice] = {}
         self.param_shapes: dict[int, tuple[int, ...]] = {}
-        self.param_names: list[str] = []
+        params: list[ParamData] = []          # references (names are built only for the few a matrix uses)
         p0: list[float] = []
         for comp in m.component_objects(pyo.Param, descend_into=True, sort=False):
             if not comp.mutable:
@@ -105,7 +106,7 @@ class Compiled:
             for pd_ in comp.values():
                 self._param_pos[id(pd_)] = len(p0)
                 p0.append(float(pd_.value))
-                self.param_names.append(pd_.name)
+                params.append(pd_)
             self.param_slices[id(comp)] = slice(start, len(p0))
             self.param_shapes[id(comp)] = _shape(comp)
         self.p0 = np.asarray(p0)
@@ -122,7 +123,6 @@ class Compiled:
                 cols.append(v)
             self._var_cols[id(comp)] = np.asarray(idx, dtype=np.int64).reshape(_shape(comp))
         n = self.n_cols = len(cols)
-        self.col_names = [v.name for v in cols]
         self.integer = np.array([v.is_integer() or v.is_binary() for v in cols], dtype=bool)
         lo0, hi0, lo_map, hi_map = np.empty(n), np.empty(n), _Sparse(), _Sparse()
         for j, v in enumerate(cols):
@@ -162,14 +162,10 @@ class Compiled:
         self.offset0, self.offset_map = off.const, (np.asarray(off.idx, dtype=np.int64),
                                                      np.asarray(off.coef, dtype=float))
 
-        a_rows: list[int] = []
-        a_cols: list[int] = []
-        a_vals: list[float] = []
+        a_rows, a_cols, a_vals = array("q"), array("q"), array("d")     # millions of entries in a year's model
         coef_map = _Sparse()           # out = position in (a_rows, a_cols): matrix entries that depend on p
-        rl0: list[float] = []
-        ru0: list[float] = []
+        rl0, ru0 = array("d"), array("d")
         rl_map, ru_map = _Sparse(), _Sparse()
-        self.row_names: list[str] = []
         for con in m.component_data_objects(pyo.Constraint, active=True, descend_into=True):
             repn = generate_standard_repn(con.body, compute_values=False, quadratic=False)
             if repn.nonlinear_expr is not None or repn.quadratic_vars:
@@ -189,7 +185,6 @@ class Compiled:
                 b = _add(self._affine(bound), const.scaled(-1.0))
                 base.append(b.const)
                 smap.add(r, b)
-            self.row_names.append(con.name)
         self.n_rows = len(rl0)
         self.row_lo0, self.row_hi0 = np.asarray(rl0), np.asarray(ru0)
         self.row_lo_map, self.row_hi_map = rl_map.freeze(), ru_map.freeze()
@@ -197,7 +192,7 @@ class Compiled:
                              np.asarray(a_vals, dtype=float))
         self._a_const = vals
         self.coef_map = coef_map.freeze()
-        self.matrix_params = sorted({self.param_names[i] for i in self.coef_map[1]})
+        self.matrix_params = sorted({params[i].name for i in set(self.coef_map[1].tolist())})
         # column-wise (CSC) order for HiGHS
         order = np.lexsort((rows, colsa))
         self.a_index, self.a_value = rows[order], vals[order]
