@@ -26,7 +26,8 @@ def strike_schedule(site: Site, inputs: Inputs) -> xr.Dataset:
     values = operate.values_usd_per_mwh(site, inputs.hashprice_usd_per_ph_day)
     strike = np.broadcast_to(values, (inputs.n, len(values)))
     useful = operate.useful_mw(site, ctx["demand_gpus"] if site.gpu else np.zeros((inputs.n, 0)))
-    w = operate.walk(site, units, inputs.n, operate.strike_policy(inputs.price_array, strike, useful),
+    price = operate.decision_price(site, inputs.price_array)
+    w = operate.walk(site, units, inputs.n, operate.strike_policy(price, strike, useful),
                      inputs.caps(site), inputs.emergency_caps(site), priority=strike, times=inputs.times)
     ds = results.assemble(site, inputs.times, power=w.site_power(site), on=w.on, start=w.start, **ctx)
     return results.resettle_job_penalty(ds, site, inputs)        # the jobs' expected lateness, as a plan books it

@@ -225,9 +225,19 @@ class Strikes:
         return np.where(plan_on > 0.5, self.stop, self.start)
 
 
+def decision_price(site: Site, price: np.ndarray) -> np.ndarray:
+    """The price real-time decisions weigh a unit's energy against: the market price where the site's grid position
+    is settled at it (``Contract.market_exposed``), else 0. A site that cannot sell back and whose block covers its
+    import limit has paid for every MWh it can draw, whatever the market price, so curtailing saves nothing; its
+    strikes are compared with 0 (a unit runs while its strike is positive)."""
+    p = np.asarray(price, dtype=float)
+    return p if site.contract.market_exposed else np.zeros_like(p)
+
+
 def strike_policy(price: np.ndarray, strikes: Strikes | np.ndarray, useful: np.ndarray,
                   ahead_mw: np.ndarray | None = None) -> Policy:
-    """Run (up to the useful power) while the price is below the unit's strike, else go as low as allowed.
+    """Run (up to the useful power) while the price is below the unit's strike, else go as low as allowed. ``price``:
+    what the strikes are compared with (:func:`decision_price` of the market price).
     ``strikes``: a :class:`Strikes` (the stop strike applies only when the move could stop a running unit, the
     start strike to a stopped one), or one array used in every state; (interval, unit) arrays. ``ahead_mw``
     (interval, unit): a plan's anticipation: the most a unit should run even when the price says run (a plan that

@@ -118,7 +118,7 @@ class Pending:
     def walk(self, site: Site, units: operate.Units, price_usd_per_mwh: float) -> operate.Walk:
         """Walk ``units`` (mutated) through the interval at a price, exactly as the backtest's walker does."""
         s = self.step
-        policy = s.policy(np.array([float(price_usd_per_mwh)]))
+        policy = s.policy(operate.decision_price(site, np.array([float(price_usd_per_mwh)])))
         if site.jobs:
             policy = keep_rigid_jobs(site, policy, s.job_gpus)
         return operate.walk(site, units, 1, policy,

@@ -251,3 +251,22 @@ def test_stochastic_policy_runs_against_the_deterministic_one(default_site, mark
     d = _profits(r)
     assert (d["perfect"] >= d["stochastic+strike"] - 1e-6).all()
     assert r.summary["policies"]["stochastic+strike"]["profit_usd"] > 0
+
+
+def test_a_site_that_prepaid_its_power_never_curtails_on_price(market):
+    """quebec-hydro-ai buys a 100 MW block at its import limit and cannot sell back: every MWh it can draw is paid
+    for whatever the real-time price, so curtailing saves nothing. On 2023-08-17 HB_WEST's real-time price rose above
+    every unit's value, yet each policy runs what always-on runs and earns the same (before, the strike rule and mpc
+    compared the strikes with the market price and curtailed, losing about 0.8 M USD over 2024)."""
+    site = optimizer.load_site(optimizer.data.resource_dir("models") / "quebec-hydro-ai.toml")
+    day = dt.date(2023, 8, 17)
+    values = optimizer.operate.values_usd_per_mwh(site, 60.0)
+    assert market.actual[str(day)].max() > values.max()          # the price said curtail somewhere
+    r = run(site, day, day, market, Settings(forecast_method="naive",
+                                              policies=("mpc", "schedule+strike", "strike", "always-on")))
+    power = r.intervals["power_mw"]
+    base = power.sel(policy="always-on").to_numpy()
+    profit = r.summary["policies"]
+    for p in ("mpc", "schedule+strike", "strike"):
+        np.testing.assert_allclose(power.sel(policy=p).to_numpy(), base, atol=1e-9, err_msg=p)
+        assert profit[p]["profit_usd"] == pytest.approx(profit["always-on"]["profit_usd"], abs=0.01), p

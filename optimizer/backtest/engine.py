@@ -582,7 +582,7 @@ def _rule(env: _Env, d: _Day, st: PolicyState, strike: np.ndarray | None, hold_h
     if strike is None:
         policy = operate.strike_policy(np.full(len(d.times), -np.inf), np.broadcast_to(np.inf, useful.shape), useful)
     else:
-        policy = operate.strike_policy(d.rt, strike, useful)
+        policy = operate.strike_policy(operate.decision_price(site, d.rt), strike, useful)
     w.chunk(0, len(d.times), policy, prio, jobs_planned=jobs)
     return w.done()
 
@@ -639,7 +639,8 @@ def _with_strikes(env: _Env, d: _Day, st: PolicyState, plan: Plan) -> _Out:
     jobs = plan.arrays["job_gpus"][idx]
     useful = operate.useful_mw(site, d.plan_demand, cluster_jobs(site, jobs))
     w = _Walker(env, d, st)
-    w.chunk(0, len(d.times), operate.strike_policy(d.rt, strikes, useful), strikes.marginal, committed[idx], jobs,
+    w.chunk(0, len(d.times), operate.strike_policy(operate.decision_price(site, d.rt), strikes, useful),
+            strikes.marginal, committed[idx], jobs,
             plan.arrays["reserve_offer"][idx], plan.arrays["power"][idx].sum(axis=1))
     return w.done(plan_status=plan.status, plan_gap=_gap(plan), fallbacks=int(bool(plan.fallback_reason)), solves=1)
 
@@ -686,6 +687,7 @@ def _mpc(env: _Env, d: _Day, st: PolicyState) -> _Out:
     w = _Walker(env, d, st)
     per = int(round(ctl.plan_dt_hours / d.dt))
     statuses, gaps, fallbacks, solves = [], [], 0, int(award is not None)
+    decide = operate.decision_price(site, d.rt)          # what each interval's strikes are compared with
     for i0 in range(0, len(d.times), per):
         now = d.times[i0]
         peak = ((lambda hours, now=now: _mpc_peak_probability(env, d, now, hours))
@@ -699,7 +701,7 @@ def _mpc(env: _Env, d: _Day, st: PolicyState) -> _Out:
         for i in range(i0, min(i0 + per, len(d.times))):
             fresh = ctl.fresh_forecast(plan, d.times[i], d.forecast) if ctl.needs_fresh_forecast() else None
             step = ctl.step(plan, d.times[i], d.plan_demand[i: i + 1], w.units.ramp_limited, d.dt, fresh)
-            w.chunk(i, i + 1, step.policy(d.rt[i: i + 1]), step.strikes.marginal, step.committed_mw, step.job_gpus,
+            w.chunk(i, i + 1, step.policy(decide[i: i + 1]), step.strikes.marginal, step.committed_mw, step.job_gpus,
                     None if award is None else award[i: i + 1], step.plan_load_mw)
     worst = "fallback" if fallbacks else ("feasible" if "feasible" in statuses else "optimal")
     return w.done(plan_status=worst, plan_gap=float(np.nanmax(gaps)) if gaps else float("nan"), fallbacks=fallbacks,
