@@ -1,7 +1,7 @@
 """Value of each kind of AI flexibility (issue 15), year by year: the table of docs/backtest.md section 9.
 
 Run: python benchmarks/flexibility.py --out benchmarks/results/flexibility.csv [--years 2022,2023,2024]
-     [--variants all,...] [--quick]
+     [--variants all,...] [--months 1-12] [--quick]
 
 Every run is the default ``mpc`` policy of ``curtail backtest`` on the default site ``west-texas-200`` (HB_WEST,
 shipped real-time prices, walk-forward gbm forecast, 4CP at the site's 100 USD/kW-year unless said), one local
@@ -90,9 +90,10 @@ def variant_site(name: str, start: dt.date, end: dt.date) -> tuple[Site, engine.
     return site, settings
 
 
-def run_one(variant: str, year: int, quick: bool) -> list[dict]:
-    start, end = (dt.date(year, 7, 25), dt.date(year, 7, 27)) if quick else (dt.date(year, 1, 1),
-                                                                               dt.date(year, 12, 31))
+def run_one(variant: str, year: int, quick: bool, months: tuple[int, int] = (1, 12)) -> list[dict]:
+    first, last = months
+    start, end = (dt.date(year, 7, 25), dt.date(year, 7, 27)) if quick else (
+        dt.date(year, first, 1), dt.date(year + (last == 12), last % 12 + 1, 1) - dt.timedelta(days=1))
     site, settings = variant_site(variant, start, end)
     settings = dataclasses.replace(settings, policies=("mpc", "always-on", "perfect"))
     market = engine.Market.shipped(site.settlement_point)
@@ -120,7 +121,12 @@ def main() -> None:
     ap.add_argument("--years", default="2022,2023,2024")
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--quick", action="store_true", help="3 days of one year: a smoke run")
+    ap.add_argument("--months", default="1-12", help="FIRST-LAST months of each year (default the whole year)")
     args = ap.parse_args()
+    first, _, last = args.months.partition("-")
+    months = (int(first), int(last or first))
+    if not 1 <= months[0] <= months[1] <= 12:
+        ap.error(f"--months must be FIRST-LAST within 1-12, got {args.months}")
     unknown = set(args.variants.split(",")) - set(VARIANTS)
     if unknown:
         ap.error(f"unknown variant(s) {sorted(unknown)}; known: {', '.join(VARIANTS)}")
@@ -128,12 +134,13 @@ def main() -> None:
     done = set()
     if args.out.exists():
         with args.out.open() as fh:
-            done = {(r["variant"], r["year"]) for r in csv.DictReader(fh)}
+            done = {(r["variant"], r["year"], r["start"], r["end"]) for r in csv.DictReader(fh)}
     for year in (int(y) for y in args.years.split(",")):
         for variant in args.variants.split(","):
-            if (variant, str(year)) in done:
+            rows_of = dt.date(year, months[0], 1).isoformat()
+            if any(d[:2] == (variant, str(year)) and d[2] == rows_of for d in done):
                 continue
-            rows = run_one(variant, year, args.quick)
+            rows = run_one(variant, year, args.quick, months)
             new = not args.out.exists()
             with args.out.open("a", newline="") as fh:
                 w = csv.DictWriter(fh, fieldnames=FIELDS)

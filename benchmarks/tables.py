@@ -41,12 +41,12 @@ def policies_table(frame: pd.DataFrame) -> list[str]:
 
 
 def flexibility_table(frame: pd.DataFrame) -> list[str]:
-    """Per year: mpc's profit and value capture per variant, and the value of each flexibility (mpc profit with it
-    less without it)."""
+    """Per period run (a year, or the months given): mpc's profit and value capture per variant, and the value of
+    each flexibility (mpc profit with it less without it, over the same period)."""
     out = []
-    for year, g in frame.groupby("year"):
+    for (_, start, end), g in frame.groupby(["year", "start", "end"]):
         mpc = g[g.policy == "mpc"].set_index("variant")
-        out += [f"{year}:", "",
+        out += [f"{start} .. {end}:", "",
                 "| variant | mpc profit M$ | value capture | 4CP charge M$ | AI revenue M$ | restarts |",
                 "|---|---|---|---|---|---|"]
         for v, r in mpc.iterrows():
