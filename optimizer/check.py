@@ -154,8 +154,10 @@ class CheckInputs:
 def _show(value: Any) -> str:
     """A value as a message shows it: numbers plainly (``1.5``, ``nan``, not ``np.float64(1.5)``), anything else
     as its repr (a string in quotes)."""
-    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
-        return f"{float(value):g}"
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return repr(float(value))               # the shortest text that reads back as the same number
     return repr(value)
 
 def _events(events: Any) -> tuple[tuple[pd.Timestamp, pd.Timestamp, str], ...]:

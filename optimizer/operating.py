@@ -934,7 +934,7 @@ def _unit_setpoint(c: _Context, k: int, name: str, applies: str, strike: float, 
     value = float(operate.values_usd_per_mwh(site, c.plan.inputs.hashprice_usd_per_ph_day)[k])
     unit_c4 = value - float(s.strikes.marginal[0, k])     # this interval's, or a later risky one's (ramp-ahead)
     why = _why(c, k, name, applies, strike, below, above, lo, hi, value, c4, unit_c4, committed)
-    expected = "run" if c.forecast < strike else "curtail"
+    expected = "run" if _decided(c) < strike else "curtail"
     return UnitSetpoint(name, "mining" if k < n_mining else "gpu", float(u.p[k]) + committed, bool(u.on[k]),
                         (float(lo) + committed, float(hi) + committed), strike, applies, float(s.strikes.stop[0, k]),
                         float(s.strikes.start[0, k]), float(s.strikes.marginal[0, k]), unit_c4, below.mw[name],
@@ -954,7 +954,9 @@ def _why(c: _Context, k: int, name: str, applies: str, strike: float, below: Pri
     out = [f"strike {strike:.2f} USD/MWh ({applies}): {what}, less {charge}"
            + _premium(u, k, applies, strike - float(s.strikes.marginal[0, k]))]
     out.append(f"price forecast for this hour {c.forecast:.2f} USD/MWh (intraday, made now; last real-time price "
-               f"{c.last_price:.2f} USD/MWh): expected to " + ("run" if c.forecast < strike else "curtail"))
+               f"{c.last_price:.2f} USD/MWh): expected to " + ("run" if _decided(c) < strike else "curtail")
+               + ("" if site.contract.market_exposed else " (this site's power is prepaid and cannot be sold back: its "
+                  "strikes are weighed against 0, not the market price)"))
     out.extend(_holds(u, k, lo, hi, "power" if k < n_mining else "spot load"))
     if s.ahead_mw is not None and s.ahead_mw[0, k] < s.useful_mw[0, k] - 1e-6:
         out.append(f"the plan ramps it down ahead of dearer hours: at most {s.ahead_mw[0, k]:.2f} MW even below "
@@ -973,6 +975,11 @@ def _why(c: _Context, k: int, name: str, applies: str, strike: float, below: Pri
     out.append(f"below the strike: {below.mw[name]:.2f} MW ({'on' if below.on[name] else 'off'}); at or above: "
                f"{above.mw[name]:.2f} MW ({'on' if above.on[name] else 'off'})")
     return out
+
+
+def _decided(c: _Context) -> float:
+    """The interval's forecast as the strikes weigh it (:func:`optimizer.operate.decision_price`)."""
+    return float(operate.decision_price(c.site, np.array([float(c.forecast)]))[0])
 
 
 def _premium(u: operate.Units, k: int, applies: str, premium: float) -> str:

@@ -147,7 +147,8 @@ class Controller:
         else:
             strikes = strike_table(site, plan, rt_dt_hours, fresh_forecast, rows=j + 1,
                                    lock_weight=s.lock_weight)[j: j + 1]
-        ahead = (operate.anticipation_mw(prep.flex[j:], useful, strikes.marginal, plan.inputs.price_array[j:],
+        ahead = (operate.anticipation_mw(prep.flex[j:], useful, strikes.marginal,
+                                         operate.decision_price(site, plan.inputs.price_array[j:]),
                                          ramp_limited, s.anticipation_margin_usd_per_mwh,
                                          max(1, round(1 / self.plan_dt_hours))) if s.anticipate else None)
         return Step(strikes, useful, ahead, prep.committed[j: j + 1], jobs, plan.arrays["reserve_offer"][j: j + 1],
@@ -205,7 +206,8 @@ def strike_table(site: Site, plan: Plan, rt_dt_hours: float = 0.25, forecast: np
     useful = operate.useful_mw(site, demand, cluster_jobs(site, plan.arrays["job_gpus"]))
     c4 = (np.zeros(inputs.n) if inputs.peak_probability is None
           else inputs.peak_probability * site.fourcp.usd_per_mw_peak)
-    return operate.strike_table(site, flex, on, inputs.price_array if forecast is None else forecast, c4,
+    price = operate.decision_price(site, inputs.price_array if forecast is None else forecast)
+    return operate.strike_table(site, flex, on, price, c4,
                                 operate.values_usd_per_mwh(site, inputs.hashprice_usd_per_ph_day), useful,
                                 inputs.dt_hours, rt_dt_hours, rows, lock_weight)
 

@@ -94,7 +94,7 @@ def run_scenario(scenario: dict, policies: Sequence[str] = POLICIES) -> dict:
         "metrics": {p: {m: float(summ["policies"][p][m]) for m in METRICS} for p in policies},
         "value_capture": np.nan if summ["value_capture"] is None else float(summ["value_capture"]),
         "best_policy": max((p for p in policies if p != "perfect"),      # perfect foresight is the yardstick
-                           key=lambda p: float(summ["policies"][p]["profit_usd"])),
+                           key=lambda p: float(summ["policies"][p]["profit_usd"]), default=""),
         "days": int(summ["days"]),
         "wall_seconds": time.perf_counter() - t0,
         "cpu_seconds": time.process_time() - cpu0,

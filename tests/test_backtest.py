@@ -270,3 +270,7 @@ def test_a_site_that_prepaid_its_power_never_curtails_on_price(market):
     for p in ("mpc", "schedule+strike", "strike"):
         np.testing.assert_allclose(power.sel(policy=p).to_numpy(), base, atol=1e-9, err_msg=p)
         assert profit[p]["profit_usd"] == pytest.approx(profit["always-on"]["profit_usd"], abs=0.01), p
+    # the strike rule with hysteresis has its own comparison: it weighs the same 0
+    hyst = run(site, day, day, market, Settings(forecast_method="naive", policies=("strike", "always-on"),
+                                                hysteresis_usd_per_mwh=5.0))
+    np.testing.assert_allclose(hyst.intervals["power_mw"].sel(policy="strike").to_numpy(), base, atol=1e-9)

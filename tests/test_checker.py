@@ -1465,8 +1465,9 @@ _T = _times(3)
     ({"prices_usd_per_mwh": [100.0, None, -10.0]}, "prices_usd_per_mwh",          # a missing price: NaN
      "row 1 (2022-07-20T06:00:00+00:00): nan is not a number in [-inf, inf]"),
     ({"peak_probability": 1.5}, "peak_probability", "): 1.5 is not a number in [0, 1]"),
+    ({"peak_probability": 1.0000001}, "peak_probability", "): 1.0000001 is not a number in [0, 1]"),  # all digits
     ({"reserve_prices_usd_per_mw_hour": {"ecrs": -1.0}}, "reserve_prices_usd_per_mw_hour[ecrs]",
-     "row 0 (2022-07-20T05:00:00+00:00): -1 is not a number in [0, inf]"),
+     "row 0 (2022-07-20T05:00:00+00:00): -1.0 is not a number in [0, inf]"),
     ({"demand_gpus": {"g": math.inf}}, "demand_gpus[g]", "): inf is not a number in [0, inf]"),
     ({"job_penalty": "later"}, "job_penalty", "job_penalty must be 'plan' or 'settle', got 'later'"),
     ({"da_award_mw": 1.0}, "da_award_mw", "a day-ahead award and its day-ahead prices go together"),

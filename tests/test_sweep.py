@@ -144,3 +144,9 @@ def _worker_names(address: str) -> list[str]:
 
     with Client(address, timeout=10) as c:
         return list(c.run(lambda: f"{socket.gethostname()}:{os.getpid()}").values())
+
+
+def test_a_sweep_of_perfect_foresight_alone_names_no_best_policy():
+    """Perfect foresight is the yardstick, never the best policy: alone, the best policy is empty (it crashed)."""
+    ds = sw.sweep(_scenarios()[:1], serial=True, policies=("perfect",))
+    assert [str(x) for x in ds["best_policy"].values] == [""]

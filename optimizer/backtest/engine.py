@@ -603,10 +603,11 @@ def _strike(env: _Env, d: _Day, st: PolicyState) -> _Out:
     jobs = _run_on_arrival(env, d, st)
     useful = operate.useful_mw(site, d.plan_demand, cluster_jobs(site, jobs))
     h = s.hysteresis_usd_per_mwh
+    price = operate.decision_price(site, d.rt)
 
     def policy(t: int, lo: np.ndarray, hi: np.ndarray, on: np.ndarray) -> np.ndarray:
         threshold = values + np.where(on, h, -h)
-        return np.where(d.rt[t] < threshold, np.maximum(lo, np.minimum(hi, useful[t])), lo)
+        return np.where(price[t] < threshold, np.maximum(lo, np.minimum(hi, useful[t])), lo)
 
     w.chunk(0, len(d.times), policy, np.broadcast_to(values, useful.shape), jobs_planned=jobs)
     return w.done()
