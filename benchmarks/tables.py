@@ -53,7 +53,7 @@ def flexibility_table(frame: pd.DataFrame) -> list[str]:
             out.append(f"| {v} | {r.profit_usd / 1e6:.2f} | {float(r.value_capture):.3f} | "
                        f"{r.fourcp_charge_usd / 1e6:.2f} | {r.ai_revenue_usd / 1e6:.2f} | {int(r.restarts)} |")
         pairs = (("demand profile", "all", "no-demand"), ("power capping", "all", "no-capping"),
-                 ("deferrable jobs", "jobs", "jobs-on-arrival"), ("all three with 4CP on", "all", "none"),
+                 ("deferrable jobs", "jobs", "jobs-on-arrival"), ("demand profile and capping together", "all", "none"),
                  ("both, energy only", "all-4cp-off", "none-4cp-off"))
         out += ["", "| flexibility | with | without | value M$ (mpc) |", "|---|---|---|---|"]
         for name, a, b in pairs:
