@@ -39,6 +39,7 @@ import contextlib
 import datetime as dt
 import json
 import sqlite3
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,6 +152,25 @@ def default_path(out: str | Path) -> Path:
 # connection and transactions
 
 
+def _setup(con: sqlite3.Connection, write: bool) -> None:
+    """WAL, full sync, foreign keys, then the transaction. Switching a new file to WAL takes an exclusive lock that
+    SQLite does not wait for (no busy handler), so a second writer starting at the same moment gets "database is
+    locked" at once: that step is retried until the busy timeout, as every other lock is waited for."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+    while True:
+        try:
+            if str(con.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                con.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    con.execute("PRAGMA synchronous=FULL")
+    con.execute("PRAGMA foreign_keys=ON")
+    con.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
 @contextlib.contextmanager
 def transaction(path: str | Path, *, write: bool = True) -> Iterator[sqlite3.Connection]:
     """A connection inside one transaction (``BEGIN IMMEDIATE`` to write, a deferred snapshot to read),
@@ -166,10 +186,7 @@ def transaction(path: str | Path, *, write: bool = True) -> Iterator[sqlite3.Con
         raise InputError(f"cannot open the ledger ({exc})", source=str(path)) from None
     try:
         try:
-            con.execute("PRAGMA journal_mode=WAL")
-            con.execute("PRAGMA synchronous=FULL")
-            con.execute("PRAGMA foreign_keys=ON")
-            con.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            _setup(con, write)
         except sqlite3.Error as exc:
             raise InputError(f"cannot use the ledger ({exc}); is it a curtail ledger?", source=str(path)) from None
         try:
