@@ -318,29 +318,12 @@ def read_as_price_file(path: str | Path) -> pd.DataFrame:
     ``nspin``, ``ecrs``) and ``price_usd_per_mw_hour`` (finite, within :data:`AS_PRICE_SANE_RANGE`). Returns a
     frame on a sorted UTC hour-start index, one column per service present. Errors name the file, the (1-based
     data) row, the field and the value."""
-    from optimizer.data import parse_timestamps
+    from optimizer.data import parse_timestamps, read_user_table
 
-    path = Path(path)
     src = str(path)
-    try:
-        if path.suffix.lower() == ".parquet":
-            df = pd.read_parquet(path)
-        elif path.suffix.lower() in (".csv", ".gz"):
-            df = pd.read_csv(path, dtype={"timestamp": str, "service": str}, keep_default_na=True)
-        else:
-            raise InputError(f"unsupported AS price file type {path.suffix!r} (expected .csv or .parquet)",
-                             source=src)
-    except InputError:
-        raise
-    except FileNotFoundError:
-        raise InputError("AS price file not found", source=src) from None
-    except Exception as exc:  # noqa: BLE001 - any reader failure is a bad file, reported as such
-        raise InputError(f"cannot read AS price file ({type(exc).__name__}: {exc})", source=src) from None
-    need = {"timestamp", "service", "price_usd_per_mw_hour"}
-    missing = need - set(df.columns)
-    if missing:
-        raise InputError(f"missing column(s) {', '.join(sorted(missing))}; found {', '.join(map(str, df.columns))} "
-                         "(one row per hour and service: timestamp, service, price_usd_per_mw_hour)", source=src)
+    df = read_user_table(path, "AS price", ("timestamp", "service", "price_usd_per_mw_hour"),
+                         " (one row per hour and service: timestamp, service, price_usd_per_mw_hour)",
+                         text=("timestamp", "service"))
     if not len(df):
         raise InputError("no rows", source=src)
     ts = parse_timestamps(df["timestamp"], src)

@@ -174,25 +174,8 @@ def read_price_file(path: str | Path) -> pd.Series:
 
     Errors name the file, the row (1-based data row for CSV) and the value.
     """
-    path = Path(path)
     src = str(path)
-    try:
-        if path.suffix.lower() == ".parquet":
-            df = pd.read_parquet(path)
-        elif path.suffix.lower() in (".csv", ".gz"):
-            df = pd.read_csv(path, dtype={"timestamp": str}, keep_default_na=True)
-        else:
-            raise InputError(f"unsupported price file type {path.suffix!r} (expected .csv or .parquet)", source=src)
-    except InputError:
-        raise
-    except FileNotFoundError:
-        raise InputError("price file not found", source=src) from None
-    except Exception as exc:  # noqa: BLE001 - any reader failure is a bad file, reported as such
-        raise InputError(f"cannot read price file ({type(exc).__name__}: {exc})", source=src) from None
-    missing = {"timestamp", "price_usd_per_mwh"} - set(df.columns)
-    if missing:
-        raise InputError(f"missing column(s) {', '.join(sorted(missing))}; found {', '.join(map(str, df.columns))}",
-                         source=src)
+    df = read_user_table(path, "price", ("timestamp", "price_usd_per_mwh"))
     ts = parse_timestamps(df["timestamp"], src)
     prices = pd.to_numeric(df["price_usd_per_mwh"], errors="coerce")
     bad = prices.isna() | ~np.isfinite(prices.to_numpy(dtype=float, na_value=np.nan))
@@ -305,7 +288,7 @@ def read_load_file(path: str | Path) -> pd.Series:
     :class:`~optimizer.errors.InputError` (exit 2) naming the file, the row (1-based data row) and the value.
     """
     src = str(path)
-    df = _read_user_table(path, "load", ("timestamp", "load_mw"))
+    df = read_user_table(path, "load", ("timestamp", "load_mw"))
     return _hourly_mw_series(df, src, "load_mw")
 
 
@@ -321,7 +304,7 @@ def read_load_forecast_file(path: str | Path) -> pd.Series:
     forecast of local day D is known from 06:00 local on D-1). Errors as :func:`read_load_file`.
     """
     src = str(path)
-    df = _read_user_table(path, "load forecast", ("timestamp", "load_forecast_mw"))
+    df = read_user_table(path, "load forecast", ("timestamp", "load_forecast_mw"))
     s = _hourly_mw_series(df, src, "load_forecast_mw")
     if "published" in df.columns:
         published = _parse_times(df["published"], src, "published")
@@ -345,7 +328,7 @@ def read_peaks_file(path: str | Path, timezone: str = "America/Chicago") -> pd.D
     naming the file, the row and the value.
     """
     src = str(path)
-    df = _read_user_table(path, "peaks", ("timestamp",))
+    df = read_user_table(path, "peaks", ("timestamp",))
     ts = _parse_timestamps(df["timestamp"], src)
     if len(ts) == 0:
         raise InputError("no rows: a peaks file needs at least one 4CP interval", source=src)
@@ -371,15 +354,18 @@ def read_peaks_file(path: str | Path, timezone: str = "America/Chicago") -> pd.D
     return pd.DatetimeIndex(ts.sort_values(), name="timestamp")
 
 
-def _read_user_table(path: str | Path, what: str, required: tuple[str, ...]) -> pd.DataFrame:
-    """A user's CSV or Parquet table with the ``required`` columns, with errors naming the file (as prices)."""
+def read_user_table(path: str | Path, what: str, required: tuple[str, ...], hint: str = "",
+                    text: tuple[str, ...] = ("timestamp", "published")) -> pd.DataFrame:
+    """A user's CSV or Parquet table with the ``required`` columns (the ``text`` columns read as strings from a
+    CSV), with errors naming the file: the one reader behind every user file of prices, load, demand and
+    ancillary-service prices. ``hint`` is added to the missing-columns message."""
     path = Path(path)
     src = str(path)
     try:
         if path.suffix.lower() == ".parquet":
             df = pd.read_parquet(path)
         elif path.suffix.lower() in (".csv", ".gz"):
-            df = pd.read_csv(path, dtype={c: str for c in ("timestamp", "published")}, keep_default_na=True)
+            df = pd.read_csv(path, dtype={c: str for c in text}, keep_default_na=True)
         else:
             raise InputError(f"unsupported {what} file type {path.suffix!r} (expected .csv or .parquet)", source=src)
     except InputError:
@@ -390,8 +376,8 @@ def _read_user_table(path: str | Path, what: str, required: tuple[str, ...]) -> 
         raise InputError(f"cannot read {what} file ({type(exc).__name__}: {exc})", source=src) from None
     missing = set(required) - set(df.columns)
     if missing:
-        raise InputError(f"missing column(s) {', '.join(sorted(missing))}; found {', '.join(map(str, df.columns))}",
-                         source=src)
+        raise InputError(f"missing column(s) {', '.join(sorted(missing))}; found {', '.join(map(str, df.columns))}"
+                         + hint, source=src)
     return df
 
 

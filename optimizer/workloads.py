@@ -294,26 +294,10 @@ def read_demand_file(path: str | Path) -> pd.Series:
     Returns a float Series named ``demand_fraction`` with a sorted UTC index (hourly or 15-minute, gaps allowed)
     and ``attrs["source"]``. Errors name the file, the row (1-based data row) and the value.
     """
-    path = Path(path)
+    from optimizer.data import read_user_table
+
     src = str(path)
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".parquet":
-            df = pd.read_parquet(path)
-        elif suffix in (".csv", ".gz"):
-            df = pd.read_csv(path, dtype={"timestamp": str})
-        else:
-            raise InputError(f"unsupported demand file type {path.suffix!r} (expected .csv or .parquet)", source=src)
-    except InputError:
-        raise
-    except FileNotFoundError:
-        raise InputError("demand file not found", source=src) from None
-    except Exception as exc:  # noqa: BLE001 - any reader failure is a bad file, reported as such
-        raise InputError(f"cannot read demand file ({type(exc).__name__}: {exc})", source=src) from None
-    missing = {"timestamp", "demand_fraction"} - set(df.columns)
-    if missing:
-        raise InputError(f"missing column(s) {', '.join(sorted(missing))}; found {', '.join(map(str, df.columns))}",
-                         source=src)
+    df = read_user_table(path, "demand", ("timestamp", "demand_fraction"))
     ts = _parse_timestamps(df["timestamp"], src)
     return _checked_series(pd.Series(df["demand_fraction"].to_numpy(), index=ts), src)
 
