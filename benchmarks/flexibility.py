@@ -90,10 +90,16 @@ def variant_site(name: str, start: dt.date, end: dt.date) -> tuple[Site, engine.
     return site, settings
 
 
-def run_one(variant: str, year: int, quick: bool, months: tuple[int, int] = (1, 12)) -> list[dict]:
+def period(year: int, quick: bool, months: tuple[int, int] = (1, 12)) -> tuple[dt.date, dt.date]:
+    """First and last day run: months FIRST-LAST of ``year`` (3 days of July with ``quick``)."""
     first, last = months
-    start, end = (dt.date(year, 7, 25), dt.date(year, 7, 27)) if quick else (
-        dt.date(year, first, 1), dt.date(year + (last == 12), last % 12 + 1, 1) - dt.timedelta(days=1))
+    if quick:
+        return dt.date(year, 7, 25), dt.date(year, 7, 27)
+    return dt.date(year, first, 1), dt.date(year + (last == 12), last % 12 + 1, 1) - dt.timedelta(days=1)
+
+
+def run_one(variant: str, year: int, quick: bool, months: tuple[int, int] = (1, 12)) -> list[dict]:
+    start, end = period(year, quick, months)
     site, settings = variant_site(variant, start, end)
     settings = dataclasses.replace(settings, policies=("mpc", "always-on", "perfect"))
     market = engine.Market.shipped(site.settlement_point)
@@ -137,8 +143,7 @@ def main() -> None:
             done = {(r["variant"], r["year"], r["start"], r["end"]) for r in csv.DictReader(fh)}
     for year in (int(y) for y in args.years.split(",")):
         for variant in args.variants.split(","):
-            rows_of = dt.date(year, months[0], 1).isoformat()
-            if any(d[:2] == (variant, str(year)) and d[2] == rows_of for d in done):
+            if (variant, str(year), *map(str, period(year, args.quick, months))) in done:
                 continue
             rows = run_one(variant, year, args.quick, months)
             new = not args.out.exists()

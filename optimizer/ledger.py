@@ -40,7 +40,8 @@ import datetime as dt
 import json
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
+import warnings
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from optimizer.errors import InputError, InternalError
+from optimizer.errors import CurtailError, InputError, InternalError
 from optimizer.site import Site
 
 #: Default ledger file name, created beside the schedule output.
@@ -263,6 +264,24 @@ def record_schedule(path: str | Path, ds, *, output: str | Path | None = None, e
                         [(run_id, *r) for r in plan])
         con.executemany("INSERT INTO plan_assets VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [(run_id, *r) for r in assets])
     return run_id
+
+
+def record_failure_or_warn(path: str | Path, *, kind: str, site: Site, error: CurtailError,
+                           inputs: Callable[[], Mapping[str, Mapping]], day: str | None = None,
+                           interval_start: str | None = None) -> None:
+    """Record a failed run of a command (its own error is the one the command raises). ``inputs`` is called for
+    the input files' digests; files that cannot be read leave the site's alone. A ledger that cannot take the
+    record is reported as a :class:`LedgerWarning`, never raised over the command's error."""
+    try:
+        files = inputs()
+    except OSError:
+        files = {"site": {"path": site.source, "sha256": site.sha256}}
+    try:
+        record_failure(path, kind=kind, site=site, error=error, exit_code=error.exit_code, day=day,
+                       interval_start=interval_start, inputs=files)
+    except CurtailError as again:
+        warnings.warn(f"the failed {kind} run could not be recorded in the ledger: {again}", LedgerWarning,
+                      stacklevel=3)
 
 
 def record_failure(path: str | Path, *, kind: str, site: Site, error: BaseException, exit_code: int,

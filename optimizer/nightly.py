@@ -18,7 +18,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -208,20 +207,10 @@ def _sla_before(job: NightlyJob, site, day: dt.date) -> dict[str, float]:
 
 
 def _record_failure(job: NightlyJob, ledger_path: Path, site, the_day: dt.date, exc: CurtailError) -> None:
-    """Record a failed run in the ledger; a ledger that cannot take it is reported as a warning (the run's own
-    error is the one raised)."""
     from optimizer import ledger
 
-    try:
-        inputs = _inputs(site, job)
-    except OSError:
-        inputs = {"site": {"path": site.source, "sha256": site.sha256}}
-    try:
-        ledger.record_failure(ledger_path, kind="schedule", site=site, error=exc, exit_code=exc.exit_code,
-                              day=the_day.isoformat(), inputs=inputs)
-    except CurtailError as again:
-        warnings.warn(f"the failed run could not be recorded in the ledger: {again}", ledger.LedgerWarning,
-                      stacklevel=2)
+    ledger.record_failure_or_warn(ledger_path, kind="schedule", site=site, error=exc,
+                                  inputs=lambda: _inputs(site, job), day=the_day.isoformat())
 
 
 def _write_scenarios(ds: xr.Dataset, out: Path) -> None:

@@ -1055,19 +1055,10 @@ def run_operate(job: OperateJob, clock: dt.datetime | None = None) -> tuple[Setp
 
 
 def _record_failure(job: OperateJob, ledger_path: str | Path, site: Site, exc: CurtailError) -> None:
-    """A failed call in the ledger; a ledger that cannot take it is a warning (the call's own error is raised)."""
     from optimizer import ledger
 
-    try:
-        inputs = _inputs(site, job)
-    except OSError:
-        inputs = {"site": {"path": site.source, "sha256": site.sha256}}
-    try:
-        ledger.record_failure(ledger_path, kind="operate", site=site, error=exc, exit_code=exc.exit_code,
-                              interval_start=job.now, inputs=inputs)
-    except CurtailError as again:
-        warnings.warn(f"the failed call could not be recorded in the ledger: {again}", ledger.LedgerWarning,
-                      stacklevel=3)
+    ledger.record_failure_or_warn(ledger_path, kind="operate", site=site, error=exc,
+                                  inputs=lambda: _inputs(site, job), interval_start=job.now)
 
 
 def _run(job: OperateJob, site: Site, clock: dt.datetime | None) -> tuple[Setpoints, OperateState, dict]:

@@ -349,3 +349,24 @@ def test_two_concurrent_writers_do_not_corrupt_it(tmp_path, day_plan):
     assert _complete(db) == (24, 0)
     assert [r[0] for r in _rows(db, "SELECT run_id FROM runs ORDER BY run_id")] == list(range(1, 25))
     assert _rows(db, "PRAGMA journal_mode")[0][0] == "wal"
+
+
+def test_a_failure_the_ledger_cannot_take_is_a_warning_and_unreadable_inputs_keep_the_site(tmp_path):
+    """record_failure_or_warn never raises over the command's own error: a ledger in a missing folder gives a
+    LedgerWarning; input files that cannot be read are recorded as the site file alone."""
+    import optimizer
+    from optimizer.errors import InputError
+
+    site = optimizer.load_site(optimizer.default_site_path())
+    error = InputError("prices end before the day", field="prices")
+
+    def unreadable() -> dict:
+        raise OSError("gone")
+
+    with pytest.warns(ledger.LedgerWarning, match="the failed schedule run could not be recorded"):
+        ledger.record_failure_or_warn(tmp_path / "missing" / "l.sqlite", kind="schedule", site=site, error=error,
+                                      inputs=unreadable, day="2023-08-17")
+    db = tmp_path / "l.sqlite"
+    ledger.record_failure_or_warn(db, kind="schedule", site=site, error=error, inputs=unreadable, day="2023-08-17")
+    assert _rows(db, "SELECT status, exit_code FROM runs") == [("failed", error.exit_code)]
+    assert [r[0] for r in _rows(db, "SELECT name FROM inputs")] == ["site"]
