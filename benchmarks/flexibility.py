@@ -133,6 +133,8 @@ def main() -> None:
     months = (int(first), int(last or first))
     if not 1 <= months[0] <= months[1] <= 12:
         ap.error(f"--months must be FIRST-LAST within 1-12, got {args.months}")
+    if args.quick and months != (1, 12):
+        ap.error("--quick runs 3 fixed days of July; it cannot be combined with --months")
     unknown = set(args.variants.split(",")) - set(VARIANTS)
     if unknown:
         ap.error(f"unknown variant(s) {sorted(unknown)}; known: {', '.join(VARIANTS)}")
