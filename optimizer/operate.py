@@ -59,7 +59,8 @@ class Units:
         self.dt = dt_hours
         self.cap = np.array([p[1] for p in parts], dtype=float)
         self.switched = np.array([is_switched(c, dt_hours) or hold_hours > dt_hours for _, _, c in parts])
-        self.floor = np.where(self.switched, [on_floor_mw(cap, c) for _, cap, c in parts], 0.0)
+        self.on_floor = np.array([on_floor_mw(cap, c) for _, cap, c in parts], dtype=float)
+        self.floor = np.where(self.switched, self.on_floor, 0.0)
         self.ramp = np.minimum([c.ramp_mw_per_hour * dt_hours for _, _, c in parts], self.cap)
         self.jump = np.maximum(self.ramp, self.floor)
         self.min_on = np.maximum([c.min_on_hours for _, _, c in parts], hold_hours).astype(float)
@@ -86,8 +87,12 @@ class Units:
         on_lo = np.where(can_stop, 0.0, np.maximum(self.floor, self.p - self.ramp))
         can_start = self.hours >= self.min_off - _EPS
         off_hi = np.where(can_start, np.minimum(self.cap, self.jump), 0.0)
+        # a unit without on/off states (its minimum times fit in one interval) still honours a hold it starts in,
+        # as the model's first interval does (commitment.param_values): off too briefly -> 0 MW, on -> its floor
+        cont_lo = np.where(self.on & (self.hours < self.min_on - _EPS), np.maximum(cont_lo, self.on_floor), cont_lo)
+        cont_hi = np.where(~self.on & (self.hours < self.min_off - _EPS), 0.0, up)
         lo = np.where(self.switched, np.where(self.on, on_lo, 0.0), cont_lo)
-        hi = np.where(self.switched, np.where(self.on, up, off_hi), up)
+        hi = np.where(self.switched, np.where(self.on, up, off_hi), cont_hi)
         return lo, hi
 
     def trip(self, mask: np.ndarray) -> None:
