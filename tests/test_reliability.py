@@ -299,3 +299,20 @@ def test_fuzzed_price_files_never_crash(tmp_path_factory, blob, suffix):
     r = _cli("--day", DAY, "--prices", str(p))
     assert r.exit_code == 2, r.output
     assert str(p) in r.output and "Traceback" not in r.output
+
+
+def test_the_fallback_holds_a_continuous_fleet_in_the_minimum_off_time_it_starts_in():
+    """Hypothesis's counterexample, by hand: one 1 MW fleet without on/off states (its 1 h minimum off time fits in
+    one hourly interval), off for 0 h, free power: the strike rule wants it on, but it stays off in the first hour
+    and runs from the second (as the model's first interval holds it)."""
+    from optimizer.inputs import Inputs
+
+    site = optimizer.site.site_from_dict({
+        "name": "t", "timezone": "America/Chicago", "settlement_point": "HB_WEST", "grid": {"import_limit_mw": 1.0},
+        "contract": {"block_mw": 0.0, "price_usd_per_mwh": 30.0},
+        "mining": [{"name": "f1", "capacity_mw": 1.0, "efficiency_j_per_th": 12.0, "ramp_mw_per_hour": 1.0,
+                    "min_off_hours": 1, "cooling_overhead_fraction": 0.0, "pool_fee_fraction": 0.0}]})
+    prices = pd.Series(0.0, index=pd.date_range("2022-07-20T05:00Z", periods=4, freq="h"))
+    inputs = Inputs(prices, 75.0, {"f1": optimizer.UnitState(on=False, power_mw=0.0, hours_in_state=0)})
+    frame = optimizer.to_frame(strike_schedule(site, inputs))
+    assert frame["mining_mw"].tolist() == [0.0, 1.0, 1.0, 1.0]
